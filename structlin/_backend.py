@@ -1,0 +1,176 @@
+"""Array backends: which library an input belongs to, dtype promotion, batch reshaping.
+
+Every public function goes through the same three steps before it reaches a kernel:
+
+1. :func:`array_namespace` looks at the array arguments, decides between NumPy (kernels in
+   ``structlin._cpu``, Numba) and CuPy (kernels in ``structlin.gpu``, CUDA), and refuses a call
+   that mixes the two, naming both arguments.
+2. :func:`result_dtype` applies NumPy's promotion rules to the inputs, with integers and bool
+   promoted to float64 and float16 to float32 (the kernels exist for float32, float64,
+   complex64 and complex128 only).
+3. :func:`flatten_batch` views the leading batch dimensions as one, so that kernels only see
+   2-D C-contiguous arrays; :func:`restore_batch` undoes it on the result.
+
+Inputs are never written to: :func:`as_kernel_array` copies whenever the dtype or the memory
+layout has to change, and otherwise returns a read-only use of the caller's array.
+"""
+
+from __future__ import annotations
+
+import sys
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "KERNEL_DTYPES",
+    "array_namespace",
+    "as_kernel_array",
+    "flatten_batch",
+    "is_cupy_array",
+    "real_dtype",
+    "restore_batch",
+    "result_dtype",
+]
+
+#: dtypes the kernels are compiled for
+KERNEL_DTYPES = (
+    np.dtype(np.float32),
+    np.dtype(np.float64),
+    np.dtype(np.complex64),
+    np.dtype(np.complex128),
+)
+
+
+def is_cupy_array(a: Any) -> bool:
+    """Return True if ``a`` is a ``cupy.ndarray`` (without importing CuPy)."""
+    cp = sys.modules.get("cupy")
+    return cp is not None and isinstance(a, cp.ndarray)
+
+
+def _kind(a: Any) -> str:
+    t = type(a)
+    mod = t.__module__.split(".")[0]
+    return t.__qualname__ if mod == "builtins" else f"{mod}.{t.__qualname__}"
+
+
+def array_namespace(**arrays: Any) -> ModuleType:
+    """Return ``numpy`` or ``cupy`` for the named array arguments.
+
+    Parameters
+    ----------
+    **arrays
+        The array arguments of a public function, by their parameter names. ``None`` values
+        are ignored; Python scalars, lists and NumPy arrays count as NumPy.
+
+    Returns
+    -------
+    module
+        ``numpy`` when no argument is a CuPy array, ``cupy`` when all array arguments are.
+
+    Raises
+    ------
+    TypeError
+        If CuPy arrays are mixed with NumPy arrays (or lists); the message names one argument
+        of each kind.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> array_namespace(x=np.ones(3), twiddle=np.ones((1, 1, 2, 2))).__name__
+    'numpy'
+    """
+    on_gpu = []
+    on_cpu = []
+    for name, a in arrays.items():
+        if a is None:
+            continue
+        (on_gpu if is_cupy_array(a) else on_cpu).append(name)
+    if on_gpu and on_cpu:
+        g, c = on_gpu[0], on_cpu[0]
+        raise TypeError(
+            f"{g} is a cupy.ndarray but {c} is a {_kind(arrays[c])}: all array arguments must "
+            f"live on the same device; move {c} with cupy.asarray({c}) or {g} with "
+            f"cupy.asnumpy({g})"
+        )
+    if on_gpu:
+        return sys.modules["cupy"]
+    return np
+
+
+def _dtype_of(name: str, a: Any) -> np.dtype:
+    dt = getattr(a, "dtype", None)
+    if dt is None:
+        dt = np.asarray(a).dtype
+    dt = np.dtype(dt)
+    if dt.kind not in "biufc":
+        raise TypeError(
+            f"{name} must have a numeric dtype (bool, integer, floating or complex), "
+            f"got dtype {dt}"
+        )
+    return dt
+
+
+def result_dtype(**arrays: Any) -> np.dtype:
+    """Return the dtype a structlin function computes in for these inputs.
+
+    NumPy's ``result_type`` of the inputs, then integers and bool become float64 (as
+    ``numpy.fft`` and ``scipy.linalg`` do) and float16 becomes float32.
+
+    Raises
+    ------
+    TypeError
+        If an argument's dtype is not numeric (object, string, datetime, ...), naming it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> result_dtype(x=np.ones(2, np.float32), twiddle=np.ones(2, np.complex64))
+    dtype('complex64')
+    >>> result_dtype(x=np.arange(3))
+    dtype('float64')
+    """
+    dts = [_dtype_of(name, a) for name, a in arrays.items() if a is not None]
+    dt = np.result_type(*dts)
+    if dt.kind in "biu":
+        return np.dtype(np.float64)
+    if dt == np.float16:
+        return np.dtype(np.float32)
+    if dt.kind == "f" and dt.itemsize > 8:
+        raise TypeError(f"extended precision ({dt}) is not supported; use float64")
+    if dt.kind == "c" and dt.itemsize > 16:
+        raise TypeError(f"extended precision ({dt}) is not supported; use complex128")
+    return dt
+
+
+def real_dtype(dtype: np.dtype) -> np.dtype:
+    """Return the real dtype of the same precision (float32 for complex64, ...)."""
+    return np.dtype(dtype).type(0).real.dtype
+
+
+def as_kernel_array(xp: ModuleType, a: Any, dtype: np.dtype) -> Any:
+    """Return ``a`` as a C-contiguous array of ``dtype`` in namespace ``xp``.
+
+    A copy is made only when the dtype or layout has to change; callers must treat the result
+    as read-only unless they know a copy was made (compare with ``is``).
+    """
+    return xp.ascontiguousarray(xp.asarray(a), dtype=dtype)
+
+
+def flatten_batch(a: Any, core_ndim: int = 1) -> tuple[Any, tuple[int, ...]]:
+    """View ``a`` of shape ``(*batch, *core)`` as ``(prod(batch), *core)``.
+
+    Returns the reshaped array (a view when ``a`` is contiguous) and ``batch``.
+    """
+    batch = tuple(a.shape[: a.ndim - core_ndim])
+    core = tuple(a.shape[a.ndim - core_ndim :])
+    nb = 1
+    for d in batch:
+        nb *= d
+    return a.reshape((nb, *core)), batch
+
+
+def restore_batch(a: Any, batch: tuple[int, ...]) -> Any:
+    """Inverse of :func:`flatten_batch`: reshape ``(prod(batch), *core)`` to ``(*batch, *core)``."""
+    return a.reshape(batch + tuple(a.shape[1:]))
