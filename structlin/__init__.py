@@ -7,7 +7,7 @@ from structlin.butterfly import (
     butterfly_to_dense,
     random_butterfly,
 )
-from structlin.hadamard import fwht
+from structlin.hadamard import fwht, fwht_vjp
 
 __version__ = "0.1.0"
 
@@ -17,5 +17,6 @@ __all__ = [
     "butterfly_multiply_vjp",
     "butterfly_to_dense",
     "fwht",
+    "fwht_vjp",
     "random_butterfly",
 ]

@@ -17,6 +17,7 @@ layout has to change, and otherwise returns a read-only use of the caller's arra
 
 from __future__ import annotations
 
+import importlib
 import sys
 from types import ModuleType
 from typing import Any
@@ -29,6 +30,7 @@ __all__ = [
     "as_kernel_array",
     "flatten_batch",
     "is_cupy_array",
+    "kernels",
     "real_dtype",
     "restore_batch",
     "result_dtype",
@@ -174,3 +176,14 @@ def flatten_batch(a: Any, core_ndim: int = 1) -> tuple[Any, tuple[int, ...]]:
 def restore_batch(a: Any, batch: tuple[int, ...]) -> Any:
     """Inverse of :func:`flatten_batch`: reshape ``(prod(batch), *core)`` to ``(*batch, *core)``."""
     return a.reshape(batch + tuple(a.shape[1:]))
+
+
+def kernels(xp: ModuleType, family: str) -> ModuleType:
+    """Return the kernel module of ``family`` for namespace ``xp``.
+
+    ``structlin._cpu.<family>`` (Numba) for NumPy, ``structlin.gpu.<family>`` (CUDA through
+    CuPy) for CuPy. Both expose the same functions on 2-D C-contiguous arrays of one of
+    :data:`KERNEL_DTYPES`; the public functions do all checking, promotion and reshaping.
+    """
+    pkg = "structlin._cpu" if xp is np else "structlin.gpu"
+    return importlib.import_module(f"{pkg}.{family}")

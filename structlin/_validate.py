@@ -32,7 +32,9 @@ def check_power_of_two(n: int, name: str, what: str = "size") -> int:
     """Return ``log2(n)``; raise ValueError naming ``name`` if ``n`` is not a power of two."""
     L = log2_exact(n)
     if L is None:
-        raise ValueError(f"{name} must have a {what} that is a power of two (1, 2, 4, ...), got {n}")
+        raise ValueError(
+            f"{name} must have a {what} that is a power of two (1, 2, 4, ...), got {n}"
+        )
     return L
 
 
@@ -46,7 +48,7 @@ def check_min_ndim(a: Any, ndim: int, name: str, shape_doc: str) -> None:
 
 
 def check_shape(a: Any, expected: tuple[int, ...], name: str, why: str = "") -> None:
-    """Raise ValueError if ``a.shape != expected``; ``why`` says where the expectation comes from."""
+    """Raise ValueError if ``a.shape != expected``; ``why`` says where it comes from."""
     if tuple(a.shape) != tuple(expected):
         reason = f" ({why})" if why else ""
         raise ValueError(

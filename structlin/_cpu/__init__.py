@@ -1,0 +1,1 @@
+"""Numba (CPU) kernels, one module per family; called through structlin._backend.kernels."""

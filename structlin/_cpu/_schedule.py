@@ -1,0 +1,53 @@
+"""Cache-blocked pass schedules shared by the butterfly-shaped CPU kernels.
+
+A butterfly of size ``n = 2**L`` has ``L`` factors; factor ``k`` pairs elements ``2**k``
+apart. Applying the factors one at a time would stream the whole vector through memory ``L``
+times. Instead the factors are split into *passes* ``[k0, k1)``: a pass gathers tiles that
+factors ``k0 .. k1-1`` never mix with anything outside, applies all of them while the tile sits
+in cache, and writes the tile back. A tile is, for a fixed high part ``h`` and ``W``
+consecutive low offsets ``c0 .. c0+W-1``, the elements::
+
+    h * 2**k1 + t * 2**k0 + c,   t in [0, 2**(k1-k0)),  c in [c0, c0 + W)
+
+For the first pass (``k0 == 0``) that is a contiguous segment of length ``2**k1``; later passes
+take ``W`` consecutive columns so that every gathered run fills whole cache lines. While a row
+fits the budget, the schedule has a single pass: one read and one write of ``x`` per call.
+"""
+
+from __future__ import annotations
+
+import numba
+
+#: bytes of one tile (per thread) that should stay in the core's L2 cache
+TILE_BYTES = 256 * 1024
+#: bytes of consecutive elements gathered per tile row in the later passes (two cache lines)
+RUN_BYTES = 128
+
+
+def plan_passes(
+    L: int, itemsize: int, stash: bool = False, first_width: int = 1
+) -> list[tuple[int, int, int]]:
+    """Return the passes ``(k0, k1, W)`` covering factors ``0 .. L-1`` in increasing order.
+
+    ``first_width`` is the number of rows the first pass keeps side by side in a tile (1 when
+    it works on one contiguous row segment). ``stash=True`` plans for a VJP, whose tiles keep
+    every intermediate level (``k1 - k0 + 1`` copies of the tile), so it uses smaller passes.
+    """
+    passes = []
+    k0 = 0
+    while k0 < L:
+        w = first_width if k0 == 0 else min(1 << k0, max(1, RUN_BYTES // itemsize))
+        nl = 1
+        while k0 + nl < L:
+            copies = (nl + 2) if stash else 1
+            if (1 << (nl + 1)) * w * itemsize * copies > TILE_BYTES:
+                break
+            nl += 1
+        passes.append((k0, k0 + nl, w))
+        k0 += nl
+    return passes
+
+
+def n_chunks(n_tiles: int) -> int:
+    """Number of parallel chunks for ``n_tiles`` tiles: a few per thread, at most one per tile."""
+    return max(1, min(n_tiles, 8 * numba.get_num_threads()))

@@ -1,0 +1,297 @@
+"""Numba kernels for the butterfly multiply and its VJP.
+
+Contract (shared with ``structlin.gpu.butterfly``): ``tw`` is C-contiguous
+``(L, n//2, 2, 2)`` with the dtype of ``x``; ``x`` is C-contiguous ``(batch, n)``.
+``apply`` returns ``F_{L-1} ... F_0 x`` (``increasing``) or ``F_0 ... F_{L-1} x``;
+``apply_vjp`` returns ``(gtw, gx)`` with ``gx = M^H g`` and
+``gtw[k, j, r, c] = sum_batch h_r * conj(u_c)`` (``u``: the pair entering factor ``k``,
+``h``: the gradient leaving it).
+
+The twiddle is split into four planar ``(L, n//2)`` arrays so that consecutive pairs read
+consecutive twiddles: the innermost loops then vectorize (AVX2/AVX-512) for every factor whose
+stride is at least a SIMD width. Work is scheduled in cache-sized passes
+(:mod:`structlin._cpu._schedule`), parallel over chunks of (row, tile).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from structlin._cpu._schedule import n_chunks, plan_passes
+
+__all__ = ["apply", "apply_vjp"]
+
+
+@njit(cache=True, inline="always")
+def _gather(buf, xr, base, S, c0, m, W):
+    for t in range(m):
+        off = base + t * S + c0
+        for w in range(W):
+            buf[t * W + w] = xr[off + w]
+
+
+@njit(cache=True, inline="always")
+def _scatter(buf, yr, base, S, c0, m, W):
+    for t in range(m):
+        off = base + t * S + c0
+        for w in range(W):
+            yr[off + w] = buf[t * W + w]
+
+
+@njit(cache=True, inline="always")
+def _pair(b0, b1, w00, w01, w10, w11):
+    # b0 and b1 are separate views with a runtime length: LLVM's loop vectorizer can then
+    # prove (with a runtime check) that they do not overlap and emits full-width SIMD
+    for r in range(b0.shape[0]):
+        u0 = b0[r]
+        u1 = b1[r]
+        b0[r] = w00 * u0 + w01 * u1
+        b1[r] = w10 * u0 + w11 * u1
+
+
+@njit(cache=True, inline="always", fastmath={"contract"})
+def _level(buf, r00, r01, r10, r11, h, k0, k1, l, W, S, c0):
+    """Apply factor ``k0 + l`` to a gathered tile ``buf`` of shape ``(m * W,)``."""
+    m = 1 << (k1 - k0)
+    k = k0 + l
+    sl = 1 << l
+    for a in range(m >> (l + 1)):
+        jb = (((h << (k1 - k - 1)) + a) << k) + c0
+        ib = a * 2 * sl * W
+        if W == 1:
+            # pairs and twiddles both run contiguously over cp
+            b0 = buf[ib : ib + sl]
+            b1 = buf[ib + sl : ib + 2 * sl]
+            for cp in range(sl):
+                j = jb + cp
+                u0 = b0[cp]
+                u1 = b1[cp]
+                b0[cp] = r00[j] * u0 + r01[j] * u1
+                b1[cp] = r10[j] * u0 + r11[j] * u1
+        else:
+            for cp in range(sl):
+                jr = jb + cp * S
+                p0 = ib + cp * W
+                p1 = p0 + sl * W
+                b0 = buf[p0 : p0 + W]
+                b1 = buf[p1 : p1 + W]
+                for w in range(W):
+                    j = jr + w
+                    u0 = b0[w]
+                    u1 = b1[w]
+                    b0[w] = r00[j] * u0 + r01[j] * u1
+                    b1[w] = r10[j] * u0 + r11[j] * u1
+
+
+@njit(cache=True, parallel=True, fastmath={"contract"})
+def _pass(xin, xout, t00, t01, t10, t11, k0, k1, W, increasing, nchunk):
+    b, n = xin.shape
+    m = 1 << (k1 - k0)
+    S = 1 << k0
+    nh = n >> k1
+    nc = S // W
+    per_row = nh * nc
+    n_tiles = b * per_row
+    nl = k1 - k0
+    for ci in prange(nchunk):
+        buf = np.empty(m * W, dtype=xin.dtype)
+        lo = ci * n_tiles // nchunk
+        hi = (ci + 1) * n_tiles // nchunk
+        for tile in range(lo, hi):
+            row = tile // per_row
+            rem = tile - row * per_row
+            h = rem // nc
+            c0 = (rem - h * nc) * W
+            base = h << k1
+            _gather(buf, xin[row], base, S, c0, m, W)
+            for li in range(nl):
+                l = li if increasing else nl - 1 - li
+                k = k0 + l
+                _level(buf, t00[k], t01[k], t10[k], t11[k], h, k0, k1, l, W, S, c0)
+            _scatter(buf, xout[row], base, S, c0, m, W)
+
+
+#: rows transposed into one tile by the first pass: one AVX-512 vector of float32
+ROWS = 16
+
+
+@njit(cache=True, parallel=True, fastmath={"contract"})
+def _pass_rows(xin, xout, t00, t01, t10, t11, k1, increasing, nchunk, R):
+    """First pass (factors ``0 .. k1-1``) over tiles of ``R`` rows stored transposed.
+
+    With the batch index innermost, every factor, whatever its stride, is the same loop: each
+    twiddle block is loaded once and broadcast over ``R`` rows, which the compiler turns into
+    full-width SIMD. A last partial tile computes on zero rows that are never written back.
+    """
+    b, n = xin.shape
+    m = 1 << k1
+    nh = n >> k1
+    n_rt = (b + R - 1) // R
+    n_tiles = n_rt * nh
+    for ci in prange(nchunk):
+        buf = np.zeros((m, R), dtype=xin.dtype)
+        lo = ci * n_tiles // nchunk
+        hi = (ci + 1) * n_tiles // nchunk
+        for tile in range(lo, hi):
+            rt = tile // nh
+            h = tile - rt * nh
+            r0 = rt * R
+            nr = min(R, b - r0)
+            base = h << k1
+            for r in range(nr):
+                xr = xin[r0 + r]
+                for t in range(m):
+                    buf[t, r] = xr[base + t]
+            for li in range(k1):
+                k = li if increasing else k1 - 1 - li
+                sl = 1 << k
+                r00 = t00[k]
+                r01 = t01[k]
+                r10 = t10[k]
+                r11 = t11[k]
+                for a in range(m >> (k + 1)):
+                    jb = ((h << (k1 - k - 1)) + a) << k
+                    ib = a * 2 * sl
+                    for cp in range(sl):
+                        j = jb + cp
+                        _pair(buf[ib + cp], buf[ib + cp + sl], r00[j], r01[j], r10[j], r11[j])
+            for r in range(nr):
+                yr = xout[r0 + r]
+                for t in range(m):
+                    yr[base + t] = buf[t, r]
+
+
+@njit(cache=True, parallel=True, fastmath={"contract"})
+def _pass_vjp(xin, gout, gin, t00, t01, t10, t11, gacc, k0, k1, W, increasing):
+    """Backward through one pass: ``gin = P^H gout``; block gradients added into ``gacc``.
+
+    ``gacc`` has shape ``(nchunk, 4, L, n//2)``: one accumulator per parallel chunk, so no two
+    threads write the same entry; the caller sums over chunks.
+    """
+    b, n = xin.shape
+    m = 1 << (k1 - k0)
+    S = 1 << k0
+    nh = n >> k1
+    nc = S // W
+    per_row = nh * nc
+    n_tiles = b * per_row
+    nchunk = gacc.shape[0]
+    nl = k1 - k0
+    mw = m * W
+    for ci in prange(nchunk):
+        stash = np.empty((nl + 1, mw), dtype=xin.dtype)
+        gb = np.empty(mw, dtype=xin.dtype)
+        g00 = gacc[ci, 0]
+        g01 = gacc[ci, 1]
+        g10 = gacc[ci, 2]
+        g11 = gacc[ci, 3]
+        lo = ci * n_tiles // nchunk
+        hi = (ci + 1) * n_tiles // nchunk
+        for tile in range(lo, hi):
+            row = tile // per_row
+            rem = tile - row * per_row
+            h = rem // nc
+            c0 = (rem - h * nc) * W
+            base = h << k1
+            _gather(stash[0], xin[row], base, S, c0, m, W)
+            for li in range(nl):
+                l = li if increasing else nl - 1 - li
+                k = k0 + l
+                stash[li + 1, :] = stash[li, :]
+                _level(stash[li + 1], t00[k], t01[k], t10[k], t11[k], h, k0, k1, l, W, S, c0)
+            _gather(gb, gout[row], base, S, c0, m, W)
+            for li in range(nl - 1, -1, -1):
+                l = li if increasing else nl - 1 - li
+                k = k0 + l
+                u = stash[li]
+                r00 = t00[k]
+                r01 = t01[k]
+                r10 = t10[k]
+                r11 = t11[k]
+                a00 = g00[k]
+                a01 = g01[k]
+                a10 = g10[k]
+                a11 = g11[k]
+                sl = 1 << l
+                for a in range(m >> (l + 1)):
+                    jb = (((h << (k1 - k - 1)) + a) << k) + c0
+                    ib = a * 2 * sl * W
+                    for cp in range(sl):
+                        jr = jb + cp * S
+                        p0 = ib + cp * W
+                        p1 = p0 + sl * W
+                        for w in range(W):
+                            j = jr + w
+                            u0c = np.conj(u[p0 + w])
+                            u1c = np.conj(u[p1 + w])
+                            h0 = gb[p0 + w]
+                            h1 = gb[p1 + w]
+                            a00[j] += h0 * u0c
+                            a01[j] += h0 * u1c
+                            a10[j] += h1 * u0c
+                            a11[j] += h1 * u1c
+                            gb[p0 + w] = np.conj(r00[j]) * h0 + np.conj(r10[j]) * h1
+                            gb[p1 + w] = np.conj(r01[j]) * h0 + np.conj(r11[j]) * h1
+            _scatter(gb, gin[row], base, S, c0, m, W)
+
+
+def _planar(tw):
+    """Split ``(L, n//2, 2, 2)`` into contiguous ``t00, t01, t10, t11`` of shape ``(L, n//2)``."""
+    p = np.ascontiguousarray(np.moveaxis(tw, (2, 3), (0, 1)))
+    return p[0, 0], p[0, 1], p[1, 0], p[1, 1]
+
+
+def _n_tiles(b, n, k0, k1, W):
+    return b * (n >> k1) * ((1 << k0) // W)
+
+
+def _ordered(passes, increasing):
+    return passes if increasing else passes[::-1]
+
+
+def apply(tw: np.ndarray, x: np.ndarray, increasing: bool) -> np.ndarray:
+    """Return ``M x`` row by row (see the module docstring for the contract)."""
+    b, n = x.shape
+    L = tw.shape[0]
+    if b == 0 or L == 0:
+        return x.copy()
+    t = _planar(tw)
+    src = x
+    out = np.empty_like(x)
+    rows = b >= ROWS // 2
+    for k0, k1, W in _ordered(plan_passes(L, x.itemsize, first_width=ROWS if rows else 1),
+                              increasing):
+        if k0 == 0 and rows:
+            n_tiles = (b + ROWS - 1) // ROWS * (n >> k1)
+            _pass_rows(src, out, *t, k1, increasing, n_chunks(n_tiles), ROWS)
+        else:
+            _pass(src, out, *t, k0, k1, W, increasing, n_chunks(_n_tiles(b, n, k0, k1, W)))
+        src = out
+    return out
+
+
+def apply_vjp(tw: np.ndarray, x: np.ndarray, g: np.ndarray, increasing: bool):
+    """Return ``(gtw, gx)`` for ``y = M x`` and the output gradient ``g``."""
+    b, n = x.shape
+    L = tw.shape[0]
+    if b == 0 or L == 0:
+        return np.zeros_like(tw), g.copy()
+    t = _planar(tw)
+    passes = _ordered(plan_passes(L, x.itemsize, stash=True), increasing)
+    inputs = [x]
+    for k0, k1, W in passes[:-1]:
+        y = np.empty_like(x)
+        _pass(inputs[-1], y, *t, k0, k1, W, increasing, n_chunks(_n_tiles(b, n, k0, k1, W)))
+        inputs.append(y)
+    most_tiles = max(_n_tiles(b, n, *p) for p in passes)
+    gacc = np.zeros((n_chunks(most_tiles), 4, L, n // 2), dtype=x.dtype)
+    # tiles of a pass read and write the same elements, so later passes work in place
+    gx = np.empty_like(g)
+    gcur = g
+    for (k0, k1, W), xin in zip(passes[::-1], inputs[::-1], strict=True):
+        _pass_vjp(xin, gcur, gx, *t, gacc, k0, k1, W, increasing)
+        gcur = gx
+    gsum = gacc.sum(axis=0)
+    gtw = np.ascontiguousarray(np.moveaxis(gsum.reshape(2, 2, L, n // 2), (0, 1), (2, 3)))
+    return gtw, gx

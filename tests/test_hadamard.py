@@ -1,0 +1,111 @@
+"""Fast Walsh–Hadamard transform against scipy.linalg.hadamard."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from scipy.linalg import hadamard
+
+import structlin as sl
+from tests import conformance as cf
+from tests.strategies import batch_shapes, dtypes, log2_sizes, random_array, seeds, tolerance
+
+
+def spec(normalize):
+    scale = 1.0
+    return cf.OperatorSpec(
+        fast=lambda p, x: sl.fwht(x, normalize=normalize),
+        dense=lambda p: hadamard(p["n"]) * (1 / np.sqrt(p["n"]) if normalize else scale),
+        vjp=lambda p, x, g: {"x": sl.fwht_vjp(x, g, normalize=normalize)},
+        adjoint=lambda p, y: sl.fwht(y, normalize=normalize),
+    )
+
+
+def fwht_reference(x):
+    """H_n = H_2 ⊗ ... ⊗ H_2: sums and differences along each of the log2(n) binary axes."""
+    n = x.shape[-1]
+    L = n.bit_length() - 1
+    v = x.reshape(x.shape[:-1] + (2,) * L)
+    for ax in range(x.ndim - 1, x.ndim - 1 + L):
+        a = np.take(v, 0, axis=ax)
+        b = np.take(v, 1, axis=ax)
+        v = np.stack([a + b, a - b], axis=ax)
+    return v.reshape(x.shape)
+
+
+@given(L=log2_sizes(10), batch=batch_shapes(), dt=dtypes(), seed=seeds(), norm=st.booleans())
+def test_fwht_matches_scipy_hadamard(L, batch, dt, seed, norm):
+    rng = np.random.default_rng(seed)
+    n = 1 << L
+    x = random_array(rng, (*batch, n), dt)
+    s = spec(norm)
+    cf.check_matches_dense(s, {"n": n}, x)
+    cf.check_inputs_not_modified(s, {}, x)
+    assert sl.fwht(x).dtype == dt
+
+
+@given(L=log2_sizes(8), dt=dtypes(), seed=seeds(), norm=st.booleans())
+def test_fwht_dot_test(L, dt, seed, norm):
+    rng = np.random.default_rng(seed)
+    n = 1 << L
+    cf.check_dot_test(spec(norm), {}, random_array(rng, (2, n), dt), random_array(rng, (2, n), dt))
+
+
+@pytest.mark.parametrize("xdt,gdt", [(np.float64, np.float64), (np.complex128, np.complex128),
+                                     (np.float64, np.complex128)])
+def test_fwht_vjp_matches_finite_differences(xdt, gdt):
+    rng = np.random.default_rng(0)
+    x = random_array(rng, (3, 32), xdt)
+    cf.check_vjp(spec(True), {}, x, random_array(rng, (3, 32), gdt), rng=rng)
+
+
+@pytest.mark.parametrize("n,batch,dt", [(1 << 17, 3, np.float32), (1 << 16, 2, np.complex128),
+                                        (1 << 20, 1, np.float64)])
+def test_fwht_multipass_matches_reference(n, batch, dt):
+    rng = np.random.default_rng(n)
+    x = random_array(rng, (batch, n), dt)
+    ref = fwht_reference(x.astype(np.complex128))
+    assert cf._rel_err(sl.fwht(x), ref) <= tolerance(dt, n) * np.sqrt(np.log2(n))
+
+
+def test_fwht_size_2_pow_24_entries_and_involution():
+    n = 1 << 24
+    rng = np.random.default_rng(24)
+    x = rng.standard_normal(n).astype(np.float32)
+    y = sl.fwht(x)
+    # a few entries from the definition H[i, j] = (-1)^popcount(i & j)
+    j = np.arange(n, dtype=np.uint32)
+    for i in (0, 1, 12345, n - 1):
+        bits = np.bitwise_and(j, np.uint32(i))
+        parity = np.zeros(n, dtype=np.uint8)
+        for b in range(24):
+            parity ^= ((bits >> b) & 1).astype(np.uint8)
+        expected = np.sum(np.where(parity, -1.0, 1.0) * x.astype(np.float64))
+        assert abs(y[i] - expected) <= 1e-3 * np.sqrt(n)
+    back = sl.fwht(y) / n
+    assert cf._rel_err(back, x) <= 1e-5
+
+
+def test_fwht_normalized_is_an_involution():
+    x = np.random.default_rng(1).standard_normal((5, 1024))
+    np.testing.assert_allclose(sl.fwht(sl.fwht(x, normalize=True), normalize=True), x, atol=1e-12)
+
+
+def test_fwht_integer_input_promotes_and_empty_batch():
+    assert sl.fwht(np.arange(8)).dtype == np.float64
+    np.testing.assert_array_equal(sl.fwht(np.arange(4)), hadamard(4) @ np.arange(4.0))
+    assert sl.fwht(np.zeros((0, 16), np.float32)).shape == (0, 16)
+
+
+@pytest.mark.parametrize("x,exc,match", [
+    (np.ones(12), ValueError, "power of two"),
+    (np.float64(3.0), ValueError, "at least 1 dimension"),
+    (np.array(["a", "b"]), TypeError, "x must have a numeric dtype"),
+])
+def test_fwht_bad_inputs(x, exc, match):
+    with pytest.raises(exc, match=match):
+        sl.fwht(x)
+    with pytest.raises(ValueError, match="grad must have the shape"):
+        sl.fwht_vjp(np.ones(4), np.ones(8))
