@@ -162,6 +162,100 @@ def _pass_rows(xin, xout, t00, t01, t10, t11, k1, increasing, nchunk, R):
                     yr[base + t] = buf[t, r]
 
 
+@njit(cache=True, inline="always")
+def _pair_vjp(u0, u1, h0, h1, w00, w01, w10, w11):
+    """Backward through one block for ``R`` rows: returns the block gradient ``h u^H``
+    summed over the rows and replaces ``h`` by ``T^H h``."""
+    s00 = h0[0] * 0
+    s01 = s00
+    s10 = s00
+    s11 = s00
+    c00 = np.conj(w00)
+    c01 = np.conj(w01)
+    c10 = np.conj(w10)
+    c11 = np.conj(w11)
+    for r in range(u0.shape[0]):
+        a0 = np.conj(u0[r])
+        a1 = np.conj(u1[r])
+        g0 = h0[r]
+        g1 = h1[r]
+        s00 += g0 * a0
+        s01 += g0 * a1
+        s10 += g1 * a0
+        s11 += g1 * a1
+        h0[r] = c00 * g0 + c10 * g1
+        h1[r] = c01 * g0 + c11 * g1
+    return s00, s01, s10, s11
+
+
+@njit(cache=True, parallel=True, fastmath={"contract", "reassoc"})
+def _pass_rows_vjp(xin, gout, gin, t00, t01, t10, t11, gacc, k1, increasing, R):
+    """Backward through the first pass on tiles of ``R`` transposed rows (see _pass_rows).
+
+    The forward levels of a tile are kept (``k1 + 1`` copies), then undone from the last;
+    the block gradients are reductions over the ``R`` rows of the tile, added into this
+    chunk's accumulator.
+    """
+    b, n = xin.shape
+    m = 1 << k1
+    nh = n >> k1
+    n_rt = (b + R - 1) // R
+    n_tiles = n_rt * nh
+    nchunk = gacc.shape[0]
+    for ci in prange(nchunk):
+        stash = np.zeros((k1 + 1, m, R), dtype=xin.dtype)
+        gb = np.zeros((m, R), dtype=xin.dtype)
+        lo = ci * n_tiles // nchunk
+        hi = (ci + 1) * n_tiles // nchunk
+        for tile in range(lo, hi):
+            rt = tile // nh
+            h = tile - rt * nh
+            r0 = rt * R
+            nr = min(R, b - r0)
+            base = h << k1
+            if nr < R:
+                stash[0, :, :] = 0
+                gb[:, :] = 0
+            for r in range(nr):
+                xr = xin[r0 + r]
+                gr = gout[r0 + r]
+                for t in range(m):
+                    stash[0, t, r] = xr[base + t]
+                    gb[t, r] = gr[base + t]
+            for li in range(k1):
+                k = li if increasing else k1 - 1 - li
+                sl = 1 << k
+                buf = stash[li + 1]
+                buf[:, :] = stash[li]
+                for a in range(m >> (k + 1)):
+                    jb = ((h << (k1 - k - 1)) + a) << k
+                    ib = a * 2 * sl
+                    for cp in range(sl):
+                        j = jb + cp
+                        _pair(buf[ib + cp], buf[ib + cp + sl], t00[k, j], t01[k, j], t10[k, j],
+                              t11[k, j])
+            for li in range(k1 - 1, -1, -1):
+                k = li if increasing else k1 - 1 - li
+                sl = 1 << k
+                u = stash[li]
+                for a in range(m >> (k + 1)):
+                    jb = ((h << (k1 - k - 1)) + a) << k
+                    ib = a * 2 * sl
+                    for cp in range(sl):
+                        j = jb + cp
+                        p0 = ib + cp
+                        s00, s01, s10, s11 = _pair_vjp(u[p0], u[p0 + sl], gb[p0], gb[p0 + sl],
+                                                       t00[k, j], t01[k, j], t10[k, j], t11[k, j])
+                        gacc[ci, 0, k, j] += s00
+                        gacc[ci, 1, k, j] += s01
+                        gacc[ci, 2, k, j] += s10
+                        gacc[ci, 3, k, j] += s11
+            for r in range(nr):
+                gr = gin[r0 + r]
+                for t in range(m):
+                    gr[base + t] = gb[t, r]
+
+
 @njit(cache=True, parallel=True, fastmath={"contract"})
 def _pass_vjp(xin, gout, gin, t00, t01, t10, t11, gacc, k0, k1, W, increasing):
     """Backward through one pass: ``gin = P^H gout``; block gradients added into ``gacc``.
@@ -278,11 +372,18 @@ def apply_vjp(tw: np.ndarray, x: np.ndarray, g: np.ndarray, increasing: bool):
     if b == 0 or L == 0:
         return np.zeros_like(tw), g.copy()
     t = _planar(tw)
-    passes = _ordered(plan_passes(L, x.itemsize, stash=True), increasing)
+    rows = b >= ROWS // 2
+    passes = _ordered(
+        plan_passes(L, x.itemsize, stash=True, first_width=ROWS if rows else 1), increasing
+    )
     inputs = [x]
     for k0, k1, W in passes[:-1]:
         y = np.empty_like(x)
-        _pass(inputs[-1], y, *t, k0, k1, W, increasing, n_chunks(_n_tiles(b, n, k0, k1, W)))
+        if k0 == 0 and rows:
+            _pass_rows(inputs[-1], y, *t, k1, increasing,
+                       n_chunks((b + ROWS - 1) // ROWS * (n >> k1)), ROWS)
+        else:
+            _pass(inputs[-1], y, *t, k0, k1, W, increasing, n_chunks(_n_tiles(b, n, k0, k1, W)))
         inputs.append(y)
     most_tiles = max(_n_tiles(b, n, *p) for p in passes)
     gacc = np.zeros((n_chunks(most_tiles), 4, L, n // 2), dtype=x.dtype)
@@ -290,7 +391,10 @@ def apply_vjp(tw: np.ndarray, x: np.ndarray, g: np.ndarray, increasing: bool):
     gx = np.empty_like(g)
     gcur = g
     for (k0, k1, W), xin in zip(passes[::-1], inputs[::-1], strict=True):
-        _pass_vjp(xin, gcur, gx, *t, gacc, k0, k1, W, increasing)
+        if k0 == 0 and rows:
+            _pass_rows_vjp(xin, gcur, gx, *t, gacc, k1, increasing, ROWS)
+        else:
+            _pass_vjp(xin, gcur, gx, *t, gacc, k0, k1, W, increasing)
         gcur = gx
     gsum = gacc.sum(axis=0)
     gtw = np.ascontiguousarray(np.moveaxis(gsum.reshape(2, 2, L, n // 2), (0, 1), (2, 3)))
