@@ -33,6 +33,21 @@ def _hpair(b0, b1):
         b1[r] = u - v
 
 
+@njit(cache=True, inline="always")
+def _small_strides(seg, g):
+    """Strides ``1 .. g/2`` inside each group of ``g`` consecutive elements (scalar code)."""
+    for g0 in range(0, seg.shape[0], g):
+        sl = 1
+        while sl < g:
+            for a in range(g0, g0 + g, 2 * sl):
+                for c in range(a, a + sl):
+                    u = seg[c]
+                    v = seg[c + sl]
+                    seg[c] = u + v
+                    seg[c + sl] = u - v
+            sl *= 2
+
+
 @njit(cache=True, parallel=True)
 def _first_pass(xin, xout, k1, scale, nchunk):
     b, n = xin.shape
@@ -46,20 +61,15 @@ def _first_pass(xin, xout, k1, scale, nchunk):
         for tile in range(lo, hi):
             row = tile // nh
             base = (tile - row * nh) << k1
-            seg = xout[row, base : base + m]
-            src = xin[row, base : base + m]
+            seg = xout[row][base : base + m]
+            src = xin[row][base : base + m]
             for t in range(m):
                 seg[t] = src[t] * scale
-            for g0 in range(0, m, g):
-                sl = 1
-                while sl < g:
-                    for a in range(g0, g0 + g, 2 * sl):
-                        for c in range(a, a + sl):
-                            u = seg[c]
-                            v = seg[c + sl]
-                            seg[c] = u + v
-                            seg[c + sl] = u - v
-                    sl *= 2
+            if m >= GROUP:
+                # a compile-time group size lets LLVM unroll the four small strides fully
+                _small_strides(seg, GROUP)
+            else:
+                _small_strides(seg, m)
             sl = g
             while sl < m:
                 for a in range(0, m, 2 * sl):
@@ -89,7 +99,7 @@ def _column_pass(x, k0, k1, W, nchunk):
             off0 = (h << k1) + c0
             xr = x[row]
             for t in range(m):
-                buf[t, :] = xr[off0 + t * S : off0 + t * S + W]
+                buf[t][:] = xr[off0 + t * S : off0 + t * S + W]
             sl = 1
             while sl < m:
                 for a in range(0, m, 2 * sl):
@@ -97,7 +107,7 @@ def _column_pass(x, k0, k1, W, nchunk):
                         _hpair(buf[cp], buf[cp + sl])
                 sl *= 2
             for t in range(m):
-                xr[off0 + t * S : off0 + t * S + W] = buf[t, :]
+                xr[off0 + t * S : off0 + t * S + W] = buf[t]
 
 
 def fwht(x: np.ndarray, scale: float = 1.0) -> np.ndarray:
