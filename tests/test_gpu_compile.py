@@ -12,9 +12,10 @@ def _sources():
         from structlin.gpu import _compile
 
         _compile._nvrtc()
+        sources = _compile.all_sources()  # imports the launchers, hence CuPy
     except ImportError as exc:  # neither CuPy's NVRTC binding nor the NVRTC wheel
-        pytest.skip(f"NVRTC is not importable: {exc}", allow_module_level=True)
-    return _compile, _compile.all_sources()
+        pytest.skip(f"CuPy's NVRTC binding is not importable: {exc}", allow_module_level=True)
+    return _compile, sources
 
 
 _compile, SOURCES = _sources()

@@ -12,8 +12,9 @@ gathers a tile of ``2**rb`` rows x ``2**(k1-k0)`` positions x ``2**wb`` consecut
 into shared memory, applies the pass's factors there and writes it back. While ``rows x n``
 fits :data:`SMEM_BYTES` there is one pass (one read and one write of ``x``). Tiles hold up to
 :data:`ROWS` rows because each twiddle block loaded is reused across them; the pass planner
-trades a second pass for that reuse (e.g. float32 with ``batch >= 8``: one pass up to
-``n = 2**11``, two up to ``2**22``). The VJP keeps the inputs of every factor of a pass in
+trades a second pass for that reuse (float32: one pass up to ``n = 2**14`` for a single row,
+``2**11`` for ``batch >= 8``; two passes up to ``2**24`` and ``2**18``). The VJP keeps the
+inputs of every factor of a pass in
 shared memory (``k1 - k0 + 1`` tile copies, :data:`VJP_SMEM_BYTES`), so its passes are shorter;
 the inputs of later passes are recomputed by forward passes and kept in global memory.
 Twiddle gradients are summed over the rows of a tile in registers, then over tiles with
