@@ -85,6 +85,7 @@ def get_module(name: str, name_expressions: tuple[str, ...]) -> Any:
     """Return the compiled :class:`cupy.RawModule` of ``<name>.cu`` (cached)."""
     import cupy
 
+    _preload_nvrtc_wheel()
     return cupy.RawModule(
         code=load_source(name), options=OPTIONS, name_expressions=name_expressions
     )
@@ -137,12 +138,12 @@ class CompileError(RuntimeError):
 
 
 @functools.lru_cache(maxsize=1)
-def _nvrtc() -> Any:
-    """Import CuPy's NVRTC binding after loading the ``nvidia-cuda-nvrtc-cu12`` libraries.
+def _preload_nvrtc_wheel() -> None:
+    """Load the ``nvidia-cuda-nvrtc-cu12`` wheel's libraries globally, if it is installed.
 
-    Loading the wheel's ``libnvrtc-builtins`` then ``libnvrtc`` globally first lets the binding
-    resolve them on machines without a CUDA toolkit; if the wheel is absent the binding may
-    still find a system NVRTC.
+    ``libnvrtc-builtins`` first, then ``libnvrtc``: a later ``dlopen("libnvrtc.so.12")`` by
+    CuPy then resolves to them on machines without a CUDA toolkit. Without the wheel, CuPy
+    looks for a system NVRTC as usual.
     """
     for site in map(Path, sys.path):
         lib = site / "nvidia" / "cuda_nvrtc" / "lib"
@@ -150,9 +151,17 @@ def _nvrtc() -> Any:
             continue
         builtins = sorted(p for p in lib.glob("libnvrtc-builtins.so*") if ".alt." not in p.name)
         main = sorted(p for p in lib.glob("libnvrtc.so*") if ".alt." not in p.name)
-        for path in [*builtins, *main]:
-            ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL)
-        break
+        try:
+            for path in [*builtins, *main]:
+                ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL)
+        except OSError:  # a broken wheel: leave the choice of NVRTC to CuPy
+            pass
+        return
+
+
+def _nvrtc() -> Any:
+    """Return CuPy's NVRTC binding (``cupy_backends.cuda.libs.nvrtc``), NVRTC preloaded."""
+    _preload_nvrtc_wheel()
     from cupy_backends.cuda.libs import nvrtc
 
     return nvrtc

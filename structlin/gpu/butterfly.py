@@ -14,9 +14,9 @@ fits :data:`SMEM_BYTES` there is one pass (one read and one write of ``x``). Til
 :data:`ROWS` rows because each twiddle block loaded is reused across them; the pass planner
 trades a second pass for that reuse (float32: one pass up to ``n = 2**14`` for a single row,
 ``2**11`` for ``batch >= 8``; two passes up to ``2**24`` and ``2**18``). The VJP keeps the
-inputs of every factor of a pass in
-shared memory (``k1 - k0 + 1`` tile copies, :data:`VJP_SMEM_BYTES`), so its passes are shorter;
-the inputs of later passes are recomputed by forward passes and kept in global memory.
+inputs of every factor of a pass in shared memory (``k1 - k0 + 1`` tile copies,
+:data:`VJP_SMEM_BYTES`), so its passes are shorter; the inputs of later passes are recomputed
+by forward passes and kept in global memory.
 Twiddle gradients are summed over the rows of a tile in registers, then over tiles with
 atomics (float32 accumulates in float32; the summation order, hence the last bits, varies
 between runs).
