@@ -18,6 +18,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -306,18 +307,26 @@ def write_markdown(path: Path, report: dict[str, Any]) -> None:
     path.write_text("\n".join(md) + "\n")
 
 
-def _git_commit() -> str | None:
+def _git(*args: str) -> str | None:
     try:
         out = subprocess.run(
-            ["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
+            ["git", "-C", str(REPO_ROOT), *args],
             capture_output=True,
             text=True,
             timeout=10,
             check=False,
         )
-        return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def _git_commit() -> str | None:
+    """The checkout's commit, marked ``+dirty`` when ``structlin/`` has uncommitted changes."""
+    commit = _git("rev-parse", "--short", "HEAD")
+    if commit and _git("status", "--porcelain", "--", "structlin"):
+        commit += "+dirty"
+    return commit
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -380,6 +389,7 @@ def main(argv: list[str] | None = None) -> int:
         else (QUICK_BUDGET_S if args.quick else FULL_BUDGET_S)
     )
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    t_start = time.perf_counter()
     machine = describe_machine()
     print("\n".join(machine_lines(machine, {})), flush=True)
     print("measuring machine peaks ...", flush=True)
@@ -450,6 +460,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         report = {
             "started": started,
+            "elapsed_s": round(time.perf_counter() - t_start, 1),
             "command": " ".join(
                 ["python benchmarks/run.py", *(argv if argv is not None else sys.argv[1:])]
             ),
