@@ -17,6 +17,7 @@ fits the budget, the schedule has a single pass: one read and one write of ``x``
 from __future__ import annotations
 
 import numba
+from numba import njit
 
 #: bytes of one tile (per thread) that should stay in the core's L2 cache
 TILE_BYTES = 256 * 1024
@@ -51,3 +52,15 @@ def plan_passes(
 def n_chunks(n_tiles: int) -> int:
     """Number of parallel chunks for ``n_tiles`` tiles: a few per thread, at most one per tile."""
     return max(1, min(n_tiles, 8 * numba.get_num_threads()))
+
+
+@njit(cache=True, inline="always")
+def column_tile(tile, per_row, nc, W, k1):
+    """Decode a flat tile index of a column pass into ``(row, h, c0, base = h * 2**k1)``.
+
+    Tiles are numbered row-major over (row, h, column block); ``per_row = (n >> k1) * nc``.
+    """
+    row = tile // per_row
+    rem = tile - row * per_row
+    h = rem // nc
+    return row, h, (rem - h * nc) * W, h << k1

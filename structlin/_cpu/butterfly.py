@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from structlin._cpu._schedule import n_chunks, plan_passes
+from structlin._cpu._schedule import column_tile, n_chunks, plan_passes
 
 __all__ = ["apply", "apply_vjp"]
 
@@ -99,11 +99,7 @@ def _pass(xin, xout, t00, t01, t10, t11, k0, k1, W, increasing, nchunk):
         lo = ci * n_tiles // nchunk
         hi = (ci + 1) * n_tiles // nchunk
         for tile in range(lo, hi):
-            row = tile // per_row
-            rem = tile - row * per_row
-            h = rem // nc
-            c0 = (rem - h * nc) * W
-            base = h << k1
+            row, h, c0, base = column_tile(tile, per_row, nc, W, k1)
             _gather(buf, xin[row], base, S, c0, m, W)
             for li in range(nl):
                 l = li if increasing else nl - 1 - li
@@ -283,11 +279,7 @@ def _pass_vjp(xin, gout, gin, t00, t01, t10, t11, gacc, k0, k1, W, increasing):
         lo = ci * n_tiles // nchunk
         hi = (ci + 1) * n_tiles // nchunk
         for tile in range(lo, hi):
-            row = tile // per_row
-            rem = tile - row * per_row
-            h = rem // nc
-            c0 = (rem - h * nc) * W
-            base = h << k1
+            row, h, c0, base = column_tile(tile, per_row, nc, W, k1)
             _gather(stash[0], xin[row], base, S, c0, m, W)
             for li in range(nl):
                 l = li if increasing else nl - 1 - li

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from structlin._cpu._schedule import n_chunks, plan_passes
+from structlin._cpu._schedule import column_tile, n_chunks, plan_passes
 
 __all__ = ["fwht"]
 
@@ -92,11 +92,8 @@ def _column_pass(x, k0, k1, W, nchunk):
         lo = ci * n_tiles // nchunk
         hi = (ci + 1) * n_tiles // nchunk
         for tile in range(lo, hi):
-            row = tile // per_row
-            rem = tile - row * per_row
-            h = rem // nc
-            c0 = (rem - h * nc) * W
-            off0 = (h << k1) + c0
+            row, _, c0, base = column_tile(tile, per_row, nc, W, k1)
+            off0 = base + c0
             xr = x[row]
             for t in range(m):
                 buf[t][:] = xr[off0 + t * S : off0 + t * S + W]
