@@ -26,13 +26,15 @@ RUN_BYTES = 128
 
 
 def plan_passes(
-    L: int, itemsize: int, stash: bool = False, first_width: int = 1
+    L: int, itemsize: int, stash: bool = False, first_width: int = 1,
+    first_bytes: int | None = None,
 ) -> list[tuple[int, int, int]]:
     """Return the passes ``(k0, k1, W)`` covering factors ``0 .. L-1`` in increasing order.
 
     ``first_width`` is the number of rows the first pass keeps side by side in a tile (1 when
     it works on one contiguous row segment). ``stash=True`` plans for a VJP, whose tiles keep
     every intermediate level (``k1 - k0 + 1`` copies of the tile), so it uses smaller passes.
+    ``first_bytes`` overrides :data:`TILE_BYTES` for the first pass.
     """
     passes = []
     k0 = 0
@@ -41,7 +43,8 @@ def plan_passes(
         nl = 1
         while k0 + nl < L:
             copies = (nl + 2) if stash else 1
-            if (1 << (nl + 1)) * w * itemsize * copies > TILE_BYTES:
+            budget = first_bytes if (k0 == 0 and first_bytes) else TILE_BYTES
+            if (1 << (nl + 1)) * w * itemsize * copies > budget:
                 break
             nl += 1
         passes.append((k0, k0 + nl, w))
