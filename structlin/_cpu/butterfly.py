@@ -436,7 +436,7 @@ def _rows_plan(b: int, n: int, itemsize: int) -> int:
 
 def _passes(L: int, R: int, itemsize: int, increasing: bool, stash: bool = False):
     passes = plan_passes(L, itemsize, stash=stash, first_width=max(R, 1),
-                         first_bytes=None if stash else FIRST_TILE_BYTES)
+                         first_bytes=FIRST_TILE_BYTES)
     return _ordered(passes, increasing)
 
 
@@ -467,7 +467,8 @@ def apply_vjp(tw: np.ndarray, x: np.ndarray, g: np.ndarray, increasing: bool):
     if b == 0 or L == 0:
         return np.zeros_like(tw), g.copy()
     t = _planar(tw)
-    R = _rows_plan(b, n, x.itemsize)
+    # the backward tile keeps every level of the forward one: fewer rows let it cover more levels
+    R = min(_rows_plan(b, n, x.itemsize), BLOCK)
     passes = _passes(L, R, x.itemsize, increasing, stash=True)
     inputs = [x]
     for k0, k1, W in passes[:-1]:
