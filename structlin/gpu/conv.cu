@@ -1,0 +1,231 @@
+// Long convolution by FFT, FlashFFTConv style: the length-N DFT is a product of stages whose
+// pieces are small dense DFT matrices (radix r <= 16) applied to strided vectors in shared memory,
+// times diagonal twiddles -- a Monarch decomposition of order len(radices).
+//
+// One kernel, `conv_pass`, does one *pass* on tiles of one sequence: load (gated rows or a complex
+// buffer) -> forward stages (DIF) -> pointwise product with the precomputed spectrum -> inverse
+// stages (the adjoints of the forward stages, in reverse order) -> store (a fused epilogue on rows,
+// or the complex buffer). A short transform is one pass on the whole sequence (one launch for the
+// whole convolution); a long one splits the stages: the first stages only mix elements whose
+// positions agree modulo N2, so they run as a "column" pass on tiles of W columns, and the
+// remaining stages act on contiguous blocks of N2 (see structlin/gpu/conv.py).
+//
+// DIF stage with radix r on sub-sequences of length M (M' = M / r), for a block starting at a
+// multiple of M and j < M':
+//     y[j + M' c] = w_M^(j c) * sum_a w_r^(a c) x[j + M' a],   w_m = exp(-2 pi i / m),
+// After all stages position sum_s c_s M'_s holds frequency c_0 + r_0 (c_1 + r_1 (c_2 + ...)):
+// the spectrum is kept in this digit-reversed order, so no transposition is ever done.
+//
+// Tile layout in shared memory: element (row a, column w) at a * W + w, global position
+// base + a * cs + w. Twiddles come from one table tab[t] = w_N^t.
+#include "_common.cuh"
+
+namespace {
+
+template <typename T>
+struct Traits {
+    using R = T;
+    static constexpr bool is_real = true;
+};
+template <typename R_>
+struct Traits<sl::complex<R_>> {
+    using R = R_;
+    static constexpr bool is_real = false;
+};
+
+template <typename T>
+using cplx = sl::complex<typename Traits<T>::R>;
+
+template <typename R>
+__device__ __forceinline__ sl::complex<R> mul_conj(sl::complex<R> a, sl::complex<R> b) {
+    return sl::complex<R>(a.re * b.re + a.im * b.im, a.im * b.re - a.re * b.im);
+}
+
+// real rows are packed two per complex sequence: row r of the pair is the part i^r
+template <typename R>
+__device__ __forceinline__ sl::complex<R> as_complex(R v, int r) {
+    return r ? sl::complex<R>(R(0), v) : sl::complex<R>(v, R(0));
+}
+template <typename R>
+__device__ __forceinline__ sl::complex<R> as_complex(sl::complex<R> v, int) {
+    return v;
+}
+template <typename T, typename R>
+__device__ __forceinline__ T take(sl::complex<R> y, int r) {
+    if constexpr (Traits<T>::is_real) {
+        return r ? y.im : y.re;
+    } else {
+        return y;
+    }
+}
+
+enum { LOAD_ROWS = 0, LOAD_BUFFER = 1 };
+enum { MUL_NONE = 0, MUL_SPEC = 1, MUL_CONJ_SPEC = 2 };
+enum {
+    STORE_FORWARD = 0,        // out0 = post * (y + D u)
+    STORE_BACKWARD = 1,       // out0 = y conj(pre) + conj(D) g conj(post), out1 = y conj(u)
+    STORE_BUFFER = 2,         // bufout = y (unscaled, every position)
+    STORE_PLAIN = 3,          // out0 = y
+    STORE_POSTGATE_GRAD = 4,  // out0 = g conj(y + D u)
+};
+
+// One DIF stage (forward) or its adjoint (inverse) with radix RADIX on the tile.
+template <int RADIX, bool INVERSE, typename R>
+__device__ __forceinline__ void stage(sl::complex<R>* x, const sl::complex<R>* tab, long long N,
+                                      int n_rows, int W, long long cs, long long col_base,
+                                      int M) {
+    using C = sl::complex<R>;
+    const int Mp = M / RADIX;
+    const int items = (n_rows / RADIX) * W;
+    const long long fstep = N / RADIX;
+    const long long tstep = N / ((long long)M * cs);
+    for (int i = threadIdx.x; i < items; i += blockDim.x) {
+        const int w = i % W;
+        const int rest = i / W;
+        const int j = rest % Mp;
+        const int row0 = (rest / Mp) * M + j;
+        const long long jg = (long long)j * cs + (cs > 1 ? col_base + w : 0);
+        C v[RADIX];
+#pragma unroll
+        for (int a = 0; a < RADIX; ++a) v[a] = x[(row0 + Mp * a) * W + w];
+        if (INVERSE) {
+#pragma unroll
+            for (int c = 1; c < RADIX; ++c) v[c] = mul_conj(v[c], tab[jg * c * tstep]);
+        }
+        C o[RADIX];
+#pragma unroll
+        for (int c = 0; c < RADIX; ++c) {
+            C acc(R(0), R(0));
+#pragma unroll
+            for (int a = 0; a < RADIX; ++a) {
+                const C f = tab[((a * c) & (RADIX - 1)) * fstep];
+                acc += INVERSE ? mul_conj(v[a], f) : v[a] * f;
+            }
+            o[c] = acc;
+        }
+        if (!INVERSE) {
+#pragma unroll
+            for (int c = 1; c < RADIX; ++c) o[c] = o[c] * tab[jg * c * tstep];
+        }
+#pragma unroll
+        for (int c = 0; c < RADIX; ++c) x[(row0 + Mp * c) * W + w] = o[c];
+    }
+    __syncthreads();
+}
+
+template <bool INVERSE, typename R>
+__device__ void run_stage(int lr, sl::complex<R>* x, const sl::complex<R>* tab, long long N,
+                          int n_rows, int W, long long cs, long long col_base, int M) {
+    switch (lr) {
+        case 1: stage<2, INVERSE>(x, tab, N, n_rows, W, cs, col_base, M); break;
+        case 2: stage<4, INVERSE>(x, tab, N, n_rows, W, cs, col_base, M); break;
+        case 3: stage<8, INVERSE>(x, tab, N, n_rows, W, cs, col_base, M); break;
+        default: stage<16, INVERSE>(x, tab, N, n_rows, W, cs, col_base, M); break;
+    }
+}
+
+}  // namespace
+
+// One pass of the convolution pipeline on tile (blockIdx.x % tiles_per_seq) of sequence
+// (blockIdx.x / tiles_per_seq); sequence s is channel s % H of the row group s / H (P rows:
+// 2 packed real rows or 1 complex row). Rows are (B, H, L) C-contiguous, except the STORE_PLAIN
+// destination (B, H, n_out). radbits holds log2 of the pass's radices, 4 bits each, first stage
+// lowest. Launch with n_rows * W * sizeof(complex) bytes of shared memory.
+template <typename T>
+__global__ void __launch_bounds__(512)
+    conv_pass(const T* a, const T* agate, const cplx<T>* bufin, cplx<T>* bufout,
+              const cplx<T>* spec, const cplx<T>* tab, T* out0, T* out1, const T* u,
+              const T* pre, const T* D, const T* post, const T* g, long long B, int H,
+              long long L, long long n_out, long long N, int P, int n_rows, int W, long long cs,
+              long long tile_step, int tiles_per_seq, int radbits, int n_stages,
+              long long in_shift, long long out_shift, int load_mode, int a_conj, int do_fwd,
+              int mul, int do_inv, int store_mode) {
+    using R = typename Traits<T>::R;
+    using C = sl::complex<R>;
+    C* x = reinterpret_cast<C*>(sl_shared);
+    const long long seq = blockIdx.x / tiles_per_seq;
+    const long long base = (blockIdx.x - seq * tiles_per_seq) * tile_step;
+    const int h = (int)(seq % H);
+    const long long b0 = (seq / H) * P;
+    const int te = n_rows * W;
+    const int tid = threadIdx.x;
+    const int nt = blockDim.x;
+
+    for (int q = tid; q < te; q += nt) {
+        const long long p = base + (long long)(q / W) * cs + q % W;
+        C z(R(0), R(0));
+        if (load_mode == LOAD_BUFFER) {
+            z = bufin[seq * N + p];
+        } else {
+            const long long t = p - in_shift;
+            if (t >= 0 && t < L) {
+                for (int r = 0; r < P && b0 + r < B; ++r) {
+                    const long long row = ((b0 + r) * H + h) * L + t;
+                    T v = a[row];
+                    if (agate) v = v * (a_conj ? sl::conj(agate[row]) : agate[row]);
+                    z += as_complex(v, r);
+                }
+            }
+        }
+        x[q] = z;
+    }
+    __syncthreads();
+
+    int Ms[8];
+    {
+        int M = n_rows;
+        for (int s = 0; s < n_stages; ++s) {
+            Ms[s] = M;
+            M >>= (radbits >> (4 * s)) & 15;
+        }
+    }
+    if (do_fwd) {
+        for (int s = 0; s < n_stages; ++s)
+            run_stage<false>((radbits >> (4 * s)) & 15, x, tab, N, n_rows, W, cs, base, Ms[s]);
+    }
+    if (mul != MUL_NONE) {
+        for (int q = tid; q < te; q += nt) {
+            const long long p = base + (long long)(q / W) * cs + q % W;
+            const C k = spec[h * N + p];
+            x[q] = mul == MUL_SPEC ? x[q] * k : mul_conj(x[q], k);
+        }
+        __syncthreads();
+    }
+    if (do_inv) {
+        for (int s = n_stages - 1; s >= 0; --s)
+            run_stage<true>((radbits >> (4 * s)) & 15, x, tab, N, n_rows, W, cs, base, Ms[s]);
+    }
+
+    const R scale = R(1) / R(N);
+    for (int q = tid; q < te; q += nt) {
+        const long long p = base + (long long)(q / W) * cs + q % W;
+        C y = x[q];
+        if (store_mode == STORE_BUFFER) {
+            bufout[seq * N + p] = y;
+            continue;
+        }
+        const long long t = p - out_shift;
+        if (t < 0 || t >= n_out) continue;
+        y = C(y.re * scale, y.im * scale);
+        for (int r = 0; r < P && b0 + r < B; ++r) {
+            const long long row = ((b0 + r) * H + h) * n_out + t;
+            const T val = take<T>(y, r);
+            if (store_mode == STORE_PLAIN) {
+                out0[row] = val;
+            } else if (store_mode == STORE_BACKWARD) {
+                T gu = pre ? val * sl::conj(pre[row]) : val;
+                if (D) gu += sl::conj(D[h]) * (post ? g[row] * sl::conj(post[row]) : g[row]);
+                out0[row] = gu;
+                if (out1) out1[row] = val * sl::conj(u[row]);
+            } else {
+                T s = val;
+                if (D) s += D[h] * u[row];
+                if (store_mode == STORE_POSTGATE_GRAD) {
+                    out0[row] = g[row] * sl::conj(s);
+                } else {
+                    out0[row] = post ? post[row] * s : s;
+                }
+            }
+        }
+    }
+}
