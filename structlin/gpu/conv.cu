@@ -59,6 +59,10 @@ __device__ __forceinline__ T take(sl::complex<R> y, int r) {
     }
 }
 
+// Shared-memory index of tile element q: one pad element per 16 makes the radix-16 stages'
+// stride-16 accesses (the last stage of a pass) bank-conflict free.
+__device__ __forceinline__ int sidx(int q) { return q + (q >> 4); }
+
 enum { LOAD_ROWS = 0, LOAD_BUFFER = 1 };
 enum { MUL_NONE = 0, MUL_SPEC = 1, MUL_CONJ_SPEC = 2 };
 enum {
@@ -79,6 +83,9 @@ __device__ __forceinline__ void stage(sl::complex<R>* x, const sl::complex<R>* t
     const int items = (n_rows / RADIX) * W;
     const long long fstep = N / RADIX;
     const long long tstep = N / ((long long)M * cs);
+    C root[RADIX];  // w_r^m: the entries of the r x r DFT matrix
+#pragma unroll
+    for (int m = 0; m < RADIX; ++m) root[m] = tab[m * fstep];
     for (int i = threadIdx.x; i < items; i += blockDim.x) {
         const int w = i % W;
         const int rest = i / W;
@@ -87,7 +94,7 @@ __device__ __forceinline__ void stage(sl::complex<R>* x, const sl::complex<R>* t
         const long long jg = (long long)j * cs + (cs > 1 ? col_base + w : 0);
         C v[RADIX];
 #pragma unroll
-        for (int a = 0; a < RADIX; ++a) v[a] = x[(row0 + Mp * a) * W + w];
+        for (int a = 0; a < RADIX; ++a) v[a] = x[sidx((row0 + Mp * a) * W + w)];
         if (INVERSE) {
 #pragma unroll
             for (int c = 1; c < RADIX; ++c) v[c] = mul_conj(v[c], tab[jg * c * tstep]);
@@ -98,7 +105,7 @@ __device__ __forceinline__ void stage(sl::complex<R>* x, const sl::complex<R>* t
             C acc(R(0), R(0));
 #pragma unroll
             for (int a = 0; a < RADIX; ++a) {
-                const C f = tab[((a * c) & (RADIX - 1)) * fstep];
+                const C f = root[(a * c) & (RADIX - 1)];
                 acc += INVERSE ? mul_conj(v[a], f) : v[a] * f;
             }
             o[c] = acc;
@@ -108,7 +115,7 @@ __device__ __forceinline__ void stage(sl::complex<R>* x, const sl::complex<R>* t
             for (int c = 1; c < RADIX; ++c) o[c] = o[c] * tab[jg * c * tstep];
         }
 #pragma unroll
-        for (int c = 0; c < RADIX; ++c) x[(row0 + Mp * c) * W + w] = o[c];
+        for (int c = 0; c < RADIX; ++c) x[sidx((row0 + Mp * c) * W + w)] = o[c];
     }
     __syncthreads();
 }
@@ -130,7 +137,7 @@ __device__ void run_stage(int lr, sl::complex<R>* x, const sl::complex<R>* tab, 
 // (blockIdx.x / tiles_per_seq); sequence s is channel s % H of the row group s / H (P rows:
 // 2 packed real rows or 1 complex row). Rows are (B, H, L) C-contiguous, except the STORE_PLAIN
 // destination (B, H, n_out). radbits holds log2 of the pass's radices, 4 bits each, first stage
-// lowest. Launch with n_rows * W * sizeof(complex) bytes of shared memory.
+// lowest. Launch with (te + te / 16) * sizeof(complex) bytes of shared memory, te = n_rows * W.
 template <typename T>
 __global__ void __launch_bounds__(512)
     conv_pass(const T* a, const T* agate, const cplx<T>* bufin, cplx<T>* bufout,
@@ -167,7 +174,7 @@ __global__ void __launch_bounds__(512)
                 }
             }
         }
-        x[q] = z;
+        x[sidx(q)] = z;
     }
     __syncthreads();
 
@@ -187,7 +194,8 @@ __global__ void __launch_bounds__(512)
         for (int q = tid; q < te; q += nt) {
             const long long p = base + (long long)(q / W) * cs + q % W;
             const C k = spec[h * N + p];
-            x[q] = mul == MUL_SPEC ? x[q] * k : mul_conj(x[q], k);
+            const C y = x[sidx(q)];
+            x[sidx(q)] = mul == MUL_SPEC ? y * k : mul_conj(y, k);
         }
         __syncthreads();
     }
@@ -199,7 +207,7 @@ __global__ void __launch_bounds__(512)
     const R scale = R(1) / R(N);
     for (int q = tid; q < te; q += nt) {
         const long long p = base + (long long)(q / W) * cs + q % W;
-        C y = x[q];
+        C y = x[sidx(q)];
         if (store_mode == STORE_BUFFER) {
             bufout[seq * N + p] = y;
             continue;

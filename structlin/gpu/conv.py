@@ -79,7 +79,7 @@ NAME_EXPRESSIONS = instantiations("conv_pass")
 #: largest radix (4 bits of log2 in the packed radix list; conv.cu instantiates 2, 4, 8, 16)
 MAX_RADIX_LOG2 = 4
 #: largest N done in one pass, by the itemsize of the complex working type (bytes = 8 N, 16 N)
-MAX_SINGLE_PASS = {8: 1 << 14, 16: 1 << 13}
+MAX_SINGLE_PASS = {8: 1 << 14, 16: 1 << 13}  # with 1/16 padding: 136 KiB
 #: shared memory of a column-pass tile
 COLUMN_TILE_BYTES = 64 * 1024
 MAX_THREADS = 512
@@ -201,7 +201,7 @@ class _Pipeline:
             np.int32(load_mode), np.int32(a_conj), np.int32(do_fwd), np.int32(mul),
             np.int32(do_inv), np.int32(store_mode),
         )
-        launch(self.kernel, self.S * tiles, _threads(items), args, items * csize)
+        launch(self.kernel, self.S * tiles, _threads(items), args, (items + items // 16) * csize)
 
     def run(self, *, fwd=True, mul=_MUL_NONE, inv=True, store_mode, **kw):
         """Forward stages, product, inverse stages, over one or three passes.
