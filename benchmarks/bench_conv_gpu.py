@@ -13,9 +13,8 @@ bandwidth.
 
 For comparison, FlashFFTConv (Fu et al., arXiv:2311.05908) reports on an H100 speed-ups over
 PyTorch's FFT convolution of 7.93x at L = 1K, 6.64x at 4K, 2.45x at 16K and 1.74x at 1M
-(fp16/bf16 tensor cores). structlin's fp32 path runs its DFT blocks on CUDA cores; the
-fp16/bf16 cases are listed only once ``structlin.gpu.conv`` implements those precisions
-(:data:`PRECISIONS`).
+(fp16/bf16 tensor cores). structlin's fp16/bf16 paths run the radix-16 DFT blocks on tensor
+cores, its fp32 path on CUDA cores; all three are benchmarked (:data:`PRECISIONS`).
 
 Returns no case when CuPy has no usable device. Timings synchronize the device after each
 call; nothing here has been run on a GPU yet.
@@ -30,8 +29,8 @@ from _harness import Case
 
 #: published H100 speed-ups of FlashFFTConv over PyTorch (arXiv:2311.05908), by L
 PUBLISHED = {1 << 10: 7.93, 1 << 12: 6.64, 1 << 14: 2.45, 1 << 20: 1.74}
-#: precisions benchmarked (the tensor-core ones are added when implemented)
-PRECISIONS = ("fp32",)
+#: precisions benchmarked
+PRECISIONS = ("fp16", "bf16", "fp32")
 SEED = 20240602
 
 

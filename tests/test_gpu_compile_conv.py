@@ -32,7 +32,8 @@ _SCALARS = (("long long", "B"), ("int", "H"), ("long long", "L"), ("long long", 
             ("long long", "cs"), ("long long", "tile_step"), ("int", "tiles"), ("int", "radbits"),
             ("int", "n_stages"), ("long long", "in_shift"), ("long long", "out_shift"),
             ("int", "load_mode"), ("int", "a_conj"), ("int", "do_fwd"), ("int", "mul"),
-            ("int", "do_inv"), ("int", "store_mode"))
+            ("int", "do_inv"), ("int", "store_mode"), ("double", "out_scale"),
+            ("int", "precision"))
 
 
 def _emulator_source() -> str:
@@ -81,6 +82,8 @@ def conv(tmp_path_factory):
             elif isinstance(a, np.ndarray):
                 assert a.flags.c_contiguous
                 cargs.append(ctypes.c_void_p(a.ctypes.data))
+            elif isinstance(a, np.float64):
+                cargs.append(ctypes.c_double(float(a)))
             elif isinstance(a, np.int64):
                 cargs.append(ctypes.c_longlong(int(a)))
             else:
@@ -282,12 +285,48 @@ def test_fft_size_is_the_next_power_of_two_of_the_linear_length(conv):
         == [1, 2, 4, 8, 2048]
 
 
+# fp16 keeps 11 significant bits, bf16 8: a few stages of rounding the DFT operands
+PRECISION_TOL = {"fp16": 2e-3, "bf16": 1.5e-2}
+
+
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])
-def test_tensor_core_precisions_are_refused_until_implemented(conv, precision):
-    u, k, *_ = _problem(1, 1, 8, 3, "float32", gates=False)
+@pytest.mark.parametrize("dtype", ["float32", "complex64"])
+@pytest.mark.parametrize("shape", [(3, 2, 40, 9), (2, 1, 300, 300), (1, 1, 1000, 24)])
+def test_tensor_core_forward_matches_direct_convolution_to_half_precision(
+    conv, shape, dtype, precision
+):
+    B, H, L, Lk = shape
+    u, k, D, pre, post = _problem(B, H, L, Lk, dtype, gates=True)
+    nfft = conv.fft_size(L, Lk)
+    assert conv.MAX_RADIX_LOG2 in conv.radix_plan(nfft, dtype)  # some stage uses the mma
+    out = np.empty_like(u)
+    conv.forward(u, conv.kernel_spectrum(k, nfft), nfft, Lk, (Lk - 1) // 2, D, pre, post, out,
+                 precision=precision)
+    want = _reference(u, k, (Lk - 1) // 2, D, pre, post)
+    err = np.linalg.norm((out - want).ravel()) / np.linalg.norm(want.ravel())
+    assert err < PRECISION_TOL[precision], err
+    assert err > 1e-6  # the operands really were rounded to half precision
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_tensor_core_forward_in_three_passes(multipass, precision):
+    conv = multipass
+    u, k, D, pre, post = _problem(2, 2, 700, 300, "float32", gates=True)
+    nfft = conv.fft_size(700, 300)
+    assert conv._split(nfft, np.complex64)[0] > 1
+    out = np.empty_like(u)
+    conv.forward(u, conv.kernel_spectrum(k, nfft), nfft, 300, 0, D, pre, post, out,
+                 precision=precision)
+    want = _reference(u, k, 0, D, pre, post)
+    err = np.linalg.norm((out - want).ravel()) / np.linalg.norm(want.ravel())
+    assert err < PRECISION_TOL[precision], err
+
+
+def test_half_precisions_are_refused_for_double_data_and_unknown_names(conv):
+    u, k, *_ = _problem(1, 1, 8, 3, "float64", gates=False)
     spec = conv.kernel_spectrum(k, 16)
-    with pytest.raises(NotImplementedError, match=precision):
-        conv.forward(u, spec, 16, 3, 0, None, None, None, np.empty_like(u), precision=precision)
+    with pytest.raises(ValueError, match="needs float32 or complex64 data, got float64"):
+        conv.forward(u, spec, 16, 3, 0, None, None, None, np.empty_like(u), precision="bf16")
     with pytest.raises(ValueError, match="precision must be one of"):
         conv.forward(u, spec, 16, 3, 0, None, None, None, np.empty_like(u), precision="fp8")
 

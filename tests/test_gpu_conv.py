@@ -134,3 +134,19 @@ def test_kernel_spectrum_is_the_fft_in_the_documented_order():
         k = _random((3, nfft // 2), np.float64, "spec")
         want = cupy.fft.fft(k, n=nfft)[:, cupy.asarray(conv.spectrum_order(nfft, np.float64))]
         assert _rel_err(conv.kernel_spectrum(k, nfft), want) < 1e-12
+
+
+@pytest.mark.parametrize("precision,tol", [("fp16", 2e-3), ("bf16", 1.5e-2)])
+@pytest.mark.parametrize("dtype", [np.float32, np.complex64])
+@pytest.mark.parametrize("shape", [(4, 8, 1024, 1024), (2, 4, 8000, 8000), (2, 2, 30000, 1000)])
+def test_tensor_core_forward_matches_the_cupy_fft_pipeline(shape, dtype, precision, tol):
+    from structlin.gpu import conv
+
+    u, k, D, pre, post = _problem(shape, dtype, gates=True, key=2)
+    L, Lk = shape[2], shape[3]
+    nfft = conv.fft_size(L, Lk)
+    out = cupy.empty_like(u)
+    conv.forward(u, conv.kernel_spectrum(k, nfft), nfft, Lk, 0, D, pre, post, out,
+                 precision=precision)
+    err = _rel_err(out, _reference(u, k, 0, D, pre, post))
+    assert 1e-6 < err < tol

@@ -120,9 +120,187 @@ __device__ __forceinline__ void stage(sl::complex<R>* x, const sl::complex<R>* t
     __syncthreads();
 }
 
+
+// ---------------------------------------------------------------- tensor-core radix-16 stages
+// precision 1 (fp16) / 2 (bf16): a radix-16 stage is Y = F X for 8 items at a time per warp with
+// mma.sync.m16n8k16 (half operands, fp32 accumulation): Yr = Fr Xr - Fi Xi, Yi = Fr Xi + Fi Xr,
+// four mmas. F is scaled by 1/4 (exact), which makes the stage unitary, so the data keep their
+// scale from stage to stage (fp16's range); the launcher folds 4^(stages) into the output
+// scale. The data stay fp32 in shared memory; twiddles are applied in fp32.
+// Fragment layouts (PTX ISA, mma.m16n8k16 .f16/.bf16), g = lane / 4, t = lane % 4:
+//   A (16 x 16, row): a[e] = A[g + 8 ((e >> 1) & 1)][2 t + (e & 1) + 8 (e >> 2)], e < 8
+//   B (16 x 8, col):  b[e] = B[2 t + (e & 1) + 8 (e >> 1)][g], e < 4
+//   D (16 x 8):       d[e] = D[g + 8 (e >> 1)][2 t + (e & 1)], e < 4
+#ifdef __CUDA_ARCH__
+__device__ __forceinline__ unsigned pack_half2(float lo, float hi, int prec) {
+    unsigned r;
+    if (prec == 1) {
+        asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+    } else {
+        asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+    }
+    return r;
+}
+
+struct AFrag {
+    unsigned r[4];
+    __device__ __forceinline__ void set(const float* v, int prec) {
+        for (int i = 0; i < 4; ++i) r[i] = pack_half2(v[2 * i], v[2 * i + 1], prec);
+    }
+};
+
+// d += A b for this lane's fragments
+__device__ __forceinline__ void mma16816(float* d, const AFrag& a, const float* b, int prec) {
+    const unsigned b0 = pack_half2(b[0], b[1], prec);
+    const unsigned b1 = pack_half2(b[2], b[3], prec);
+    if (prec == 1) {
+        asm volatile(
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+            "{%8,%9}, {%0,%1,%2,%3};"
+            : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+            : "r"(a.r[0]), "r"(a.r[1]), "r"(a.r[2]), "r"(a.r[3]), "r"(b0), "r"(b1));
+    } else {
+        asm volatile(
+            "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+            "{%8,%9}, {%0,%1,%2,%3};"
+            : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+            : "r"(a.r[0]), "r"(a.r[1]), "r"(a.r[2]), "r"(a.r[3]), "r"(b0), "r"(b1));
+    }
+}
+
+#else
+// Host emulation (tests/test_gpu_compile_conv.py): the warp's fragments meet in a scratch
+// matrix between two block barriers, so every thread must call mma16816 equally often.
+inline float emu_round(float v, int prec) {
+    if (prec == 1) return (float)(_Float16)v;
+    unsigned bits;
+    memcpy(&bits, &v, 4);
+    bits += 0x7FFFu + ((bits >> 16) & 1u);
+    bits &= 0xFFFF0000u;
+    memcpy(&v, &bits, 4);
+    return v;
+}
+struct EmuWarp {
+    float A[16][16];
+    float B[16][8];
+};
+static EmuWarp emu_warps[16];
+struct AFrag {
+    float r[8];
+    void set(const float* v, int prec) {
+        for (int i = 0; i < 8; ++i) r[i] = emu_round(v[i], prec);
+    }
+};
+inline void mma16816(float* d, const AFrag& a, const float* b, int prec) {
+    const int lane = threadIdx.x & 31;
+    const int g = lane >> 2;
+    const int t = lane & 3;
+    EmuWarp& w = emu_warps[threadIdx.x >> 5];
+    for (int e = 0; e < 8; ++e) w.A[g + 8 * ((e >> 1) & 1)][2 * t + (e & 1) + 8 * (e >> 2)] = a.r[e];
+    for (int e = 0; e < 4; ++e) w.B[2 * t + (e & 1) + 8 * (e >> 1)][g] = emu_round(b[e], prec);
+    __syncthreads();
+    for (int e = 0; e < 4; ++e) {
+        const int row = g + 8 * (e >> 1);
+        const int col = 2 * t + (e & 1);
+        float acc = 0.0f;
+        for (int k = 0; k < 16; ++k) acc += w.A[row][k] * w.B[k][col];
+        d[e] += acc;
+    }
+    __syncthreads();
+}
+#endif
+
+template <typename R>
+struct is_float {
+    static constexpr bool value = false;
+};
+template <>
+struct is_float<float> {
+    static constexpr bool value = true;
+};
+
+// The radix-16 stage (or its adjoint) of `stage` on tensor cores; called by every thread.
+template <bool INVERSE>
+__device__ void tc_stage(sl::complex<float>* x, const sl::complex<float>* tab, long long N,
+                         int n_rows, int W, long long cs, long long col_base, int M, int prec) {
+    using C = sl::complex<float>;
+    const int Mp = M / 16;
+    const int items = (n_rows / 16) * W;
+    const long long fstep = N / 16;
+    const long long tstep = N / ((long long)M * cs);
+    const int lane = threadIdx.x & 31;
+    const int g = lane >> 2;
+    const int t = lane & 3;
+    const int nwarps = blockDim.x >> 5;
+    // F / 4 at this lane's A positions: real part, imaginary part, and its negative
+    float fr[8], fi[8], fn[8];
+    for (int e = 0; e < 8; ++e) {
+        const int row = g + 8 * ((e >> 1) & 1);
+        const int col = 2 * t + (e & 1) + 8 * (e >> 2);
+        const C f = tab[((row * col) & 15) * fstep];
+        fr[e] = 0.25f * f.re;
+        fi[e] = 0.25f * f.im;
+        fn[e] = -fi[e];
+    }
+    AFrag a_re, a_im, a_neg;
+    a_re.set(fr, prec);
+    a_im.set(fi, prec);
+    a_neg.set(fn, prec);
+    // conj(F) for the adjoint: Yr = Fr Xr + Fi Xi, Yi = Fr Xi - Fi Xr
+    const AFrag& for_xi_in_re = INVERSE ? a_im : a_neg;
+    const AFrag& for_xr_in_im = INVERSE ? a_neg : a_im;
+    const int rounds = ((items + 7) / 8 + nwarps - 1) / nwarps;
+    for (int rd = 0; rd < rounds; ++rd) {
+        const int grp = rd * nwarps + (threadIdx.x >> 5);
+        float br[4], bi[4];
+        {
+            const int item = grp * 8 + g;
+            const int w = item % W;
+            const int j = (item / W) % Mp;
+            const int row0 = (item / W / Mp) * M + j;
+            const long long jg = (long long)j * cs + (cs > 1 ? col_base + w : 0);
+            for (int e = 0; e < 4; ++e) {
+                const int a = 2 * t + (e & 1) + 8 * (e >> 1);
+                C v(0.0f, 0.0f);
+                if (item < items) {
+                    v = x[sidx((row0 + Mp * a) * W + w)];
+                    if (INVERSE) v = mul_conj(v, tab[jg * a * tstep]);
+                }
+                br[e] = v.re;
+                bi[e] = v.im;
+            }
+        }
+        float dr[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        float di[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        mma16816(dr, a_re, br, prec);
+        mma16816(dr, for_xi_in_re, bi, prec);
+        mma16816(di, a_re, bi, prec);
+        mma16816(di, for_xr_in_im, br, prec);
+        for (int e = 0; e < 4; ++e) {
+            const int item = grp * 8 + 2 * t + (e & 1);
+            if (item >= items) continue;
+            const int c = g + 8 * (e >> 1);
+            const int w = item % W;
+            const int j = (item / W) % Mp;
+            const int row0 = (item / W / Mp) * M + j;
+            const long long jg = (long long)j * cs + (cs > 1 ? col_base + w : 0);
+            C o(dr[e], di[e]);
+            if (!INVERSE) o = o * tab[jg * c * tstep];
+            x[sidx((row0 + Mp * c) * W + w)] = o;
+        }
+    }
+    __syncthreads();
+}
+
 template <bool INVERSE, typename R>
 __device__ void run_stage(int lr, sl::complex<R>* x, const sl::complex<R>* tab, long long N,
-                          int n_rows, int W, long long cs, long long col_base, int M) {
+                          int n_rows, int W, long long cs, long long col_base, int M, int prec) {
+    if constexpr (is_float<R>::value) {
+        if (prec != 0 && lr == 4) {
+            tc_stage<INVERSE>(x, tab, N, n_rows, W, cs, col_base, M, prec);
+            return;
+        }
+    }
     switch (lr) {
         case 1: stage<2, INVERSE>(x, tab, N, n_rows, W, cs, col_base, M); break;
         case 2: stage<4, INVERSE>(x, tab, N, n_rows, W, cs, col_base, M); break;
@@ -137,7 +315,8 @@ __device__ void run_stage(int lr, sl::complex<R>* x, const sl::complex<R>* tab, 
 // (blockIdx.x / tiles_per_seq); sequence s is channel s % H of the row group s / H (P rows:
 // 2 packed real rows or 1 complex row). Rows are (B, H, L) C-contiguous, except the STORE_PLAIN
 // destination (B, H, n_out). radbits holds log2 of the pass's radices, 4 bits each, first stage
-// lowest. Launch with (te + te / 16) * sizeof(complex) bytes of shared memory, te = n_rows * W.
+// lowest. The result stored on rows is multiplied by out_scale (1/N, times 4^(tensor-core
+// stages) when precision != 0). Launch with (te + te / 16) * sizeof(complex) bytes of shared memory, te = n_rows * W.
 template <typename T>
 __global__ void __launch_bounds__(512)
     conv_pass(const T* a, const T* agate, const cplx<T>* bufin, cplx<T>* bufout,
@@ -146,7 +325,7 @@ __global__ void __launch_bounds__(512)
               long long L, long long n_out, long long N, int P, int n_rows, int W, long long cs,
               long long tile_step, int tiles_per_seq, int radbits, int n_stages,
               long long in_shift, long long out_shift, int load_mode, int a_conj, int do_fwd,
-              int mul, int do_inv, int store_mode) {
+              int mul, int do_inv, int store_mode, double out_scale, int precision) {
     using R = typename Traits<T>::R;
     using C = sl::complex<R>;
     C* x = reinterpret_cast<C*>(sl_shared);
@@ -188,7 +367,8 @@ __global__ void __launch_bounds__(512)
     }
     if (do_fwd) {
         for (int s = 0; s < n_stages; ++s)
-            run_stage<false>((radbits >> (4 * s)) & 15, x, tab, N, n_rows, W, cs, base, Ms[s]);
+            run_stage<false>((radbits >> (4 * s)) & 15, x, tab, N, n_rows, W, cs, base, Ms[s],
+                             precision);
     }
     if (mul != MUL_NONE) {
         for (int q = tid; q < te; q += nt) {
@@ -201,10 +381,11 @@ __global__ void __launch_bounds__(512)
     }
     if (do_inv) {
         for (int s = n_stages - 1; s >= 0; --s)
-            run_stage<true>((radbits >> (4 * s)) & 15, x, tab, N, n_rows, W, cs, base, Ms[s]);
+            run_stage<true>((radbits >> (4 * s)) & 15, x, tab, N, n_rows, W, cs, base, Ms[s],
+                            precision);
     }
 
-    const R scale = R(1) / R(N);
+    const R scale = R(out_scale);
     for (int q = tid; q < te; q += nt) {
         const long long p = base + (long long)(q / W) * cs + q % W;
         C y = x[sidx(q)];

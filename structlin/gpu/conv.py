@@ -51,15 +51,23 @@ another epilogue; ``grad_k`` is the inverse transform of the cross-spectrum
 over the batch by CuPy, the inverse by the inverse stages only); ``grad_D`` is a CuPy
 reduction.
 
+Tensor cores (``precision="fp16"|"bf16"``, float32/complex64 data): every radix-16 stage
+is computed as ``Y = (F / 4) X`` with ``mma.sync.m16n8k16`` (half-precision operands, fp32
+accumulation; four real mmas per complex product, 8 vectors per warp); the data stay fp32 in
+shared memory, twiddles and the spectrum product are fp32, and the exact factor ``1/4`` keeps
+each stage unitary so the fp16 operands keep the input's scale (the launcher folds
+``4**stages`` into the output scale). Radix-2/4/8 stages and the backward run in fp32.
+Relative error of the output: about ``4e-4`` (fp16) and ``3e-3`` (bf16) in the emulator.
+
 Cost: a radix-``r`` stage does ``r`` complex multiply-adds per element (dense DFT blocks, as
 FlashFFTConv does to use matrix units), so a transform costs ``N sum_s r_s`` complex
 multiply-adds, about ``4 N log2 N`` for radix 16. Twiddles are read from a table of ``N``
 entries (``w_N^t``, computed once per size in float64).
 
-Not done (stated so): the fp16/bf16 tensor-core path (``precision="fp16"|"bf16"`` raises
-``NotImplementedError``); the fp32 path runs the DFT blocks on CUDA cores. None of this code
-has run on a GPU yet: it is compiled by NVRTC in the CPU suite and its index arithmetic is
-executed by the host emulator of ``tests/test_gpu_compile_conv.py``.
+Unverified: none of this code has run on a GPU. It is compiled by NVRTC (compute_80 and
+compute_90) in the CPU suite, and ``tests/test_gpu_compile_conv.py`` executes it on the host
+(a thread per CUDA thread; the mma by a scalar model of the PTX fragment layouts, so that test
+checks our use of the layouts as we read them in the PTX ISA, not the hardware).
 """
 
 from __future__ import annotations
@@ -84,7 +92,8 @@ MAX_SINGLE_PASS = {8: 1 << 14, 16: 1 << 13}  # with 1/16 padding: 136 KiB
 COLUMN_TILE_BYTES = 64 * 1024
 MAX_THREADS = 512
 
-PRECISIONS = ("fp32", "fp16", "bf16")
+#: precision keyword -> kernel code (0: fp32 on CUDA cores, 1/2: fp16/bf16 tensor cores)
+PRECISIONS = {"fp32": 0, "fp16": 1, "bf16": 2}
 
 _LOAD_ROWS, _LOAD_BUFFER = 0, 1
 _MUL_NONE, _MUL_SPEC, _MUL_CONJ_SPEC = 0, 1, 2
@@ -169,13 +178,17 @@ def _threads(items: int) -> int:
 class _Pipeline:
     """Launches of ``conv_pass`` for one call: shapes, arrays and which pass does what."""
 
-    def __init__(self, dtype, B, H, L, nfft, P):
+    def __init__(self, dtype, B, H, L, nfft, P, precision=0):
         self.dtype = np.dtype(dtype)
         self.cdtype = _complex_dtype(self.dtype)
         self.B, self.H, self.L, self.N, self.P = B, H, L, nfft, P
         self.S = H * ((B + P - 1) // P)
         self.n1, self.n2 = _split(nfft, self.cdtype)
         self.tab = _twiddles(nfft, self.cdtype)
+        self.precision = precision
+        # a tensor-core stage computes (F / 4) X; undo it (forward and inverse) in the output
+        n_tc = sum(lr == MAX_RADIX_LOG2 for lr in radix_plan(nfft, dtype)) if precision else 0
+        self.out_scale = float(4.0 ** (2 * n_tc) / nfft)
         self.kernel = get_kernel("conv", NAME_EXPRESSIONS, f"conv_pass<{type_name(self.dtype)}>")
 
     def _launch(self, *, column, load_mode, mul, do_fwd, do_inv, store_mode, a=None,
@@ -199,7 +212,8 @@ class _Pipeline:
             np.int32(n_rows), np.int32(W), np.int64(cs), np.int64(tile_step), np.int32(tiles),
             np.int32(_pack(lrs)), np.int32(len(lrs)), np.int64(in_shift), np.int64(out_shift),
             np.int32(load_mode), np.int32(a_conj), np.int32(do_fwd), np.int32(mul),
-            np.int32(do_inv), np.int32(store_mode),
+            np.int32(do_inv), np.int32(store_mode), np.float64(self.out_scale),
+            np.int32(self.precision),
         )
         launch(self.kernel, self.S * tiles, _threads(items), args, (items + items // 16) * csize)
 
@@ -271,28 +285,28 @@ def _check(u, spec, nfft, Lk, offset, D, pregate, postgate, other, other_name):
             )
 
 
-def _check_precision(precision: str) -> None:
+def _precision_code(precision: str, dtype: np.dtype) -> int:
     if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if precision != "fp32":
-        raise NotImplementedError(
-            f"precision={precision!r} (the tensor-core path) is not implemented in the CUDA "
-            "engine yet; use precision='fp32'"
+        raise ValueError(f"precision must be one of {tuple(PRECISIONS)}, got {precision!r}")
+    if precision != "fp32" and _complex_dtype(dtype) != np.complex64:
+        raise ValueError(
+            f"precision={precision!r} (tensor cores) needs float32 or complex64 data, got {dtype}"
         )
+    return PRECISIONS[precision]
 
 
 def forward(u: Any, spec: Any, nfft: int, Lk: int, offset: int, D: Any, pregate: Any,
             postgate: Any, out: Any, *, precision: str = "fp32") -> Any:
     """Write the gated long convolution of ``u`` into ``out`` and return it (see the module
     docstring for the formula); one launch for ``nfft <= MAX_SINGLE_PASS``, three beyond."""
-    _check_precision(precision)
     _check(u, spec, nfft, Lk, offset, D, pregate, postgate, out, "out")
     B, H, L = u.shape
     if out is None:
         raise ValueError("out must be a preallocated (B, H, L) array")
     if u.size == 0:
         return out
-    pipe = _Pipeline(u.dtype, B, H, L, nfft, _packing(u.dtype))
+    code = _precision_code(precision, u.dtype)
+    pipe = _Pipeline(u.dtype, B, H, L, nfft, _packing(u.dtype), code)
     pipe.run(mul=_MUL_SPEC, store_mode=_STORE_FORWARD, a=u, agate=pregate, spec=spec, out0=out,
              u=u, D=D, post=postgate, out_shift=offset)
     return out
