@@ -280,6 +280,27 @@ def test_three_pass_backward_satisfies_the_dot_test(multipass, dtype):
     _check_backward(multipass, (3, 2, 50, 30), dtype, "same", gates=True)
 
 
+def test_backward_sums_grad_k_over_batch_chunks(conv, monkeypatch):
+    # two rows per chunk: the cross-spectrum is accumulated over 3 chunks of a batch of 5
+    monkeypatch.setattr(conv, "GRAD_K_BYTES", 2 * 2 * 2 * 64 * 8)
+    _check_backward(conv, (5, 2, 40, 20), "float32", "same", gates=True)
+
+
+def test_contract_functions_have_the_agreed_signatures(conv):
+    import inspect
+
+    want = {
+        "fft_size": ["L", "Lk"],
+        "kernel_spectrum": ["k", "nfft"],
+        "forward": ["u", "spec", "nfft", "Lk", "offset", "D", "pregate", "postgate", "out",
+                    "precision"],
+        "backward": ["u", "spec", "nfft", "Lk", "offset", "D", "pregate", "postgate", "grad"],
+    }
+    for name, params in want.items():
+        assert list(inspect.signature(getattr(conv, name)).parameters) == params, name
+    assert inspect.signature(conv.forward).parameters["precision"].default == "fp32"
+
+
 def test_fft_size_is_the_next_power_of_two_of_the_linear_length(conv):
     assert [conv.fft_size(L, Lk) for L, Lk in [(1, 1), (2, 1), (3, 2), (5, 4), (1024, 1024)]] \
         == [1, 2, 4, 8, 2048]

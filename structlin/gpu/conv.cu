@@ -318,7 +318,7 @@ __device__ void run_stage(int lr, sl::complex<R>* x, const sl::complex<R>* tab, 
 // lowest. The result stored on rows is multiplied by out_scale (1/N, times 4^(tensor-core
 // stages) when precision != 0). Launch with (te + te / 16) * sizeof(complex) bytes of shared memory, te = n_rows * W.
 template <typename T>
-__global__ void __launch_bounds__(512)
+__global__ void __launch_bounds__(256)
     conv_pass(const T* a, const T* agate, const cplx<T>* bufin, cplx<T>* bufout,
               const cplx<T>* spec, const cplx<T>* tab, T* out0, T* out1, const T* u,
               const T* pre, const T* D, const T* post, const T* g, long long B, int H,

@@ -90,7 +90,10 @@ MAX_RADIX_LOG2 = 4
 MAX_SINGLE_PASS = {8: 1 << 14, 16: 1 << 13}  # with 1/16 padding: 136 KiB
 #: shared memory of a column-pass tile
 COLUMN_TILE_BYTES = 64 * 1024
-MAX_THREADS = 512
+#: threads per block at most (256 leaves 255 registers to a thread of a complex128 radix-16 stage)
+MAX_THREADS = 256
+#: bytes of the two spectra held at once while summing the cross-spectrum for grad_k
+GRAD_K_BYTES = 512 * 1024 * 1024
 
 #: precision keyword -> kernel code (0: fp32 on CUDA cores, 1/2: fp16/bf16 tensor cores)
 PRECISIONS = {"fp32": 0, "fp16": 1, "bf16": 2}
@@ -337,14 +340,22 @@ def backward(u: Any, spec: Any, nfft: int, Lk: int, offset: int, D: Any, pregate
     gy = grad if postgate is None else grad * postgate.conj()
     grad_D = None if D is None else (gy * u.conj()).sum(axis=(0, 2)).astype(dtype)
 
-    # grad_k: cross-spectrum of the gradient and v, one row per sequence (no packing)
-    single = _Pipeline(dtype, B, H, L, nfft, 1)
-    g_spec = cupy.empty((B * H, nfft), dtype=single.cdtype)
-    v_spec = cupy.empty((B * H, nfft), dtype=single.cdtype)
-    single.run(inv=False, store_mode=_STORE_BUFFER, a=grad, agate=postgate, a_conj=1,
-               bufout=g_spec, in_shift=offset)
-    single.run(inv=False, store_mode=_STORE_BUFFER, a=u, agate=pregate, bufout=v_spec)
-    cross = (g_spec * v_spec.conj()).reshape(B, H, nfft).sum(axis=0)
+    # grad_k: cross-spectrum of the gradient and v, one row per sequence (no packing), summed
+    # over the batch in chunks that bound the memory of the two spectra
+    cdtype = _complex_dtype(dtype)
+    chunk = max(1, GRAD_K_BYTES // (2 * H * nfft * cdtype.itemsize))
+    cross = cupy.zeros((H, nfft), dtype=cdtype)
+    for b0 in range(0, B, chunk):
+        b1 = min(B, b0 + chunk)
+        part = _Pipeline(dtype, b1 - b0, H, L, nfft, 1)
+        g_spec = cupy.empty(((b1 - b0) * H, nfft), dtype=cdtype)
+        v_spec = cupy.empty_like(g_spec)
+        part.run(inv=False, store_mode=_STORE_BUFFER, a=grad[b0:b1],
+                 agate=None if postgate is None else postgate[b0:b1], a_conj=1, bufout=g_spec,
+                 in_shift=offset)
+        part.run(inv=False, store_mode=_STORE_BUFFER, a=u[b0:b1],
+                 agate=None if pregate is None else pregate[b0:b1], bufout=v_spec)
+        cross += (g_spec * v_spec.conj()).reshape(b1 - b0, H, nfft).sum(axis=0)
     grad_k = cupy.empty((H, Lk), dtype=dtype)
     inverse = _Pipeline(dtype, 1, H, Lk, nfft, 1)
     inverse.run(fwd=False, store_mode=_STORE_PLAIN, bufin=cross, out0=grad_k, n_out=Lk)
