@@ -150,3 +150,19 @@ def test_tensor_core_forward_matches_the_cupy_fft_pipeline(shape, dtype, precisi
                  precision=precision)
     err = _rel_err(out, _reference(u, k, 0, D, pre, post))
     assert 1e-6 < err < tol
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_reference_forward_matches_direct_convolution(dtype):
+    from structlin.gpu import conv
+
+    u, k, D, pre, post = _problem((2, 3, 50, 20), dtype, gates=True, key=3)
+    got = cupy.asnumpy(conv.reference_forward(u, k, 9, D, pre, post))
+    un, kn, Dn, pn, qn = (cupy.asnumpy(a) for a in (u, k, D, pre, post))
+    want = np.empty(un.shape, dtype=np.complex128)
+    for b in range(2):
+        for h in range(3):
+            want[b, h] = np.convolve(pn[b, h] * un[b, h], kn[h])[9:59]
+    want = qn * (want + Dn[None, :, None] * un)
+    assert got.dtype == np.dtype(dtype)
+    assert np.linalg.norm(got - want) / np.linalg.norm(want) < _tol(dtype)

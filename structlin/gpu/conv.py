@@ -80,7 +80,14 @@ import numpy as np
 
 from structlin.gpu._compile import get_kernel, instantiations, launch, type_name
 
-__all__ = ["NAME_EXPRESSIONS", "backward", "fft_size", "forward", "kernel_spectrum"]
+__all__ = [
+    "NAME_EXPRESSIONS",
+    "backward",
+    "fft_size",
+    "forward",
+    "kernel_spectrum",
+    "reference_forward",
+]
 
 NAME_EXPRESSIONS = instantiations("conv_pass")
 
@@ -263,6 +270,29 @@ def kernel_spectrum(k: Any, nfft: int) -> Any:
     spec = cupy.empty((H, nfft), dtype=pipe.cdtype)
     pipe.run(fwd=True, inv=False, store_mode=_STORE_BUFFER, a=k, bufout=spec)
     return spec
+
+
+def reference_forward(u: Any, k: Any, offset: int, D: Any = None, pregate: Any = None,
+                      postgate: Any = None) -> Any:
+    """Return the gated convolution computed the plain way with ``cupy.fft`` (the reference).
+
+    ``rfft``/``fft`` of ``pregate * u`` and ``k`` at length ``L + Lk - 1``, product, inverse,
+    the window ``[offset, offset + L)``, then ``+ D u`` and ``* postgate``; each step is a pass
+    over memory. Same shapes as :func:`forward`; returns a new array of ``u``'s dtype.
+    """
+    L, Lk = u.shape[-1], k.shape[-1]
+    n = L + Lk - 1
+    v = u if pregate is None else pregate * u
+    if u.dtype.kind == "c" or k.dtype.kind == "c":
+        y = cupy.fft.ifft(cupy.fft.fft(v, n=n) * cupy.fft.fft(k, n=n), n=n)
+    else:
+        y = cupy.fft.irfft(cupy.fft.rfft(v, n=n) * cupy.fft.rfft(k, n=n), n=n)
+    y = y[..., offset:offset + L]
+    if D is not None:
+        y = y + D[:, None] * u
+    if postgate is not None:
+        y = y * postgate
+    return y.astype(u.dtype, copy=False)
 
 
 def _check(u, spec, nfft, Lk, offset, D, pregate, postgate, other, other_name):
