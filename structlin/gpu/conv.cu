@@ -16,6 +16,10 @@
 // After all stages position sum_s c_s M'_s holds frequency c_0 + r_0 (c_1 + r_1 (c_2 + ...)):
 // the spectrum is kept in this digit-reversed order, so no transposition is ever done.
 //
+// Real rows: in one pass, one row of N samples is held as N/2 complex values z[m] = v[2m] +
+// i v[2m+1] (`half`), with a pairing step around the spectrum product (real_pair_product);
+// in the multi-pass scheme two rows of a channel are packed as real and imaginary parts (P = 2).
+//
 // Tile layout in shared memory: element (row a, column w) at a * W + w, global position
 // base + a * cs + w. Twiddles come from one table tab[t] = w_N^t.
 #include "_common.cuh"
@@ -309,6 +313,76 @@ __device__ void run_stage(int lr, sl::complex<R>* x, const sl::complex<R>* tab, 
     }
 }
 
+// Write one output sample: row `row` of the (B, H, n_out) destinations, channel h.
+template <typename T>
+__device__ __forceinline__ void emit(int store_mode, long long row, int h, T val, T* out0,
+                                     T* out1, const T* u, const T* pre, const T* D,
+                                     const T* post, const T* g) {
+    if (store_mode == STORE_PLAIN) {
+        out0[row] = val;
+    } else if (store_mode == STORE_BACKWARD) {
+        T gu = pre ? val * sl::conj(pre[row]) : val;
+        if (D) gu += sl::conj(D[h]) * (post ? g[row] * sl::conj(post[row]) : g[row]);
+        out0[row] = gu;
+        if (out1) out1[row] = val * sl::conj(u[row]);
+    } else {
+        T s = val;
+        if (D) s += D[h] * u[row];
+        if (store_mode == STORE_POSTGATE_GRAD) {
+            out0[row] = g[row] * sl::conj(s);
+        } else {
+            out0[row] = post ? post[row] * s : s;
+        }
+    }
+}
+
+// Frequency held at position pos after the DIF stages of a pass (Ms[s]: sub-length of stage s),
+// and the inverse map.
+__device__ __forceinline__ int digit_freq(int pos, const int* Ms, int radbits, int n_stages) {
+    int f = 0;
+    int shift = 0;
+    for (int s = 0; s < n_stages; ++s) {
+        const int lr = (radbits >> (4 * s)) & 15;
+        f += ((pos / (Ms[s] >> lr)) & ((1 << lr) - 1)) << shift;
+        shift += lr;
+    }
+    return f;
+}
+__device__ __forceinline__ int digit_pos(int f, const int* Ms, int radbits, int n_stages) {
+    int pos = 0;
+    for (int s = 0; s < n_stages; ++s) {
+        const int lr = (radbits >> (4 * s)) & 15;
+        pos += (f & ((1 << lr) - 1)) * (Ms[s] >> lr);
+        f >>= lr;
+    }
+    return pos;
+}
+
+// Real half-length mode: z[m] = v[2m] + i v[2m+1] has spectrum Z (length M = N / 2); for the
+// pair (k, M - k) this rebuilds V[k], V[k + M] of the real signal, multiplies by the kernel's
+// K[k], K[k + M] (spec[pos], spec[M + pos]) and folds the product back into the spectrum of
+// y[2m] + i y[2m+1]:
+//   E = (Z[k] + conj Z[-k]) / 2, O = (Z[k] - conj Z[-k]) / 2i, V[k] = E + w O, V[k+M] = E - w O,
+//   Y = V K, Z'[k] = (Y[k] + Y[k+M]) / 2 + i conj(w) (Y[k] - Y[k+M]) / 2,   w = w_N^k.
+template <typename R>
+__device__ __forceinline__ sl::complex<R> real_pair_product(
+    sl::complex<R> zk, sl::complex<R> zn, sl::complex<R> w, sl::complex<R> k0,
+    sl::complex<R> k1, bool conj_spec) {
+    using C = sl::complex<R>;
+    const R half = R(0.5);
+    const C e((zk.re + zn.re) * half, (zk.im - zn.im) * half);
+    // (zk - conj zn) / 2i = (a + ib) / 2i = (b - ia) / 2, a + ib = zk - conj zn
+    const C o((zk.im + zn.im) * half, -(zk.re - zn.re) * half);
+    const C wo = w * o;
+    const C v0 = e + wo;
+    const C v1 = e - wo;
+    const C y0 = conj_spec ? mul_conj(v0, k0) : v0 * k0;
+    const C y1 = conj_spec ? mul_conj(v1, k1) : v1 * k1;
+    const C ye((y0.re + y1.re) * half, (y0.im + y1.im) * half);
+    const C yo = mul_conj(C((y0.re - y1.re) * half, (y0.im - y1.im) * half), w);
+    return C(ye.re - yo.im, ye.im + yo.re);
+}
+
 }  // namespace
 
 // One pass of the convolution pipeline on tile (blockIdx.x % tiles_per_seq) of sequence
@@ -325,7 +399,7 @@ __global__ void __launch_bounds__(256)
               long long L, long long n_out, long long N, int P, int n_rows, int W, long long cs,
               long long tile_step, int tiles_per_seq, int radbits, int n_stages,
               long long in_shift, long long out_shift, int load_mode, int a_conj, int do_fwd,
-              int mul, int do_inv, int store_mode, double out_scale, int precision) {
+              int mul, int do_inv, int store_mode, double out_scale, int precision, int half) {
     using R = typename Traits<T>::R;
     using C = sl::complex<R>;
     C* x = reinterpret_cast<C*>(sl_shared);
@@ -343,13 +417,16 @@ __global__ void __launch_bounds__(256)
         if (load_mode == LOAD_BUFFER) {
             z = bufin[seq * N + p];
         } else {
-            const long long t = p - in_shift;
-            if (t >= 0 && t < L) {
+            // half mode: one real row, samples 2p and 2p + 1 as real and imaginary parts
+            const int n_t = half ? 2 : 1;
+            for (int i = 0; i < n_t; ++i) {
+                const long long t = (half ? 2 * p + i : p) - in_shift;
+                if (t < 0 || t >= L) continue;
                 for (int r = 0; r < P && b0 + r < B; ++r) {
                     const long long row = ((b0 + r) * H + h) * L + t;
                     T v = a[row];
                     if (agate) v = v * (a_conj ? sl::conj(agate[row]) : agate[row]);
-                    z += as_complex(v, r);
+                    z += as_complex(v, r + i);
                 }
             }
         }
@@ -370,7 +447,22 @@ __global__ void __launch_bounds__(256)
             run_stage<false>((radbits >> (4 * s)) & 15, x, tab, N, n_rows, W, cs, base, Ms[s],
                              precision);
     }
-    if (mul != MUL_NONE) {
+    if (mul != MUL_NONE && half) {
+        // single pass on the whole half-length sequence: q is the position
+        for (int q = tid; q < te; q += nt) {
+            const int k = digit_freq(q, Ms, radbits, n_stages);
+            const int kn = (te - k) & (te - 1);
+            if (k > kn) continue;
+            const int qn = digit_pos(kn, Ms, radbits, n_stages);
+            const C zk = x[sidx(q)];
+            const C zn = x[sidx(qn)];
+            const C* sp = spec + h * N;
+            const bool cj = mul == MUL_CONJ_SPEC;
+            x[sidx(q)] = real_pair_product(zk, zn, tab[k], sp[q], sp[te + q], cj);
+            if (kn != k) x[sidx(qn)] = real_pair_product(zn, zk, tab[kn], sp[qn], sp[te + qn], cj);
+        }
+        __syncthreads();
+    } else if (mul != MUL_NONE) {
         for (int q = tid; q < te; q += nt) {
             const long long p = base + (long long)(q / W) * cs + q % W;
             const C k = spec[h * N + p];
@@ -393,27 +485,14 @@ __global__ void __launch_bounds__(256)
             bufout[seq * N + p] = y;
             continue;
         }
-        const long long t = p - out_shift;
-        if (t < 0 || t >= n_out) continue;
         y = C(y.re * scale, y.im * scale);
-        for (int r = 0; r < P && b0 + r < B; ++r) {
-            const long long row = ((b0 + r) * H + h) * n_out + t;
-            const T val = take<T>(y, r);
-            if (store_mode == STORE_PLAIN) {
-                out0[row] = val;
-            } else if (store_mode == STORE_BACKWARD) {
-                T gu = pre ? val * sl::conj(pre[row]) : val;
-                if (D) gu += sl::conj(D[h]) * (post ? g[row] * sl::conj(post[row]) : g[row]);
-                out0[row] = gu;
-                if (out1) out1[row] = val * sl::conj(u[row]);
-            } else {
-                T s = val;
-                if (D) s += D[h] * u[row];
-                if (store_mode == STORE_POSTGATE_GRAD) {
-                    out0[row] = g[row] * sl::conj(s);
-                } else {
-                    out0[row] = post ? post[row] * s : s;
-                }
+        const int n_t = half ? 2 : 1;
+        for (int i = 0; i < n_t; ++i) {
+            const long long t = (half ? 2 * p + i : p) - out_shift;
+            if (t < 0 || t >= n_out) continue;
+            for (int r = 0; r < P && b0 + r < B; ++r) {
+                const long long row = ((b0 + r) * H + h) * n_out + t;
+                emit<T>(store_mode, row, h, take<T>(y, r + i), out0, out1, u, pre, D, post, g);
             }
         }
     }

@@ -6,7 +6,8 @@ validates, promotes and reshapes before calling):
 - :func:`fft_size` ``(L, Lk) -> nfft``: the power of two ``>= L + Lk - 1`` used here.
 - :func:`kernel_spectrum` ``(k, nfft) -> spec``: ``k`` is ``(H, Lk)`` of the compute dtype;
   ``spec`` is ``(H, nfft)`` complex (complex64 for float32/complex64, complex128 otherwise)
-  holding ``fft(k, nfft)`` in *this module's digit-reversed order* (opaque to callers).
+  holding ``fft(k, nfft)`` in *this module's digit-reversed order* (opaque to callers;
+  :func:`spectrum_order` gives it).
 - :func:`forward` ``(u, spec, nfft, Lk, offset, D, pregate, postgate, out) -> out``::
 
       out[b,h,t] = postgate[b,h,t] * (sum_j k[h,j] v[b,h,t+offset-j] + D[h] u[b,h,t]),
@@ -25,23 +26,30 @@ the dense ``r_s x r_s`` DFT matrix to vectors of stride ``M'_s`` followed by a d
 twiddles (decimation in frequency). The output is left in digit-reversed order, and the
 precomputed spectrum :func:`kernel_spectrum` is stored in that same order, so the pointwise
 product needs no permutation; the inverse applies the adjoint stages in reverse order and ends
-in natural order. Real rows are packed two per complex sequence (batch rows ``2m`` and
-``2m + 1`` of one channel as real and imaginary parts): the kernel is real, so the two
-convolutions separate exactly and a real row costs half a complex FFT.
+in natural order. Real rows use a real FFT of half the length when that fits one pass: row
+``v`` of ``N`` samples is loaded as ``z[m] = v[2m] + i v[2m+1]`` (``N/2`` complex values),
+and after the forward stages a pairing step rebuilds ``V[f]`` and ``V[f + N/2]`` from
+``Z[f]`` and ``Z[-f]`` (their positions come from the digit maps), multiplies by the
+kernel's ``K[f]`` and ``K[f + N/2]`` and folds the product back into the spectrum of
+``y[2m] + i y[2m+1]`` for the inverse stages. In the multi-pass scheme (where ``Z[f]`` and
+``Z[-f]`` lie in different tiles) real rows are instead packed two per complex sequence (batch
+rows ``2m`` and ``2m + 1`` of one channel as real and imaginary parts: the kernel is real, so
+the two convolutions separate exactly). Either way a real row costs half a complex FFT.
 
-- **One launch** when the sequence fits in shared memory (:data:`MAX_SINGLE_PASS`: ``N <= 2**14``
-  for float32/complex64, ``2**13`` for float64/complex128): each block loads one sequence with
-  ``pregate`` applied and zero padding, does all forward stages, multiplies by the spectrum,
-  does all inverse stages and writes ``out`` with the causal/centred shift, ``D u`` and
-  ``postgate`` fused.
+- **One launch** when the sequence fits in shared memory (:data:`MAX_SINGLE_PASS` complex
+  values: ``nfft <= 2**15`` for float32, ``2**14`` for complex64 and float64, ``2**13`` for
+  complex128): each block loads one sequence with ``pregate`` applied and zero padding, does
+  all forward stages, multiplies by the spectrum, does all inverse stages and writes ``out``
+  with the causal/centred shift, ``D u`` and ``postgate`` fused.
 - **Three launches** (a four-step FFT) beyond, up to any ``N`` (``L = 4M`` and more, memory
-  permitting): ``N = N1 N2`` with ``N2`` the single-pass maximum. The first stages (radices of
-  ``N1``) only mix positions equal modulo ``N2``: a *column pass* on tiles of ``N1 x W``
-  (``W`` consecutive columns, coalesced) loads the gated input, applies them and writes a
-  complex buffer; an *inner pass* on contiguous blocks of ``N2`` applies the remaining stages,
-  the spectrum and their inverses, in place in the buffer; a final column pass applies the
-  inverse column stages and the fused epilogue. The buffer costs ``8 N`` (complex64) bytes per
-  sequence.
+  permitting): ``N = N1 N2`` with ``N2`` the single-pass maximum of complex values. The
+  first stages (radices of ``N1``) only mix positions equal modulo ``N2``: a *column pass* on
+  tiles of ``N1 x W`` (``W`` consecutive columns, coalesced) loads the gated input, applies
+  them and writes a complex buffer; an *inner pass* on contiguous blocks of ``N2`` applies the
+  remaining stages, the spectrum and their inverses, in place in the buffer; a final column
+  pass applies the inverse column stages and the fused epilogue. The buffer costs ``8 N``
+  (complex64) bytes per sequence. The spectrum of the half-length mode is computed once per
+  kernel with ``cupy.fft``; the others by the same stages as the data.
 
 Backward: ``grad_u`` and ``grad_pregate`` are a correlation, i.e. the same pipeline with the
 conjugate spectrum on ``grad * conj(postgate)`` shifted by ``offset``, with an epilogue that
@@ -141,26 +149,48 @@ def _split(nfft: int, cdtype: np.dtype) -> tuple[int, int]:
     return nfft // n2, n2
 
 
+def _use_half(nfft: int, dtype: Any) -> bool:
+    """Real rows with ``nfft / 2`` complex values fitting one pass: the half-length mode."""
+    cdtype = _complex_dtype(dtype)
+    return (np.dtype(dtype).kind == "f" and nfft >= 2
+            and nfft // 2 <= MAX_SINGLE_PASS[cdtype.itemsize])
+
+
 def radix_plan(nfft: int, dtype: Any) -> list[int]:
     """Return log2 of the radices of all stages for ``nfft`` (column pass first)."""
+    if _use_half(nfft, dtype):
+        return _radices(nfft // 2)
     n1, n2 = _split(nfft, _complex_dtype(dtype))
     return (_radices(n1) if n1 > 1 else []) + _radices(n2)
 
 
-def spectrum_order(nfft: int, dtype: Any) -> np.ndarray:
-    """Return ``freq`` with ``spec[:, pos] = fft(k, nfft)[:, freq[pos]]`` (digit reversal)."""
+def _digit_order(lrs: list[int]) -> np.ndarray:
+    """Frequency at each position after DIF stages with radices ``2**lrs``."""
     pos = np.zeros(1, dtype=np.int64)
     freq = np.zeros(1, dtype=np.int64)
     # build from the last stage outwards: position = c_s M'_s + (inner), frequency = c_s + r_s f
-    for lr in reversed(radix_plan(nfft, dtype)):
+    for lr in reversed(lrs):
         r = 1 << lr
         c = np.arange(r, dtype=np.int64)
         mp = pos.size
         pos = (c[:, None] * mp + pos[None, :]).ravel()
         freq = (c[:, None] + r * freq[None, :]).ravel()
-    out = np.empty(nfft, dtype=np.int64)
+    out = np.empty(pos.size, dtype=np.int64)
     out[pos] = freq
     return out
+
+
+def spectrum_order(nfft: int, dtype: Any) -> np.ndarray:
+    """Return ``freq`` with ``spec[:, pos] = fft(k, nfft)[:, freq[pos]]`` (digit reversal).
+
+    In the half-length mode of real data the first ``nfft / 2`` positions hold the
+    frequencies ``f < nfft / 2`` in the digit-reversed order of length ``nfft / 2`` and the
+    last ``nfft / 2`` hold ``f + nfft / 2`` in the same order.
+    """
+    order = _digit_order(radix_plan(nfft, dtype))
+    if _use_half(nfft, dtype):
+        order = np.concatenate([order, order + nfft // 2])
+    return order
 
 
 @functools.cache
@@ -188,17 +218,23 @@ def _threads(items: int) -> int:
 class _Pipeline:
     """Launches of ``conv_pass`` for one call: shapes, arrays and which pass does what."""
 
-    def __init__(self, dtype, B, H, L, nfft, P, precision=0):
+    def __init__(self, dtype, B, H, L, nfft, P, precision=0, half=False):
         self.dtype = np.dtype(dtype)
         self.cdtype = _complex_dtype(self.dtype)
         self.B, self.H, self.L, self.N, self.P = B, H, L, nfft, P
         self.S = H * ((B + P - 1) // P)
-        self.n1, self.n2 = _split(nfft, self.cdtype)
+        self.half = half
+        if half:  # one real row of nfft samples as nfft / 2 complex values, one pass
+            self.n1, self.n2 = 1, nfft // 2
+            lrs = _radices(nfft // 2)
+        else:
+            self.n1, self.n2 = _split(nfft, self.cdtype)
+            lrs = (_radices(self.n1) if self.n1 > 1 else []) + _radices(self.n2)
         self.tab = _twiddles(nfft, self.cdtype)
         self.precision = precision
         # a tensor-core stage computes (F / 4) X; undo it (forward and inverse) in the output
-        n_tc = sum(lr == MAX_RADIX_LOG2 for lr in radix_plan(nfft, dtype)) if precision else 0
-        self.out_scale = float(4.0 ** (2 * n_tc) / nfft)
+        n_tc = sum(lr == MAX_RADIX_LOG2 for lr in lrs) if precision else 0
+        self.out_scale = float(4.0 ** (2 * n_tc) / (self.n2 if half else nfft))
         self.kernel = get_kernel("conv", NAME_EXPRESSIONS, f"conv_pass<{type_name(self.dtype)}>")
 
     def _launch(self, *, column, load_mode, mul, do_fwd, do_inv, store_mode, a=None,
@@ -223,7 +259,7 @@ class _Pipeline:
             np.int32(_pack(lrs)), np.int32(len(lrs)), np.int64(in_shift), np.int64(out_shift),
             np.int32(load_mode), np.int32(a_conj), np.int32(do_fwd), np.int32(mul),
             np.int32(do_inv), np.int32(store_mode), np.float64(self.out_scale),
-            np.int32(self.precision),
+            np.int32(self.precision), np.int32(self.half),
         )
         launch(self.kernel, self.S * tiles, _threads(items), args, (items + items // 16) * csize)
 
@@ -254,8 +290,12 @@ class _Pipeline:
                          do_inv=1, store_mode=store_mode, bufin=buf, **rows_kw)
 
 
-def _packing(dtype: np.dtype) -> int:
-    return 2 if np.dtype(dtype).kind == "f" else 1
+def _rows_pipeline(dtype, B, H, L, nfft, precision=0) -> _Pipeline:
+    """The pipeline of a convolution of rows: real rows in the half-length mode when it fits
+    one pass, else packed two per complex sequence; complex rows one per sequence."""
+    if _use_half(nfft, dtype):
+        return _Pipeline(dtype, B, H, L, nfft, 1, precision, half=True)
+    return _Pipeline(dtype, B, H, L, nfft, 2 if np.dtype(dtype).kind == "f" else 1, precision)
 
 
 def kernel_spectrum(k: Any, nfft: int) -> Any:
@@ -266,6 +306,11 @@ def kernel_spectrum(k: Any, nfft: int) -> Any:
     H, Lk = k.shape
     if Lk > nfft:
         raise ValueError(f"nfft must be >= Lk = {Lk}, got {nfft}")
+    if _use_half(nfft, k.dtype):
+        # K[f] and K[f + nfft/2] in the order of the half-length pass (computed once per kernel)
+        order = cupy.asarray(spectrum_order(nfft, k.dtype))
+        full = cupy.fft.fft(k, n=nfft)
+        return cupy.ascontiguousarray(full[:, order].astype(_complex_dtype(k.dtype)))
     pipe = _Pipeline(k.dtype, 1, H, Lk, nfft, 1)
     spec = cupy.empty((H, nfft), dtype=pipe.cdtype)
     pipe.run(fwd=True, inv=False, store_mode=_STORE_BUFFER, a=k, bufout=spec)
@@ -339,7 +384,7 @@ def forward(u: Any, spec: Any, nfft: int, Lk: int, offset: int, D: Any, pregate:
     if u.size == 0:
         return out
     code = _precision_code(precision, u.dtype)
-    pipe = _Pipeline(u.dtype, B, H, L, nfft, _packing(u.dtype), code)
+    pipe = _rows_pipeline(u.dtype, B, H, L, nfft, code)
     pipe.run(mul=_MUL_SPEC, store_mode=_STORE_FORWARD, a=u, agate=pregate, spec=spec, out0=out,
              u=u, D=D, post=postgate, out_shift=offset)
     return out
@@ -359,8 +404,7 @@ def backward(u: Any, spec: Any, nfft: int, Lk: int, offset: int, D: Any, pregate
         grad_k = cupy.zeros((H, Lk), dtype=dtype)
         grad_D = None if D is None else cupy.zeros_like(D)
         return grad_u, grad_k, grad_D, grad_pre, grad_post
-    P = _packing(dtype)
-    pipe = _Pipeline(dtype, B, H, L, nfft, P)
+    pipe = _rows_pipeline(dtype, B, H, L, nfft)
     if postgate is not None:
         pipe.run(mul=_MUL_SPEC, store_mode=_STORE_POSTGATE_GRAD, a=u, agate=pregate, spec=spec,
                  out0=grad_post, u=u, D=D, g=grad, out_shift=offset)
