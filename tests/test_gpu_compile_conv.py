@@ -307,6 +307,11 @@ def test_contract_functions_have_the_agreed_signatures(conv):
     assert inspect.signature(conv.forward).parameters["precision"].default == "fp32"
 
 
+def test_transform_lengths_beyond_the_three_pass_scheme_are_refused(multipass):
+    with pytest.raises(ValueError, match=r"nfft = 2048 is beyond the three-pass scheme.s 1024"):
+        multipass._Pipeline(np.complex64, 1, 1, 10, 2048, 1)
+
+
 def test_fft_size_is_the_next_power_of_two_of_the_linear_length(conv):
     assert [conv.fft_size(L, Lk) for L, Lk in [(1, 1), (2, 1), (3, 2), (5, 4), (1024, 1024)]] \
         == [1, 2, 4, 8, 2048]

@@ -1,8 +1,9 @@
 """CUDA long-convolution launcher (:mod:`structlin.gpu.conv`) against a ``cupy.fft`` reference.
 
 Calls the low-level contract functions directly (the public ``structlin.conv`` is tested in
-``tests/test_conv.py``). Sizes cover the one-pass path (``nfft <= 2**14`` / ``2**13``), the
-three-pass path (``nfft = 2**15 .. 2**17``), odd batches (a packed real pair with one row),
+``tests/test_conv.py``). Sizes cover the one-pass path (``nfft <= 2**15`` for real float32
+rows in the half-length mode, ``2**14`` complex64/float64, ``2**13`` complex128), the
+three-pass path (``nfft = 2**16 .. 2**18``), odd batches (a packed real pair with one row),
 ``Lk`` longer than ``L`` and the centred offset. The backward is checked with the dot test of
 each (affine) argument against the reference forward.
 """

@@ -229,6 +229,11 @@ class _Pipeline:
             lrs = _radices(nfft // 2)
         else:
             self.n1, self.n2 = _split(nfft, self.cdtype)
+            if self.n1 > self.n2:
+                raise ValueError(
+                    f"nfft = {nfft} is beyond the three-pass scheme's {self.n2 ** 2} for "
+                    f"{self.dtype}"
+                )
             lrs = (_radices(self.n1) if self.n1 > 1 else []) + _radices(self.n2)
         self.tab = _twiddles(nfft, self.cdtype)
         self.precision = precision
