@@ -307,7 +307,8 @@ def test_contract_functions_have_the_agreed_signatures(conv):
     assert inspect.signature(conv.forward).parameters["precision"].default == "fp32"
 
 
-def test_transform_lengths_beyond_the_three_pass_scheme_are_refused(multipass):
+def test_transform_lengths_beyond_the_three_pass_scheme_are_refused(multipass, monkeypatch):
+    monkeypatch.setattr(multipass, "MAX_COLUMN_BYTES", 32 * 8)
     with pytest.raises(ValueError, match=r"nfft = 2048 is beyond the three-pass scheme.s 1024"):
         multipass._Pipeline(np.complex64, 1, 1, 10, 2048, 1)
 

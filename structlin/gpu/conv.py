@@ -103,6 +103,8 @@ NAME_EXPRESSIONS = instantiations("conv_pass")
 MAX_RADIX_LOG2 = 4
 #: largest N done in one pass, by the itemsize of the complex working type (bytes = 8 N, 16 N)
 MAX_SINGLE_PASS = {8: 1 << 14, 16: 1 << 13}  # with 1/16 padding: 136 KiB
+#: a column of the column pass must fit shared memory: nfft <= 2**28 (complex64), 2**26
+MAX_COLUMN_BYTES = 128 * 1024
 #: shared memory of a column-pass tile
 COLUMN_TILE_BYTES = 64 * 1024
 #: threads per block at most (256 leaves 255 registers to a thread of a complex128 radix-16 stage)
@@ -229,10 +231,10 @@ class _Pipeline:
             lrs = _radices(nfft // 2)
         else:
             self.n1, self.n2 = _split(nfft, self.cdtype)
-            if self.n1 > self.n2:
+            if self.n1 * self.cdtype.itemsize > MAX_COLUMN_BYTES:
+                limit = self.n2 * (MAX_COLUMN_BYTES // self.cdtype.itemsize)
                 raise ValueError(
-                    f"nfft = {nfft} is beyond the three-pass scheme's {self.n2 ** 2} for "
-                    f"{self.dtype}"
+                    f"nfft = {nfft} is beyond the three-pass scheme's {limit} for {self.dtype}"
                 )
             lrs = (_radices(self.n1) if self.n1 > 1 else []) + _radices(self.n2)
         self.tab = _twiddles(nfft, self.cdtype)
