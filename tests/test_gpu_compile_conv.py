@@ -342,11 +342,12 @@ def test_tensor_core_forward_matches_direct_convolution_to_half_precision(
 
 
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])
-def test_tensor_core_forward_in_three_passes(multipass, precision):
+@pytest.mark.parametrize("dtype", ["float32", "complex64"])
+def test_tensor_core_forward_in_three_passes(multipass, dtype, precision):
     conv = multipass
-    u, k, D, pre, post = _problem(2, 2, 700, 300, "float32", gates=True)
+    u, k, D, pre, post = _problem(2, 2, 700, 300, dtype, gates=True)
     nfft = conv.fft_size(700, 300)
-    assert conv._split(nfft, np.complex64)[0] > 1
+    assert conv._rows_pipeline(dtype, 2, 2, 700, nfft, 1).n1 > 1
     out = np.empty_like(u)
     conv.forward(u, conv.kernel_spectrum(k, nfft), nfft, 300, 0, D, pre, post, out,
                  precision=precision)
