@@ -46,6 +46,16 @@ def test_fwht_matches_scipy_hadamard(L, batch, dt, seed, norm):
     assert sl.fwht(x).dtype == dt
 
 
+@pytest.mark.parametrize("n", [16, 64, 128, 4096])
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+@pytest.mark.parametrize("norm", [False, True])
+def test_fwht_register_blocks_match_scipy_hadamard(n, dt, norm):
+    # real rows of 64 or more go through the explicit-SIMD register blocks: every size class
+    # (one block, several blocks, blocks plus loop levels) and both scales
+    x = random_array(np.random.default_rng(n), (3, n), dt)
+    cf.check_matches_dense(spec(norm), {"n": n}, x)
+
+
 @given(L=log2_sizes(8), dt=dtypes(), seed=seeds(), norm=st.booleans())
 def test_fwht_dot_test(L, dt, seed, norm):
     rng = np.random.default_rng(seed)

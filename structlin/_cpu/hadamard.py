@@ -16,6 +16,7 @@ import numpy as np
 from numba import njit, prange
 
 from structlin._cpu._schedule import column_tile, n_chunks, plan_passes
+from structlin._cpu._simd import hadamard_block
 
 __all__ = ["fwht"]
 
@@ -77,6 +78,40 @@ def _first_pass(xin, xout, k1, scale, nchunk):
                 sl *= 2
 
 
+#: vectors of 16 lanes per register block in the real first pass: the levels below
+#: ``16 * NV`` are applied in registers (explicit SIMD, see ``structlin._cpu._simd``)
+NV = 4
+_HBLOCK = hadamard_block(NV)
+
+
+@njit(cache=True, parallel=True)
+def _first_pass_real(xin, xout, k1, scale, nchunk):
+    """First pass for real data with ``2**k1 >= 16 * NV``: each block of ``16 * NV`` elements is
+    loaded once, scaled and transformed in registers; the larger strides follow as contiguous
+    SIMD loops on the L2-resident segment."""
+    b, n = xin.shape
+    m = 1 << k1
+    nh = n >> k1
+    n_tiles = b * nh
+    blk = 16 * NV
+    for ci in prange(nchunk):
+        lo = ci * n_tiles // nchunk
+        hi = (ci + 1) * n_tiles // nchunk
+        for tile in range(lo, hi):
+            row = tile // nh
+            base = (tile - row * nh) << k1
+            src = xin[row]
+            dst = xout[row]
+            for g in range(base, base + m, blk):
+                _HBLOCK(src, dst, g, scale)
+            seg = dst[base : base + m]
+            sl = blk
+            while sl < m:
+                for a in range(0, m, 2 * sl):
+                    _hpair(seg[a : a + sl], seg[a + sl : a + 2 * sl])
+                sl *= 2
+
+
 @njit(cache=True, parallel=True)
 def _column_pass(x, k0, k1, W, nchunk):
     """Factors ``k0 .. k1-1`` in place, on tiles of ``W`` consecutive columns."""
@@ -116,7 +151,9 @@ def fwht(x: np.ndarray, scale: float = 1.0) -> np.ndarray:
         return out
     s = x.dtype.type(scale)
     for k0, k1, W in plan_passes(L, x.itemsize) or [(0, 0, 1)]:
-        if k0 == 0:
+        if k0 == 0 and x.dtype.kind == "f" and (1 << k1) >= 16 * NV:
+            _first_pass_real(x, out, k1, s, n_chunks(b * (n >> k1)))
+        elif k0 == 0:
             _first_pass(x, out, k1, s, n_chunks(b * (n >> k1)))
         else:
             _column_pass(out, k0, k1, W, n_chunks(b * (n >> k1) * ((1 << k0) // W)))
