@@ -277,7 +277,7 @@ class DCTButterfly(NamedTuple):
     real). :func:`dct_butterfly_multiply` applies the pieces, :func:`dct_butterfly_multiply_vjp`
     differentiates through them (the twiddle included), so they can be fine-tuned.
 
-    Attributes
+    Parameters
     ----------
     input_index : ndarray of int64, shape (2, m)
         Where each entry of the butterfly's input is read from; the bit reversal of the DFT
@@ -291,6 +291,13 @@ class DCTButterfly(NamedTuple):
         Which entry of the butterfly's output each output reads.
     output_weight : ndarray of complex128, shape (n,)
         Its weight; the real part of the product is the output (normalization included).
+
+    Examples
+    --------
+    >>> from structlin import butterfly_dct
+    >>> p = butterfly_dct(8, type=4)
+    >>> p.input_index.shape, p.twiddle.shape, p.output_weight.shape
+    ((2, 4), (2, 2, 2, 2), (8,))
     """
 
     input_index: np.ndarray
@@ -851,7 +858,7 @@ class CirculantButterfly(NamedTuple):
                                diagonal * butterfly_multiply(twiddle_first, x,
                                                              increasing_stride=False))
 
-    Attributes
+    Parameters
     ----------
     twiddle_first : ndarray of complex, shape (L, n//2, 2, 2)
         The decimation-in-frequency DFT, applied with ``increasing_stride=False``: it maps
@@ -863,6 +870,14 @@ class CirculantButterfly(NamedTuple):
     twiddle_second : ndarray of complex, shape (L, n//2, 2, 2)
         The unnormalized inverse DFT in decimation in time (``butterfly_dft(n, inverse=True,
         norm="forward")``), applied with ``increasing_stride=True``: it takes bit-reversed input.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from structlin import butterfly_circulant
+    >>> f = butterfly_circulant(np.array([1.0, 0.0, 0.0, 0.0]))    # the identity
+    >>> f.diagonal
+    array([0.25+0.j, 0.25+0.j, 0.25+0.j, 0.25+0.j])
     """
 
     twiddle_first: np.ndarray
@@ -1236,7 +1251,7 @@ def toeplitz_multiply(column: Any, row: Any, x: Any) -> Any:
     >>> col, row = np.array([1.0, 2.0, 3.0]), np.array([9.0, -1.0, 5.0])
     >>> x = np.array([1.0, 1.0, 2.0])
     >>> toeplitz_multiply(col, row, x)
-    array([10.,  5.,  7.])
+    array([10.,  1.,  7.])
     >>> bool(np.allclose(toeplitz_multiply(col, row, x), toeplitz(col, row) @ x))
     True
     """
