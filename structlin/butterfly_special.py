@@ -500,7 +500,11 @@ _DEVICE_PIECES: dict[tuple, tuple] = {}
 
 
 def _kernel_pieces(xp, pieces: DCTButterfly, cdt: np.dtype, cache: bool) -> tuple:
-    """Return ``(ia, wa, ib, wb, tw, ic, cw)`` as contiguous ``xp`` arrays of dtype ``cdt``."""
+    """Return ``(ia, wa, ib, wb, tw, ic, cw)`` as contiguous ``xp`` arrays of dtype ``cdt``.
+
+    Plus ``packed``: True for the library's own pieces (``cache``) with real input weights,
+    so that two real rows can share one complex DFT butterfly.
+    """
     key = None
     if cache:
         dev = xp.cuda.Device().id if xp is not np else -1
@@ -519,7 +523,10 @@ def _kernel_pieces(xp, pieces: DCTButterfly, cdt: np.dtype, cache: bool) -> tupl
     tw = xp.ascontiguousarray(xp.asarray(pieces.twiddle), dtype=cdt)
     ic = xp.ascontiguousarray(xp.asarray(pieces.output_index), dtype=np.int64)
     cw = xp.ascontiguousarray(xp.asarray(pieces.output_weight), dtype=cdt)
-    out = (ia, wa, ib, wb, tw, ic, cw)
+    # only for the exact pieces: the separation relies on the butterfly being the DFT, which a
+    # user's fine-tuned twiddle need not be
+    packed = cache and not bool(np.any(np.asarray(pieces.input_weight).imag != 0))
+    out = (ia, wa, ib, wb, tw, ic, cw, packed)
     if key is not None:
         _DEVICE_PIECES[key] = out
     return out
@@ -578,18 +585,24 @@ def _from_real_rows(y3, dtype, batch):
 
 def _apply(xp, pieces: DCTButterfly, x, dtype, cache: bool):
     cdt = _complex_of(dtype)
-    ia, wa, ib, wb, tw, ic, cw = _kernel_pieces(xp, pieces, cdt, cache)
+    ia, wa, ib, wb, tw, ic, cw, packed = _kernel_pieces(xp, pieces, cdt, cache)
     x3, batch, c = _real_rows(xp, x, dtype)
     k = kernels(xp, "butterfly_special")
+    if packed:
+        # real gather weights (types 2): two real rows share one complex butterfly
+        u = k.gather_packed(x3, ia, wa, ib, wb, ia.shape[0])
+        v = butterfly_multiply(tw, u)
+        return _from_real_rows(k.take_real_packed(v, ic, cw, x3.shape[0], c), dtype, batch)
     u = k.gather(x3, ia, wa, ib, wb, ia.shape[0])
     v = butterfly_multiply(tw, u)
     return _from_real_rows(k.take_real(v, ic, cw, c), dtype, batch)
 
 
+
 def _apply_vjp(xp, pieces: DCTButterfly, x, grad, dtype, cache: bool, want_twiddle: bool):
     """Gradients ``(grad_twiddle or None, grad_x)`` of ``y = T x`` for ``grad`` on ``y``."""
     cdt = _complex_of(dtype)
-    ia, wa, ib, wb, tw, ic, cw = _kernel_pieces(xp, pieces, cdt, cache)
+    ia, wa, ib, wb, tw, ic, cw, _ = _kernel_pieces(xp, pieces, cdt, cache)
     k = kernels(xp, "butterfly_special")
     m = ia.shape[0]
     n = x.shape[-1]

@@ -381,3 +381,35 @@ BAD = [
 def test_bad_input_raises_naming_the_argument(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("type", TYPES)
+def test_perturbed_pieces_follow_the_documented_formula(kind, type):
+    # the library's own type-2 pieces pack two real rows into one complex DFT; a fine-tuned
+    # twiddle is no DFT, so user pieces must follow the formula of DCTButterfly exactly
+    rng = np.random.default_rng(type)
+    n = 16
+    p = getattr(sl, f"butterfly_{kind}")(n, type)
+    p = p._replace(twiddle=p.twiddle + 0.3 * random_array(rng, p.twiddle.shape, np.complex128))
+    x = random_array(rng, (3, n), np.float64)
+    u = p.input_weight[0] * x[:, p.input_index[0]] + p.input_weight[1] * x[:, p.input_index[1]]
+    v = u @ sl.butterfly_to_dense(p.twiddle).T
+    ref = np.real(p.output_weight * v[:, p.output_index])
+    np.testing.assert_allclose(sl.dct_butterfly_multiply(p, x), ref, atol=1e-12)
+    xc = random_array(rng, (3, n), np.complex128)
+    np.testing.assert_allclose(sl.dct_butterfly_multiply(p, xc),
+                               sl.dct_butterfly_multiply(p, xc.real)
+                               + 1j * sl.dct_butterfly_multiply(p, xc.imag), atol=1e-12)
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3, 5])
+@pytest.mark.parametrize("dt", [np.float32, np.complex128])
+def test_packed_rows_give_each_row_its_own_transform(rows, dt):
+    # type 2 shares one complex butterfly between two real rows; an odd count leaves one alone
+    x = random_array(np.random.default_rng(rows), (rows, 32), dt)
+    for kind in KINDS:
+        y = getattr(sl, kind)(x, 2, "ortho")
+        for r in range(rows):
+            _close(y[r], getattr(scipy.fft, kind)(x[r].astype(np.complex128), 2, norm="ortho"),
+                   dt, 32, factor=2)

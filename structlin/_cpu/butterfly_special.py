@@ -11,8 +11,15 @@ holding part ``q`` of row ``r``.
   when ``ib`` is not empty);
 - ``take_real(v, ic, cw, c)`` returns the real ``(batch, N, c)`` array
   ``y3[r, k, q] = Re(cw[k] * v[r*c + q, ic[k]])``;
-- ``gather_transpose`` and ``take_real_transpose`` are their transposes (the adjoints of these
-  real-linear maps), used by the VJPs: they scatter-add, so indices may repeat.
+- ``gather_packed(x3, ia, wa, ib, wb, m)`` and ``take_real_packed(v, ic, cw, b, c)`` are the
+  same maps when the weights ``wa``, ``wb`` are real (types 2): real rows ``2p`` and ``2p + 1``
+  (in the order ``r * c + q``) share complex work row ``p`` as its real and imaginary parts,
+  ``u = G x_a + i G x_b``; since ``G`` is real, the DFTs separate again by symmetry,
+  ``V_a[j] = (V[j] + conj(V[-j])) / 2`` and ``V_b[j] = (V[j] - conj(V[-j])) / 2i``, so one
+  complex butterfly serves two real rows (a complex row is one such pair);
+- ``gather_transpose`` and ``take_real_transpose`` are the transposes of the unpacked maps
+  (the adjoints of these real-linear maps), used by the VJPs: they scatter-add, so indices
+  may repeat.
 
 Every loop is one pass over a row, parallel over rows; the weights have the complex dtype of
 the work array, so float32 data stays in single precision.
@@ -23,7 +30,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["gather", "gather_transpose", "take_real", "take_real_transpose"]
+__all__ = [
+    "gather",
+    "gather_packed",
+    "gather_transpose",
+    "take_real",
+    "take_real_packed",
+    "take_real_transpose",
+]
 
 
 @njit(cache=True, parallel=True)
@@ -93,6 +107,70 @@ def _gather_transpose(u, ia, wa, ib, wb, out):
             if two:
                 w = wb[i]
                 out[r, ib[i], q] += w.real * z.real + w.imag * z.imag
+
+
+@njit(cache=True, parallel=True)
+def _gather_packed(x3, ia, wa, ib, wb, out):
+    b, _, c = x3.shape
+    rows = b * c
+    m = out.shape[1]
+    two = ib.shape[0] > 0
+    for p in prange(out.shape[0]):
+        ra = 2 * p
+        rb = min(ra + 1, rows - 1)
+        xa = x3[ra // c, :, ra % c]
+        xb = x3[rb // c, :, rb % c]
+        # an odd number of rows: the last pair has no imaginary part
+        sb = 1.0 if ra + 1 < rows else 0.0
+        o = out[p]
+        for i in range(m):
+            w = wa[i].real
+            re = w * xa[ia[i]]
+            im = w * xb[ia[i]]
+            if two:
+                w = wb[i].real
+                re += w * xa[ib[i]]
+                im += w * xb[ib[i]]
+            o[i] = re + 1j * (sb * im)
+
+
+@njit(cache=True, parallel=True)
+def _take_real_packed(v, ic, cw, out):
+    b, N, c = out.shape
+    rows = b * c
+    m = v.shape[1]
+    for p in prange(v.shape[0]):
+        ra = 2 * p
+        vr = v[p]
+        for k in range(N):
+            j = ic[k]
+            z = vr[j]
+            zm = np.conj(vr[(m - j) % m])
+            w = cw[k]
+            va = 0.5 * (z + zm)
+            out[ra // c, k, ra % c] = w.real * va.real - w.imag * va.imag
+            if ra + 1 < rows:
+                # (z - zm) / 2i
+                vb = 0.5 * (z - zm)
+                out[(ra + 1) // c, k, (ra + 1) % c] = w.real * vb.imag + w.imag * vb.real
+
+
+def gather_packed(x3: np.ndarray, ia: np.ndarray, wa: np.ndarray, ib: np.ndarray,
+                  wb: np.ndarray, m: int) -> np.ndarray:
+    """Packed :func:`gather` (real weights): two real rows per complex row, ``(ceil(b c/2), m)``."""
+    b, _, c = x3.shape
+    out = np.empty(((b * c + 1) // 2, m), dtype=wa.dtype)
+    if out.size:
+        _gather_packed(x3, ia, wa, ib, wb, out)
+    return out
+
+
+def take_real_packed(v: np.ndarray, ic: np.ndarray, cw: np.ndarray, b: int, c: int) -> np.ndarray:
+    """Packed :func:`take_real`: separate the two real rows of each complex row, ``(b, N, c)``."""
+    out = np.empty((b, ic.shape[0], c), dtype=v.real.dtype)
+    if out.size:
+        _take_real_packed(v, ic, cw, out)
+    return out
 
 
 def gather(x3: np.ndarray, ia: np.ndarray, wa: np.ndarray, ib: np.ndarray, wb: np.ndarray,
