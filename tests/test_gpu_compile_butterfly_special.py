@@ -21,6 +21,10 @@ from structlin._cpu import butterfly_special as cpu
 from tests.test_gpu_compile import _SHARED_DECL, _SHIM, _compile
 
 _SIGS = {
+    "special_gather_packed": "void* x, void* ia, void* wa, void* ib, void* wb, void* u, "
+                             "long long b, long long n, int c, long long m, int two",
+    "special_take_real_packed": "void* v, void* ic, void* cw, void* y, long long b, "
+                                "long long N, int c, long long m",
     "special_gather": "void* x, void* ia, void* wa, void* ib, void* wb, void* u, long long b, "
                       "long long n, int c, long long m, int two",
     "special_take_real": "void* v, void* ic, void* cw, void* y, long long b, long long N, int c, "
@@ -31,6 +35,10 @@ _SIGS = {
                                 "long long b, long long n, int c, long long m, int two",
 }
 _CASTS = {
+    "special_gather_packed": "(const R*)x, (const long long*)ia, (const C*)wa, "
+                             "(const long long*)ib, (const C*)wb, (C*)u, b, n, c, m, two",
+    "special_take_real_packed": "(const C*)v, (const long long*)ic, (const C*)cw, (R*)y, "
+                                "b, N, c, m",
     "special_gather": "(const R*)x, (const long long*)ia, (const C*)wa, (const long long*)ib, "
                       "(const C*)wb, (C*)u, b, n, c, m, two",
     "special_take_real": "(const C*)v, (const long long*)ic, (const C*)cw, (R*)y, b, N, c, m",
@@ -165,3 +173,33 @@ def test_numba_gather_transpose_is_adjoint_of_gather():
     lhs = np.vdot(g3, cpu.take_real(w, ic, cw, 2))
     rhs = np.real(np.vdot(cpu.take_real_transpose(g3, ic, cw, 8), w))
     assert abs(lhs - rhs) <= 1e-12 * abs(lhs)
+
+
+@pytest.mark.parametrize("real", [np.float32, np.float64])
+@pytest.mark.parametrize("b,c", [(1, 1), (3, 1), (4, 1), (3, 2)])
+@pytest.mark.parametrize("kind,n", [("dct", 32), ("dst", 8), ("dct", 1)])
+def test_packed_kernels_in_host_emulation_match_numba(emulated, kind, n, b, c, real):
+    gpu = emulated
+    cdt = np.result_type(real, np.complex64)
+    ia, wa, ib, wb, ic, cw = _pieces_arrays(kind, n, 2, cdt)
+    rng = np.random.default_rng(n + b)
+    x3 = rng.standard_normal((b, n, c)).astype(real)
+    tol = 1e-5 if real == np.float32 else 1e-13
+    u = cpu.gather_packed(x3, ia, wa, ib, wb, n)
+    np.testing.assert_allclose(gpu.gather_packed(x3, ia, wa, ib, wb, n), u, rtol=tol, atol=tol)
+    v = (rng.standard_normal(u.shape) + 1j * rng.standard_normal(u.shape)).astype(cdt)
+    np.testing.assert_allclose(gpu.take_real_packed(v, ic, cw, b, c),
+                               cpu.take_real_packed(v, ic, cw, b, c), rtol=tol, atol=tol)
+
+
+def test_numba_packed_path_equals_unpacked_path_for_a_dft_butterfly():
+    import structlin as sl
+
+    ia, wa, ib, wb, ic, cw = _pieces_arrays("dst", 16, 2, np.complex128)
+    tw = sl.butterfly_dft(16)
+    x3 = np.random.default_rng(1).standard_normal((5, 16, 1))
+    packed = cpu.take_real_packed(sl.butterfly_multiply(tw, cpu.gather_packed(
+        x3, ia, wa, ib, wb, 16)), ic, cw, 5, 1)
+    plain = cpu.take_real(sl.butterfly_multiply(tw, cpu.gather(x3, ia, wa, ib, wb, 16)),
+                          ic, cw, 1)
+    np.testing.assert_allclose(packed, plain, atol=1e-12)

@@ -101,3 +101,65 @@ __global__ void special_gather_transpose(const sl::complex<R>* __restrict__ u,
         }
     }
 }
+
+// Packed gather for real weights: real rows 2p and 2p+1 (order r * c + q) become the real and
+// imaginary parts of complex row p (an odd last row gets a zero imaginary part).
+template <typename R>
+__global__ void special_gather_packed(const R* __restrict__ x, const long long* __restrict__ ia,
+                                      const sl::complex<R>* __restrict__ wa,
+                                      const long long* __restrict__ ib,
+                                      const sl::complex<R>* __restrict__ wb, sl::complex<R>* u,
+                                      long long batch, long long n, int c, long long m,
+                                      int two) {
+    const long long rows = batch * c;
+    const long long total = (rows + 1) / 2 * m;
+    const long long step = (long long)gridDim.x * blockDim.x;
+    for (long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; t < total; t += step) {
+        const long long p = t / m;
+        const long long i = t - p * m;
+        const long long ra = 2 * p;
+        const bool has_b = ra + 1 < rows;
+        const long long rb = has_b ? ra + 1 : ra;
+        const R* xa = x + (ra / c) * n * c + (ra % c);
+        const R* xb = x + (rb / c) * n * c + (rb % c);
+        R w = wa[i].re;
+        R re = w * xa[ia[i] * c];
+        R im = w * xb[ia[i] * c];
+        if (two) {
+            w = wb[i].re;
+            re += w * xa[ib[i] * c];
+            im += w * xb[ib[i] * c];
+        }
+        u[t] = sl::complex<R>(re, has_b ? im : R(0));
+    }
+}
+
+// Packed post-processing: V_a[j] = (V[j] + conj(V[-j])) / 2, V_b[j] = (V[j] - conj(V[-j])) / 2i
+// separate the two real rows of complex row p; y3[row, k] = Re(cw[k] V_row[ic[k]]).
+template <typename R>
+__global__ void special_take_real_packed(const sl::complex<R>* __restrict__ v,
+                                         const long long* __restrict__ ic,
+                                         const sl::complex<R>* __restrict__ cw, R* y,
+                                         long long batch, long long N, int c, long long m) {
+    const long long rows = batch * c;
+    const long long total = (rows + 1) / 2 * N;
+    const long long step = (long long)gridDim.x * blockDim.x;
+    for (long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; t < total; t += step) {
+        const long long p = t / N;
+        const long long k = t - p * N;
+        const long long ra = 2 * p;
+        const long long j = ic[k];
+        const sl::complex<R> z = v[p * m + j];
+        const sl::complex<R> zm = sl::conj(v[p * m + (m - j) % m]);
+        const sl::complex<R> w = cw[k];
+        const R ar = R(0.5) * (z.re + zm.re);
+        const R ai = R(0.5) * (z.im + zm.im);
+        y[((ra / c) * N + k) * c + (ra % c)] = w.re * ar - w.im * ai;
+        if (ra + 1 < rows) {
+            const R dr = R(0.5) * (z.re - zm.re);
+            const R di = R(0.5) * (z.im - zm.im);
+            const long long rb = ra + 1;
+            y[((rb / c) * N + k) * c + (rb % c)] = w.re * di + w.im * dr;
+        }
+    }
+}

@@ -15,10 +15,18 @@ import numpy as np
 
 from structlin.gpu._compile import get_kernel, launch, sm_count
 
-__all__ = ["NAME_EXPRESSIONS", "gather", "gather_transpose", "take_real", "take_real_transpose"]
+__all__ = [
+    "NAME_EXPRESSIONS",
+    "gather",
+    "gather_packed",
+    "gather_transpose",
+    "take_real",
+    "take_real_packed",
+    "take_real_transpose",
+]
 
 _KERNELS = ("special_gather", "special_take_real", "special_take_real_transpose",
-            "special_gather_transpose")
+            "special_gather_transpose", "special_gather_packed", "special_take_real_packed")
 _REAL = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 
 NAME_EXPRESSIONS = tuple(f"{k}<{t}>" for k in _KERNELS for t in _REAL.values())
@@ -50,6 +58,28 @@ def gather(x3, ia, wa, ib, wb, m: int):
             (x3, ia, wa, ib if two else ia, wb if two else wa, u, np.int64(b), np.int64(n),
              np.int32(c), np.int64(m), np.int32(two)))
     return u
+
+
+def gather_packed(x3, ia, wa, ib, wb, m: int):
+    """Packed :func:`gather` (real weights): two real rows per complex row, ``(ceil(b c/2), m)``."""
+    b, n, c = x3.shape
+    pairs = (b * c + 1) // 2
+    u = cupy.empty((pairs, m), dtype=wa.dtype)
+    two = int(ib.shape[0] > 0)
+    _launch("special_gather_packed", x3.dtype, pairs * m,
+            (x3, ia, wa, ib if two else ia, wb if two else wa, u, np.int64(b), np.int64(n),
+             np.int32(c), np.int64(m), np.int32(two)))
+    return u
+
+
+def take_real_packed(v, ic, cw, b: int, c: int):
+    """Packed :func:`take_real`: separate the two real rows of each complex row, ``(b, N, c)``."""
+    pairs, m = v.shape
+    N = ic.shape[0]
+    y = cupy.empty((b, N, c), dtype=_real_of(v.dtype))
+    _launch("special_take_real_packed", y.dtype, pairs * N,
+            (v, ic, cw, y, np.int64(b), np.int64(N), np.int32(c), np.int64(m)))
+    return y
 
 
 def take_real(v, ic, cw, c: int):
