@@ -683,8 +683,10 @@ _DCT_DOC = """Return the {title} of ``x`` along its last axis, computed through 
     the DFT's bit reversal and a diagonal in one pass; the complex DFT butterfly
     (:func:`butterfly_dft`, ``5 m log2(m)`` flops for ``m = n``, or ``n/2`` for type 4); a
     fused diagonal-and-real-part pass. A complex ``x`` is transformed as the real rows of its
-    real and imaginary parts. Makhoul, IEEE Trans. ASSP 28(1), 1980; butterflies:
-    Dao et al. 2019, arXiv:1903.05895.
+    real and imaginary parts. For type 2 the gather is real, so two real rows (or the real and
+    imaginary parts of a complex row) share one complex butterfly as ``u_a + i u_b``, separated
+    afterwards by the DFT's conjugate symmetry: half the butterfly work. Makhoul, IEEE Trans.
+    ASSP 28(1), 1980; butterflies: Dao et al. 2019, arXiv:1903.05895.
 
     Examples
     --------
@@ -793,7 +795,9 @@ def dct_butterfly_multiply(pieces: DCTButterfly, x: Any) -> Any:
     Notes
     -----
     The same three kernels as :func:`dct`; the pieces are validated and converted on every
-    call (``O(n)``), unlike the cached pieces of :func:`dct`.
+    call (``O(n)``), unlike the cached pieces of :func:`dct`. Since ``twiddle`` may have been
+    changed, every real row gets its own complex butterfly (no packing of two real rows into
+    one, which needs the exact DFT).
 
     Examples
     --------
@@ -930,6 +934,24 @@ def _circulant_core(xp, tw1, tw2, d, x):
     return butterfly_multiply(tw2, d * butterfly_multiply(tw1, x, increasing_stride=False))
 
 
+def _circulant_real(xp, tw1, tw2, d, x2, cdt):
+    """``C x`` for a real ``C`` and real rows ``x2`` (b, n): two rows per complex product.
+
+    ``C (x_a + i x_b) = C x_a + i C x_b`` because ``C`` is real, so the real and imaginary
+    parts of one complex product are the products of two rows: half the butterfly work.
+    """
+    b, n = x2.shape
+    pairs = (b + 1) // 2
+    u = xp.zeros((pairs, n), dtype=cdt)
+    u.real[...] = x2[0::2]
+    u.imag[: b // 2] = x2[1::2]
+    y = _circulant_core(xp, tw1, tw2, d, u)
+    out = xp.empty((b, n), dtype=x2.dtype)
+    out[0::2] = y.real
+    out[1::2] = y.imag[: b // 2]
+    return out
+
+
 def _circulant_adjoint(xp, tw1, tw2, d, g):
     """``C^H g = B_1^H diag(conj d) B_2^H g``."""
     h = butterfly_multiply(tw2, g, transpose=True, conjugate=True)
@@ -1042,7 +1064,9 @@ def circulant_multiply(c: Any, x: Any) -> Any:
     Notes
     -----
     Three butterfly products (:func:`butterfly_circulant`: the spectrum of ``c``, then
-    ``B_2 diag(d) B_1 x``): ``O(n log n)`` per vector instead of ``2 n^2``.
+    ``B_2 diag(d) B_1 x``): ``O(n log n)`` per vector instead of ``2 n^2``. When ``c`` and
+    ``x`` are real, ``C`` is real and two rows of ``x`` go through one complex product as its
+    real and imaginary parts.
 
     Examples
     --------
@@ -1060,6 +1084,9 @@ def circulant_multiply(c: Any, x: Any) -> Any:
     cdt = _complex_of(dtype)
     tw1, tw2 = _twiddles_for(xp, n, cdt)
     d = _spectrum(xp, tw1, as_kernel_array(xp, c, cdt), n)
+    if dtype.kind != "c":
+        x2, batch = flatten_batch(as_kernel_array(xp, x, dtype))
+        return restore_batch(_circulant_real(xp, tw1, tw2, d, x2, cdt), batch)
     y = _circulant_core(xp, tw1, tw2, d, as_kernel_array(xp, x, cdt))
     return _real_if(xp, y, dtype)
 
@@ -1273,6 +1300,10 @@ def toeplitz_multiply(column: Any, row: Any, x: Any) -> Any:
     cdt = _complex_of(dtype)
     tw1, tw2 = _twiddles_for(xp, M, cdt)
     d = _spectrum(xp, tw1, _embed(xp, column, row, n, M, cdt), M)
+    if dtype.kind != "c":
+        x2, batch = flatten_batch(_pad(xp, x, M, dtype))
+        y = _circulant_real(xp, tw1, tw2, d, x2, cdt)
+        return xp.ascontiguousarray(restore_batch(y, batch)[..., :n])
     y = _circulant_core(xp, tw1, tw2, d, _pad(xp, x, M, cdt))
     return _real_if(xp, y[..., :n], dtype)
 
