@@ -72,10 +72,36 @@ def _hadamard_rows(rng: np.random.Generator) -> list[Row]:
     ]
 
 
+def _butterfly_special_rows(rng: np.random.Generator) -> list[Row]:
+    import scipy.fft
+    import scipy.linalg
+
+    import structlin as sl
+
+    n, b = 1024, 128
+    x = rng.standard_normal((b, n)).astype(np.float32)
+    xc = (x + 1j * rng.standard_normal((b, n))).astype(np.complex64)
+    tw = sl.butterfly_dft(n, dtype=np.complex64)
+    p = sl.bit_reversal_permutation(n)
+    c = rng.standard_normal(n).astype(np.float32)
+    C = scipy.linalg.circulant(c)
+    return [
+        # the baselines compute the same transform: the error column compares with them
+        Row("butterfly_dft complex64", f"n={n}, batch={b}",
+            lambda: sl.butterfly_multiply(tw, np.take(xc, p, axis=-1)), "scipy.fft.fft(workers=-1)",
+            lambda: scipy.fft.fft(xc, workers=-1)),
+        Row("dct type 2 float32", f"n={n}, batch={b}", lambda: sl.dct(x),
+            "scipy.fft.dct(workers=-1)", lambda: scipy.fft.dct(x, workers=-1)),
+        Row("circulant_multiply float32", f"n={n}, batch={b}",
+            lambda: sl.circulant_multiply(c, x), "x @ circulant(c).T (BLAS)", lambda: x @ C.T),
+    ]
+
+
 #: (family, row builder); each later family appends its own
 TOUR: list[tuple[str, Callable[[np.random.Generator], list[Row]]]] = [
     ("butterfly", _butterfly_rows),
     ("hadamard", _hadamard_rows),
+    ("butterfly_special", _butterfly_special_rows),
 ]
 
 
