@@ -88,7 +88,12 @@ def test_vjp_grad_x_is_adjoint_times_grad(L, dt, seed, flags):
 
 
 @pytest.mark.parametrize("n,batch,dt", [(1 << 15, 2, np.complex128), (1 << 17, 3, np.float32),
-                                        (1 << 17, 20, np.float32), (1 << 16, 9, np.float64)])
+                                        (1 << 17, 20, np.float32), (1 << 16, 9, np.float64),
+                                        # real data below the cache limit: register blocks
+                                        # alone (64) and with spaced groups of 1 to 4 levels
+                                        (64, 3, np.float32), (128, 5, np.float64),
+                                        (256, 2, np.float32), (512, 3, np.float64),
+                                        (1024, 4, np.float32), (1 << 11, 2, np.float64)])
 @pytest.mark.parametrize("increasing", [True, False])
 def test_multipass_sizes_match_reference(n, batch, dt, increasing):
     # beyond the cache the kernels split the factors into several passes; the plain reshape

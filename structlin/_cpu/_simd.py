@@ -178,3 +178,56 @@ def _flat_vectors(context, builder, aty, arr, flat_offset, nv):
     base = builder.gep(ary.data, [flat_offset])
     return [builder.bitcast(builder.gep(base, [ir.Constant(flat_offset.type, q * LANES)]),
                             vty.as_pointer()) for q in range(nv)]
+
+
+@cache
+def butterfly_spaced_block(nv: int, increasing: bool):
+    """Intrinsic ``(src, dst, offset, spacing, k0, A, B)``: butterfly levels
+    ``k0 .. k0 + log2(nv) - 1`` (strides ``spacing * d``, ``spacing == 2**k0 >= 16``) on the
+    ``nv`` vectors of 16 consecutive elements at ``offset + q * spacing``, ``q < nv``; lane
+    coefficients ``A``, ``B`` as in :func:`butterfly_block`."""
+    n_levels = nv.bit_length() - 1
+    order = range(n_levels) if increasing else range(n_levels - 1, -1, -1)
+
+    @intrinsic
+    def _sblock(typingctx, src, dst, offset, spacing, k0, A, B):
+        if not (_real_vector(src) and _real_vector(dst) and dst.dtype == src.dtype
+                and isinstance(A, types.Array) and A.ndim == 2 and A.dtype == src.dtype
+                and B == A and all(isinstance(t, types.Integer) for t in (offset, spacing, k0))):
+            return None
+        sig = types.void(src, dst, offset, spacing, k0, A, B)
+
+        def codegen(context, builder, signature, args):
+            sty, dty, oty, pty, kty, aty, _ = signature.args
+            s_arr, d_arr, off, sp, k0v, a_arr, b_arr = args
+            i64 = ir.IntType(64)
+            off = context.cast(builder, off, oty, types.int64)
+            sp = context.cast(builder, sp, pty, types.int64)
+            k0v = context.cast(builder, k0v, kty, types.int64)
+            align = sty.dtype.bitwidth // 8
+            offs = [builder.add(off, builder.mul(sp, ir.Constant(i64, q))) for q in range(nv)]
+
+            def ptrs(aty_, arr, flat):
+                ary = context.make_array(aty_)(context, builder, arr)
+                vty = ir.VectorType(context.get_data_type(aty_.dtype), LANES)
+                return [builder.bitcast(builder.gep(ary.data, [f]), vty.as_pointer())
+                        for f in flat]
+
+            v = _load(builder, ptrs(sty, s_arr, offs), align)
+            a_st = context.make_array(aty)(context, builder, a_arr)
+            row_len = builder.extract_value(a_st.shape, 1)
+            fma = _fma(builder, v[0].type, sty.dtype)
+            for lv in order:
+                d = 1 << lv
+                row = builder.mul(row_len, builder.add(k0v, ir.Constant(i64, lv)))
+                flat = [builder.add(row, o) for o in offs]
+                ca = _load(builder, ptrs(aty, a_arr, flat), align)
+                cb = _load(builder, ptrs(aty, b_arr, flat), align)
+                v = [builder.call(fma, [cb[q], v[q ^ d], builder.fmul(ca[q], v[q])])
+                     for q in range(nv)]
+            _store(builder, v, ptrs(dty, d_arr, offs), align)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return _sblock

@@ -19,6 +19,7 @@ import numpy as np
 from numba import njit, prange
 
 from structlin._cpu._schedule import column_tile, n_chunks, plan_passes
+from structlin._cpu._simd import butterfly_block, butterfly_spaced_block
 
 __all__ = ["apply", "apply_vjp"]
 
@@ -106,6 +107,105 @@ def _pass(xin, xout, t00, t01, t10, t11, k0, k1, W, increasing, nchunk):
                 k = k0 + l
                 _level(buf, t00[k], t01[k], t10[k], t11[k], h, k0, k1, l, W, S, c0)
             _scatter(buf, xout[row], base, S, c0, m, W)
+
+
+#: vectors of 16 lanes per contiguous register block: levels 0 .. BLOCK_LEVELS-1 of real data are
+#: applied in registers on blocks of 16 * NV consecutive elements (explicit SIMD, ``_simd``)
+NV = 4
+BLOCK_LEVELS = (16 * NV).bit_length() - 1
+_BLOCK_INC = butterfly_block(NV, True)
+_BLOCK_DEC = butterfly_block(NV, False)
+_S2I, _S4I, _S8I, _S16I = (butterfly_spaced_block(v, True) for v in (2, 4, 8, 16))
+_S2D, _S4D, _S8D, _S16D = (butterfly_spaced_block(v, False) for v in (2, 4, 8, 16))
+
+
+@njit(cache=True)
+def lane_coefficients(t00, t01, t10, t11):
+    """Per-element coefficients ``(A, B)``, each of shape ``(L, n)``: level ``k`` computes
+    ``y[i] = A[k, i] x[i] + B[k, i] x[i ^ 2**k]``."""
+    L, nh = t00.shape
+    n = 2 * nh
+    A = np.empty((L, n), dtype=t00.dtype)
+    B = np.empty((L, n), dtype=t00.dtype)
+    for k in range(L):
+        s = 1 << k
+        for i in range(n):
+            j = ((i >> (k + 1)) << k) + (i & (s - 1))
+            if i & s:
+                A[k, i] = t11[k, j]
+                B[k, i] = t10[k, j]
+            else:
+                A[k, i] = t00[k, j]
+                B[k, i] = t01[k, j]
+    return A, B
+
+
+@njit(cache=True, inline="always")
+def _spaced(src, dst, base, m, k0, nl, A, B, increasing):
+    """Levels ``k0 .. k0+nl-1`` (``nl <= 4``) of a segment: 16 columns x ``2**nl`` vectors."""
+    D = 1 << k0
+    span = D << nl
+    for hb in range(base, base + m, span):
+        for c0 in range(hb, hb + D, 16):
+            if increasing:
+                if nl == 1:
+                    _S2I(src, dst, c0, D, k0, A, B)
+                elif nl == 2:
+                    _S4I(src, dst, c0, D, k0, A, B)
+                elif nl == 3:
+                    _S8I(src, dst, c0, D, k0, A, B)
+                else:
+                    _S16I(src, dst, c0, D, k0, A, B)
+            else:
+                if nl == 1:
+                    _S2D(src, dst, c0, D, k0, A, B)
+                elif nl == 2:
+                    _S4D(src, dst, c0, D, k0, A, B)
+                elif nl == 3:
+                    _S8D(src, dst, c0, D, k0, A, B)
+                else:
+                    _S16D(src, dst, c0, D, k0, A, B)
+
+
+@njit(cache=True, parallel=True)
+def _pass_segments(xin, xout, A, B, k1, increasing, nchunk):
+    """First pass (factors ``0 .. k1-1``, ``k1 >= BLOCK_LEVELS``) on contiguous row segments of
+    real data, entirely in registers: contiguous blocks for the low levels, then groups of up
+    to four levels on vectors spaced by the group's lowest stride."""
+    b, n = xin.shape
+    m = 1 << k1
+    nh = n >> k1
+    n_tiles = b * nh
+    blk = 16 * NV
+    for ci in prange(nchunk):
+        lo = ci * n_tiles // nchunk
+        hi = (ci + 1) * n_tiles // nchunk
+        for tile in range(lo, hi):
+            row = tile // nh
+            base = (tile - row * nh) << k1
+            src = xin[row]
+            dst = xout[row]
+            if increasing:
+                for g in range(base, base + m, blk):
+                    _BLOCK_INC(src, dst, g, A, B)
+                k0 = BLOCK_LEVELS
+                while k0 < k1:
+                    nl = min(4, k1 - k0)
+                    _spaced(dst, dst, base, m, k0, nl, A, B, True)
+                    k0 += nl
+            else:
+                first = True
+                k1r = k1
+                while k1r > BLOCK_LEVELS:
+                    nl = min(4, k1r - BLOCK_LEVELS)
+                    _spaced(src if first else dst, dst, base, m, k1r - nl, nl, A, B, False)
+                    first = False
+                    k1r -= nl
+                for g in range(base, base + m, blk):
+                    if first:
+                        _BLOCK_DEC(src, dst, g, A, B)
+                    else:
+                        _BLOCK_DEC(dst, dst, g, A, B)
 
 
 #: bytes of one transposed tile row: the first pass keeps ``ROW_BYTES // itemsize`` rows side
@@ -449,11 +549,33 @@ def apply(tw: np.ndarray, x: np.ndarray, increasing: bool) -> np.ndarray:
     t = _planar(tw)
     src = x
     out = np.empty_like(x)
+    if x.dtype.kind == "f" and L >= BLOCK_LEVELS:
+        return _apply_segments(t, x, out, increasing)
     R = _rows_plan(b, n, x.itemsize)
     for k0, k1, W in _passes(L, R, x.itemsize, increasing):
         nchunk = n_chunks(_n_tiles(b, n, k0, k1, W, R))
         if k0 == 0 and R:
             _pass_rows(src, out, *t, k1, increasing, nchunk, R)
+        else:
+            _pass(src, out, *t, k0, k1, W, increasing, nchunk)
+        src = out
+    return out
+
+
+#: bytes of one contiguous row segment of the real first pass (it stays in L1/L2 over its levels)
+SEGMENT_BYTES = 256 * 1024
+
+
+def _apply_segments(t, x, out, increasing):
+    """Real data: a register-block first pass on row segments, then column passes."""
+    b, n = x.shape
+    L = n.bit_length() - 1
+    A, B = lane_coefficients(*t)
+    src = x
+    for k0, k1, W in _ordered(plan_passes(L, x.itemsize, first_bytes=SEGMENT_BYTES), increasing):
+        nchunk = n_chunks(_n_tiles(b, n, k0, k1, W))
+        if k0 == 0:
+            _pass_segments(src, out, A, B, max(k1, BLOCK_LEVELS), increasing, nchunk)
         else:
             _pass(src, out, *t, k0, k1, W, increasing, nchunk)
         src = out
