@@ -93,7 +93,9 @@ def test_vjp_grad_x_is_adjoint_times_grad(L, dt, seed, flags):
                                         # alone (64) and with spaced groups of 1 to 4 levels
                                         (64, 3, np.float32), (128, 5, np.float64),
                                         (256, 2, np.float32), (512, 3, np.float64),
-                                        (1024, 4, np.float32), (1 << 11, 2, np.float64)])
+                                        (1024, 4, np.float32), (1 << 11, 2, np.float64),
+                                        (64, 3, np.complex64), (512, 2, np.complex128),
+                                        (1 << 12, 3, np.complex64)])
 @pytest.mark.parametrize("increasing", [True, False])
 def test_multipass_sizes_match_reference(n, batch, dt, increasing):
     # beyond the cache the kernels split the factors into several passes; the plain reshape

@@ -122,47 +122,93 @@ def hadamard_block(nv: int):
     return _hblock
 
 
+def _coef_tuple(t, dtype, count) -> bool:
+    return (isinstance(t, types.UniTuple) and t.count == count
+            and isinstance(t.dtype, types.Array) and t.dtype.ndim == 2
+            and t.dtype.dtype == dtype)
+
+
+def _combine(builder, fma, v, p, c, cplx):
+    """One output vector of a level: ``A v + B p`` with real lane coefficients ``c = (A, B)``,
+    or, on interleaved complex data (re, im lane pairs), ``c = (Ar, Ai, Br, Bi)`` with ``Ar``
+    holding Re(a) on both lanes and ``Ai`` holding (-Im(a), Im(a)): ``a v = Ar v + Ai swap(v)``."""
+    if not cplx:
+        return builder.call(fma, [c[1], p, builder.fmul(c[0], v)])
+    swap = _int_vec([i ^ 1 for i in range(LANES)])
+    sv = builder.shuffle_vector(v, v, swap)
+    sp = builder.shuffle_vector(p, p, swap)
+    acc = builder.fmul(c[0], v)
+    acc = builder.call(fma, [c[1], sv, acc])
+    acc = builder.call(fma, [c[2], p, acc])
+    return builder.call(fma, [c[3], sp, acc])
+
+
+def _levels(context, builder, v, offs, coefs, caty, levels, spaced, cplx, dtype, align):
+    """Apply ``levels``, a sequence of ``(coefficient row k, stride)``, to the vectors ``v`` whose
+    first lanes sit at the flat offsets ``offs`` of a row. The stride is in lanes for a
+    contiguous block, in vectors (``q ^ stride``) when ``spaced``."""
+    fma = _fma(builder, v[0].type, dtype)
+    arrays = [builder.extract_value(coefs, i) for i in range(caty.count)]
+    st0 = context.make_array(caty.dtype)(context, builder, arrays[0])
+    row_len = builder.extract_value(st0.shape, 1)
+    i64 = row_len.type
+    for k, stride in levels:
+        row = builder.mul(row_len, k if not isinstance(k, int) else ir.Constant(i64, k))
+        flat = [builder.add(row, o) for o in offs]
+        c = [_load(builder, _flat_ptrs(context, builder, caty.dtype, a, flat), align)
+             for a in arrays]
+        new = []
+        for q in range(len(v)):
+            if spaced:
+                p = v[q ^ stride]
+            elif stride < LANES:
+                p = _partner(builder, v[q], stride)
+            else:
+                p = v[q ^ (stride // LANES)]
+            new.append(_combine(builder, fma, v[q], p, [cc[q] for cc in c], cplx))
+        v = new
+    return v
+
+
+def _flat_ptrs(context, builder, aty, arr, flat):
+    ary = context.make_array(aty)(context, builder, arr)
+    vty = ir.VectorType(context.get_data_type(aty.dtype), LANES)
+    return [builder.bitcast(builder.gep(ary.data, [f]), vty.as_pointer()) for f in flat]
+
+
 @cache
 def butterfly_block(nv: int, increasing: bool):
-    """Intrinsic ``(src, dst, offset, A, B)``: butterfly levels ``0 .. log2(16 nv) - 1`` on the
-    ``16 * nv`` elements ``src[offset:]``, written to ``dst[offset:]``.
+    """Intrinsic ``(src, dst, offset, coefs)``: the butterfly levels that fit in the ``16 * nv``
+    lanes ``src[offset:]``, written to ``dst[offset:]``: ``log2(16 nv)`` levels of real data, one
+    fewer on complex data viewed as interleaved (re, im) floats (``coefs`` of four arrays).
 
-    ``A`` and ``B`` are C-contiguous ``(K, n)`` lane coefficients (``K >=`` the number of levels,
-    ``n`` the row length, ``offset`` counted within the row); ``increasing`` applies level 0
-    first, otherwise the highest level first.
+    ``coefs`` is a tuple of C-contiguous ``(L, len(row))`` lane-coefficient arrays: ``(A, B)``
+    for real data, ``(Ar, Ai, Br, Bi)`` for complex (see :func:`_combine`); ``offset`` is
+    counted within the row; ``increasing`` applies level 0 first, otherwise the highest first.
     """
-    n_levels = (LANES * nv).bit_length() - 1
-    order = range(n_levels) if increasing else range(n_levels - 1, -1, -1)
 
     @intrinsic
-    def _bblock(typingctx, src, dst, offset, A, B):
+    def _bblock(typingctx, src, dst, offset, coefs):
         if not (_real_vector(src) and _real_vector(dst) and dst.dtype == src.dtype
-                and isinstance(A, types.Array) and A.ndim == 2 and A.dtype == src.dtype
-                and B == A):
+                and (_coef_tuple(coefs, src.dtype, 2) or _coef_tuple(coefs, src.dtype, 4))):
             return None
-        sig = types.void(src, dst, offset, A, B)
+        sig = types.void(src, dst, offset, coefs)
 
         def codegen(context, builder, signature, args):
-            sty, dty, _, aty, _ = signature.args
-            s_arr, d_arr, off, a_arr, b_arr = args
+            sty, dty, oty, caty = signature.args
+            cplx = caty.count == 4
+            shift = 1 if cplx else 0
+            n_levels = (LANES * nv).bit_length() - 1 - shift
+            order = range(n_levels) if increasing else range(n_levels - 1, -1, -1)
+            levels = [(k, 1 << (k + shift)) for k in order]
+            s_arr, d_arr, off, cf = args
+            off = context.cast(builder, off, oty, types.int64)
             align = sty.dtype.bitwidth // 8
-            v = _load(builder, _vectors(context, builder, sty, s_arr, off, nv), align)
-            a_st = context.make_array(aty)(context, builder, a_arr)
-            row_len = builder.extract_value(a_st.shape, 1)
-            for k in order:
-                s = 1 << k
-                row_off = builder.add(builder.mul(row_len, ir.Constant(row_len.type, k)), off)
-                ca = _load(builder, _flat_vectors(context, builder, aty, a_arr, row_off, nv),
-                           align)
-                cb = _load(builder, _flat_vectors(context, builder, aty, b_arr, row_off, nv),
-                           align)
-                fma = _fma(builder, v[0].type, sty.dtype)
-                new = []
-                for q in range(nv):
-                    p = _partner(builder, v[q], s) if s < LANES else v[q ^ (s // LANES)]
-                    new.append(builder.call(fma, [cb[q], p, builder.fmul(ca[q], v[q])]))
-                v = new
-            _store(builder, v, _vectors(context, builder, dty, d_arr, off, nv), align)
+            offs = [builder.add(off, ir.Constant(off.type, q * LANES)) for q in range(nv)]
+            v = _load(builder, _flat_ptrs(context, builder, sty, s_arr, offs), align)
+            v = _levels(context, builder, v, offs, cf, caty, levels, False, cplx, sty.dtype,
+                        align)
+            _store(builder, v, _flat_ptrs(context, builder, dty, d_arr, offs), align)
             return context.get_dummy_value()
 
         return sig, codegen
@@ -170,62 +216,38 @@ def butterfly_block(nv: int, increasing: bool):
     return _bblock
 
 
-def _flat_vectors(context, builder, aty, arr, flat_offset, nv):
-    """Like :func:`_vectors` for a C-contiguous array indexed by a flat element offset."""
-    ary = context.make_array(aty)(context, builder, arr)
-    elt = context.get_data_type(aty.dtype)
-    vty = ir.VectorType(elt, LANES)
-    base = builder.gep(ary.data, [flat_offset])
-    return [builder.bitcast(builder.gep(base, [ir.Constant(flat_offset.type, q * LANES)]),
-                            vty.as_pointer()) for q in range(nv)]
-
-
 @cache
 def butterfly_spaced_block(nv: int, increasing: bool):
-    """Intrinsic ``(src, dst, offset, spacing, k0, A, B)``: butterfly levels
-    ``k0 .. k0 + log2(nv) - 1`` (strides ``spacing * d``, ``spacing == 2**k0 >= 16``) on the
-    ``nv`` vectors of 16 consecutive elements at ``offset + q * spacing``, ``q < nv``; lane
-    coefficients ``A``, ``B`` as in :func:`butterfly_block`."""
+    """Intrinsic ``(src, dst, offset, spacing, k0, coefs)``: butterfly levels
+    ``k0 .. k0 + log2(nv) - 1`` on the ``nv`` vectors of 16 lanes at ``offset + q * spacing``
+    (``spacing`` is level ``k0``'s stride in lanes, at least 16); ``coefs`` as in
+    :func:`butterfly_block`."""
     n_levels = nv.bit_length() - 1
     order = range(n_levels) if increasing else range(n_levels - 1, -1, -1)
 
     @intrinsic
-    def _sblock(typingctx, src, dst, offset, spacing, k0, A, B):
+    def _sblock(typingctx, src, dst, offset, spacing, k0, coefs):
         if not (_real_vector(src) and _real_vector(dst) and dst.dtype == src.dtype
-                and isinstance(A, types.Array) and A.ndim == 2 and A.dtype == src.dtype
-                and B == A and all(isinstance(t, types.Integer) for t in (offset, spacing, k0))):
+                and (_coef_tuple(coefs, src.dtype, 2) or _coef_tuple(coefs, src.dtype, 4))
+                and all(isinstance(t, types.Integer) for t in (offset, spacing, k0))):
             return None
-        sig = types.void(src, dst, offset, spacing, k0, A, B)
+        sig = types.void(src, dst, offset, spacing, k0, coefs)
 
         def codegen(context, builder, signature, args):
-            sty, dty, oty, pty, kty, aty, _ = signature.args
-            s_arr, d_arr, off, sp, k0v, a_arr, b_arr = args
+            sty, dty, oty, pty, kty, caty = signature.args
+            cplx = caty.count == 4
+            s_arr, d_arr, off, sp, k0v, cf = args
             i64 = ir.IntType(64)
             off = context.cast(builder, off, oty, types.int64)
             sp = context.cast(builder, sp, pty, types.int64)
             k0v = context.cast(builder, k0v, kty, types.int64)
             align = sty.dtype.bitwidth // 8
             offs = [builder.add(off, builder.mul(sp, ir.Constant(i64, q))) for q in range(nv)]
-
-            def ptrs(aty_, arr, flat):
-                ary = context.make_array(aty_)(context, builder, arr)
-                vty = ir.VectorType(context.get_data_type(aty_.dtype), LANES)
-                return [builder.bitcast(builder.gep(ary.data, [f]), vty.as_pointer())
-                        for f in flat]
-
-            v = _load(builder, ptrs(sty, s_arr, offs), align)
-            a_st = context.make_array(aty)(context, builder, a_arr)
-            row_len = builder.extract_value(a_st.shape, 1)
-            fma = _fma(builder, v[0].type, sty.dtype)
-            for lv in order:
-                d = 1 << lv
-                row = builder.mul(row_len, builder.add(k0v, ir.Constant(i64, lv)))
-                flat = [builder.add(row, o) for o in offs]
-                ca = _load(builder, ptrs(aty, a_arr, flat), align)
-                cb = _load(builder, ptrs(aty, b_arr, flat), align)
-                v = [builder.call(fma, [cb[q], v[q ^ d], builder.fmul(ca[q], v[q])])
-                     for q in range(nv)]
-            _store(builder, v, ptrs(dty, d_arr, offs), align)
+            v = _load(builder, _flat_ptrs(context, builder, sty, s_arr, offs), align)
+            levels = [(builder.add(k0v, ir.Constant(i64, lv)), 1 << lv) for lv in order]
+            v = _levels(context, builder, v, offs, cf, caty, levels, True, cplx, sty.dtype,
+                        align)
+            _store(builder, v, _flat_ptrs(context, builder, dty, d_arr, offs), align)
             return context.get_dummy_value()
 
         return sig, codegen

@@ -140,41 +140,66 @@ def lane_coefficients(t00, t01, t10, t11):
     return A, B
 
 
+@njit(cache=True)
+def complex_lane_coefficients(t00, t01, t10, t11):
+    """Lane coefficients ``(Ar, Ai, Br, Bi)`` of shape ``(L, 2n)`` for interleaved complex rows
+    viewed as floats: ``Ar`` repeats Re(a) on the (re, im) lanes, ``Ai`` holds (-Im(a), Im(a))."""
+    A, B = lane_coefficients(t00, t01, t10, t11)
+    L, n = A.shape
+    ft = A.real.dtype
+    Ar = np.empty((L, 2 * n), dtype=ft)
+    Ai = np.empty((L, 2 * n), dtype=ft)
+    Br = np.empty((L, 2 * n), dtype=ft)
+    Bi = np.empty((L, 2 * n), dtype=ft)
+    for k in range(L):
+        for i in range(n):
+            Ar[k, 2 * i] = Ar[k, 2 * i + 1] = A[k, i].real
+            Ai[k, 2 * i] = -A[k, i].imag
+            Ai[k, 2 * i + 1] = A[k, i].imag
+            Br[k, 2 * i] = Br[k, 2 * i + 1] = B[k, i].real
+            Bi[k, 2 * i] = -B[k, i].imag
+            Bi[k, 2 * i + 1] = B[k, i].imag
+    return Ar, Ai, Br, Bi
+
+
 @njit(cache=True, inline="always")
-def _spaced(src, dst, base, m, k0, nl, A, B, increasing):
-    """Levels ``k0 .. k0+nl-1`` (``nl <= 4``) of a segment: 16 columns x ``2**nl`` vectors."""
-    D = 1 << k0
+def _spaced(src, dst, base, m, k0, nl, coefs, increasing):
+    """Levels ``k0 .. k0+nl-1`` (``nl <= 4``) of a segment: 16 lanes x ``2**nl`` vectors."""
+    D = 1 << (k0 + len(coefs) // 2 - 1)  # the stride in lanes: complex elements take two
     span = D << nl
     for hb in range(base, base + m, span):
         for c0 in range(hb, hb + D, 16):
             if increasing:
                 if nl == 1:
-                    _S2I(src, dst, c0, D, k0, A, B)
+                    _S2I(src, dst, c0, D, k0, coefs)
                 elif nl == 2:
-                    _S4I(src, dst, c0, D, k0, A, B)
+                    _S4I(src, dst, c0, D, k0, coefs)
                 elif nl == 3:
-                    _S8I(src, dst, c0, D, k0, A, B)
+                    _S8I(src, dst, c0, D, k0, coefs)
                 else:
-                    _S16I(src, dst, c0, D, k0, A, B)
+                    _S16I(src, dst, c0, D, k0, coefs)
             else:
                 if nl == 1:
-                    _S2D(src, dst, c0, D, k0, A, B)
+                    _S2D(src, dst, c0, D, k0, coefs)
                 elif nl == 2:
-                    _S4D(src, dst, c0, D, k0, A, B)
+                    _S4D(src, dst, c0, D, k0, coefs)
                 elif nl == 3:
-                    _S8D(src, dst, c0, D, k0, A, B)
+                    _S8D(src, dst, c0, D, k0, coefs)
                 else:
-                    _S16D(src, dst, c0, D, k0, A, B)
+                    _S16D(src, dst, c0, D, k0, coefs)
 
 
 @njit(cache=True, parallel=True)
-def _pass_segments(xin, xout, A, B, k1, increasing, nchunk):
-    """First pass (factors ``0 .. k1-1``, ``k1 >= BLOCK_LEVELS``) on contiguous row segments of
-    real data, entirely in registers: contiguous blocks for the low levels, then groups of up
-    to four levels on vectors spaced by the group's lowest stride."""
-    b, n = xin.shape
-    m = 1 << k1
-    nh = n >> k1
+def _pass_segments(xin, xout, coefs, k1, increasing, nchunk):
+    """First pass (factors ``0 .. k1-1``) on contiguous row segments, entirely in registers:
+    contiguous blocks of 16 * NV lanes for the low levels, then groups of up to four levels on
+    vectors spaced by the group's lowest stride. Rows are real, or complex viewed as
+    interleaved floats (four coefficient arrays, each element two lanes)."""
+    b, nf = xin.shape
+    shift = len(coefs) // 2 - 1
+    kb = BLOCK_LEVELS - shift
+    m = 1 << (k1 + shift)
+    nh = nf // m
     n_tiles = b * nh
     blk = 16 * NV
     for ci in prange(nchunk):
@@ -182,30 +207,30 @@ def _pass_segments(xin, xout, A, B, k1, increasing, nchunk):
         hi = (ci + 1) * n_tiles // nchunk
         for tile in range(lo, hi):
             row = tile // nh
-            base = (tile - row * nh) << k1
+            base = (tile - row * nh) * m
             src = xin[row]
             dst = xout[row]
             if increasing:
                 for g in range(base, base + m, blk):
-                    _BLOCK_INC(src, dst, g, A, B)
-                k0 = BLOCK_LEVELS
+                    _BLOCK_INC(src, dst, g, coefs)
+                k0 = kb
                 while k0 < k1:
                     nl = min(4, k1 - k0)
-                    _spaced(dst, dst, base, m, k0, nl, A, B, True)
+                    _spaced(dst, dst, base, m, k0, nl, coefs, True)
                     k0 += nl
             else:
                 first = True
                 k1r = k1
-                while k1r > BLOCK_LEVELS:
-                    nl = min(4, k1r - BLOCK_LEVELS)
-                    _spaced(src if first else dst, dst, base, m, k1r - nl, nl, A, B, False)
+                while k1r > kb:
+                    nl = min(4, k1r - kb)
+                    _spaced(src if first else dst, dst, base, m, k1r - nl, nl, coefs, False)
                     first = False
                     k1r -= nl
                 for g in range(base, base + m, blk):
                     if first:
-                        _BLOCK_DEC(src, dst, g, A, B)
+                        _BLOCK_DEC(src, dst, g, coefs)
                     else:
-                        _BLOCK_DEC(dst, dst, g, A, B)
+                        _BLOCK_DEC(dst, dst, g, coefs)
 
 
 #: bytes of one transposed tile row: the first pass keeps ``ROW_BYTES // itemsize`` rows side
@@ -549,7 +574,8 @@ def apply(tw: np.ndarray, x: np.ndarray, increasing: bool) -> np.ndarray:
     t = _planar(tw)
     src = x
     out = np.empty_like(x)
-    if x.dtype.kind == "f" and L >= BLOCK_LEVELS:
+    if L >= BLOCK_LEVELS and n * x.itemsize <= SEGMENT_BYTES:
+        # whole rows in cache: every level in registers, one read and one write of x
         return _apply_segments(t, x, out, increasing)
     R = _rows_plan(b, n, x.itemsize)
     for k0, k1, W in _passes(L, R, x.itemsize, increasing):
@@ -567,15 +593,22 @@ SEGMENT_BYTES = 256 * 1024
 
 
 def _apply_segments(t, x, out, increasing):
-    """Real data: a register-block first pass on row segments, then column passes."""
+    """A register-block first pass on row segments (complex rows viewed as interleaved floats),
+    then column passes."""
     b, n = x.shape
     L = n.bit_length() - 1
-    A, B = lane_coefficients(*t)
+    if x.dtype.kind == "c":
+        coefs = complex_lane_coefficients(*t)
+        xf, of = x.view(coefs[0].dtype), out.view(coefs[0].dtype)
+    else:
+        coefs = lane_coefficients(*t)
+        xf, of = x, out
     src = x
     for k0, k1, W in _ordered(plan_passes(L, x.itemsize, first_bytes=SEGMENT_BYTES), increasing):
         nchunk = n_chunks(_n_tiles(b, n, k0, k1, W))
         if k0 == 0:
-            _pass_segments(src, out, A, B, max(k1, BLOCK_LEVELS), increasing, nchunk)
+            _pass_segments(xf if src is x else of, of, coefs, max(k1, BLOCK_LEVELS), increasing,
+                           nchunk)
         else:
             _pass(src, out, *t, k0, k1, W, increasing, nchunk)
         src = out
