@@ -1,0 +1,218 @@
+"""Numba kernels for butterfly block inversion, log-determinant and the inverse's VJP.
+
+Contract (shared with ``structlin.gpu.butterfly_inverse``): ``tw`` is a C-contiguous array of
+``nb`` 2x2 blocks, shape ``(..., 2, 2)`` (a twiddle ``(L, n//2, 2, 2)``), of a kernel dtype.
+
+- ``invert(tw, scale, adjoint)`` returns ``(out, rcond, index)``: ``out`` holds ``scale * T^-1``
+  (``scale * T^-H`` when ``adjoint``) for every block ``T``, ``rcond`` the smallest reciprocal
+  condition number ``1 / (||T||_1 ||T^-1||_1)`` over the blocks and ``index`` the flat index of
+  the first block reaching it. A singular block (determinant exactly zero after scaling) has
+  ``rcond = 0``; a block with a NaN or infinite entry has ``rcond = -1``.
+- ``slogdet(tw)`` returns ``(sign, logabsdet)`` of the product of the blocks' determinants:
+  ``sign`` a float64 (``+-1`` or 0) or complex128 of modulus 1 (or 0), ``logabsdet`` a float64
+  (``-inf`` when a block is singular, NaN when an entry is not finite).
+- ``inverse_vjp(inv, ginv)`` returns ``-inv^H ginv inv^H`` block by block: the gradient of a
+  block ``T`` given the gradient of ``V = T^-1`` (PyTorch's convention).
+
+Every block is computed in float64 / complex128 whatever the storage dtype: the 2x2 formulas
+are cancellation-prone (``ad - bc``) and the sums of ``L n / 2`` logarithms need the precision.
+Each block is scaled by its largest entry first, so that ``ad - bc`` neither overflows nor
+underflows for entries anywhere in the floating-point range. Work is split into chunks of
+blocks processed in parallel; each chunk writes its own partial reduction, summed here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from structlin._cpu._schedule import n_chunks
+
+__all__ = ["inverse_vjp", "invert", "slogdet"]
+
+#: blocks per parallel chunk, at least (a chunk's partial results are a few scalars)
+CHUNK_BLOCKS = 4096
+
+
+@njit(cache=True, inline="always")
+def _scaled_block(t, i, zw):
+    """Entries of block ``i`` widened and divided by their largest modulus ``m``.
+
+    Returns ``(a, b, c, d, m, status)``: status 0 fine, 1 singular (all zero), -1 not finite.
+    """
+    a = t[i, 0, 0] + zw
+    b = t[i, 0, 1] + zw
+    c = t[i, 1, 0] + zw
+    d = t[i, 1, 1] + zw
+    # x - x is 0 for finite x and NaN for NaN or infinity (no fastmath here: NaNs must survive)
+    z = (a - a) + (b - b) + (c - c) + (d - d)
+    if z != z:
+        return a, b, c, d, 0.0, -1
+    m = max(max(abs(a), abs(b)), max(abs(c), abs(d)))
+    if m == 0.0:
+        return a, b, c, d, m, 1
+    return a / m, b / m, c / m, d / m, m, 0
+
+
+@njit(cache=True, parallel=True)
+def _invert(t, out, zw, scale, adjoint, nchunk, part_rcond, part_index):
+    nb = t.shape[0]
+    for ci in prange(nchunk):
+        lo = ci * nb // nchunk
+        hi = (ci + 1) * nb // nchunk
+        best = np.inf
+        best_i = -1
+        for i in range(lo, hi):
+            a, b, c, d, m, status = _scaled_block(t, i, zw)
+            r = -1.0
+            if status == 0:
+                det = a * d - b * c
+                if det == 0:
+                    r = 0.0
+                else:
+                    aa = abs(a)
+                    ab = abs(b)
+                    ac = abs(c)
+                    ad = abs(d)
+                    # ||T^-1||_1 = ||adj T||_1 / |det| = ||T||_inf / |det| for a 2x2 block
+                    r = abs(det) / (max(aa + ac, ab + ad) * max(aa + ab, ac + ad))
+                    f = scale / m
+                    i00 = (d / det) * f
+                    i01 = (-b / det) * f
+                    i10 = (-c / det) * f
+                    i11 = (a / det) * f
+                    if adjoint:
+                        out[i, 0, 0] = np.conj(i00)
+                        out[i, 0, 1] = np.conj(i10)
+                        out[i, 1, 0] = np.conj(i01)
+                        out[i, 1, 1] = np.conj(i11)
+                    else:
+                        out[i, 0, 0] = i00
+                        out[i, 0, 1] = i01
+                        out[i, 1, 0] = i10
+                        out[i, 1, 1] = i11
+            elif status == 1:
+                r = 0.0
+            if r < best:
+                best = r
+                best_i = i
+            if r <= 0.0:
+                # singular or not finite: leave the block's output unset, the caller raises
+                for p in range(2):
+                    for q in range(2):
+                        out[i, p, q] = 0
+        part_rcond[ci] = best
+        part_index[ci] = best_i
+
+
+@njit(cache=True, parallel=True)
+def _slogdet(t, zw, nchunk, part_log, part_sign):
+    nb = t.shape[0]
+    for ci in prange(nchunk):
+        lo = ci * nb // nchunk
+        hi = (ci + 1) * nb // nchunk
+        acc = 0.0
+        unit = zw + 1.0
+        for i in range(lo, hi):
+            a, b, c, d, m, status = _scaled_block(t, i, zw)
+            if status == -1:
+                acc = np.nan
+                continue
+            if status == 1:
+                acc = -np.inf
+                unit = unit * 0.0
+                continue
+            det = a * d - b * c
+            ab = abs(det)
+            if ab == 0.0:
+                acc = -np.inf
+                unit = unit * 0.0
+                continue
+            acc += 2.0 * np.log(m) + np.log(ab)
+            # a product of unit numbers (exactly +-1 for real data): no overflow, no drift
+            unit = unit * (det / ab)
+        part_log[ci] = acc
+        part_sign[ci] = unit
+
+
+@njit(cache=True, parallel=True)
+def _inverse_vjp(v, g, out, nchunk):
+    nb = v.shape[0]
+    for ci in prange(nchunk):
+        lo = ci * nb // nchunk
+        hi = (ci + 1) * nb // nchunk
+        for i in range(lo, hi):
+            # W = V^H, out = -W G W
+            w00 = np.conj(v[i, 0, 0])
+            w01 = np.conj(v[i, 1, 0])
+            w10 = np.conj(v[i, 0, 1])
+            w11 = np.conj(v[i, 1, 1])
+            g00 = g[i, 0, 0]
+            g01 = g[i, 0, 1]
+            g10 = g[i, 1, 0]
+            g11 = g[i, 1, 1]
+            h00 = g00 * w00 + g01 * w10
+            h01 = g00 * w01 + g01 * w11
+            h10 = g10 * w00 + g11 * w10
+            h11 = g10 * w01 + g11 * w11
+            out[i, 0, 0] = -(w00 * h00 + w01 * h10)
+            out[i, 0, 1] = -(w00 * h01 + w01 * h11)
+            out[i, 1, 0] = -(w10 * h00 + w11 * h10)
+            out[i, 1, 1] = -(w10 * h01 + w11 * h11)
+
+
+def _blocks(tw: np.ndarray) -> np.ndarray:
+    return tw.reshape(-1, 2, 2)
+
+
+def _wide_zero(dtype: np.dtype):
+    return np.complex128(0) if np.dtype(dtype).kind == "c" else np.float64(0)
+
+
+def _chunks(nb: int) -> int:
+    return n_chunks(max(1, nb // CHUNK_BLOCKS))
+
+
+def invert(tw: np.ndarray, scale: float = 1.0, adjoint: bool = False):
+    """Return ``(scale * T^-1 or scale * T^-H per block, min rcond, its flat block index)``."""
+    t = _blocks(tw)
+    out = np.empty_like(tw)
+    nb = t.shape[0]
+    if nb == 0:
+        return out, np.inf, -1
+    nchunk = _chunks(nb)
+    part_rcond = np.empty(nchunk, np.float64)
+    part_index = np.empty(nchunk, np.int64)
+    _invert(t, _blocks(out), _wide_zero(tw.dtype), float(scale), bool(adjoint), nchunk,
+            part_rcond, part_index)
+    # the first chunk reaching the minimum holds the first block reaching it
+    c = int(np.argmin(part_rcond))
+    return out, float(part_rcond[c]), int(part_index[c])
+
+
+def slogdet(tw: np.ndarray):
+    """Return ``(sign, logabsdet)`` of the product of the blocks' determinants."""
+    t = _blocks(tw)
+    nb = t.shape[0]
+    complex_ = tw.dtype.kind == "c"
+    if nb == 0:
+        return (complex(1.0) if complex_ else 1.0), 0.0
+    nchunk = _chunks(nb)
+    part_log = np.empty(nchunk, np.float64)
+    part_sign = np.empty(nchunk, np.complex128 if complex_ else np.float64)
+    _slogdet(t, _wide_zero(tw.dtype), nchunk, part_log, part_sign)
+    sign = part_sign[0]
+    for s in part_sign[1:]:
+        sign = sign * s
+    if complex_ and sign != 0:
+        sign = sign / abs(sign)
+    return sign, float(part_log.sum())
+
+
+def inverse_vjp(inv: np.ndarray, ginv: np.ndarray) -> np.ndarray:
+    """Return ``-V^H G V^H`` for every block ``V`` of ``inv`` and ``G`` of ``ginv``."""
+    out = np.empty_like(inv)
+    nb = _blocks(inv).shape[0]
+    if nb:
+        _inverse_vjp(_blocks(inv), _blocks(ginv), _blocks(out), _chunks(nb))
+    return out
