@@ -16,8 +16,9 @@ Contract (shared with ``structlin.gpu.butterfly_inverse``): ``tw`` is a C-contig
 
 Every block is computed in float64 / complex128 whatever the storage dtype: the 2x2 formulas
 are cancellation-prone (``ad - bc``) and the sums of ``L n / 2`` logarithms need the precision.
-Each block is scaled by its largest entry first, so that ``ad - bc`` neither overflows nor
-underflows for entries anywhere in the floating-point range. Work is split into chunks of
+A block whose largest entry lies outside ``[SAFE_MIN, SAFE_MAX]`` (never for float32) is
+scaled by it first, so that ``ad - bc`` neither overflows nor underflows for entries anywhere
+in the floating-point range. Work is split into chunks of
 blocks processed in parallel; each chunk writes its own partial reduction, summed here.
 """
 
@@ -34,11 +35,31 @@ __all__ = ["inverse_vjp", "invert", "slogdet"]
 CHUNK_BLOCKS = 4096
 
 
-@njit(cache=True, inline="always")
-def _scaled_block(t, i, zw):
-    """Entries of block ``i`` widened and divided by their largest modulus ``m``.
+#: blocks whose largest entry lies in [SAFE_MIN, SAFE_MAX] are used as they are: their
+#: products and determinant cannot overflow or underflow in float64 (always true for float32)
+SAFE_MIN = 1e-60
+SAFE_MAX = 1e60
 
-    Returns ``(a, b, c, d, m, status)``: status 0 fine, 1 singular (all zero), -1 not finite.
+
+@njit(cache=True, inline="always")
+def _abs1(z):
+    # max(|Re|, |Im|): within a factor sqrt(2) of the modulus, without a square root
+    return max(abs(z.real), abs(z.imag))
+
+
+@njit(cache=True, inline="always")
+def _mod(z):
+    # the modulus without hypot's care for overflow: entries here lie within [1e-60, 1e60]
+    return np.sqrt(z.real * z.real + z.imag * z.imag)
+
+
+@njit(cache=True, inline="always")
+def _block(t, i, zw):
+    """Entries of block ``i`` widened to float64/complex128, scaled by ``s`` when needed.
+
+    Returns ``(a, b, c, d, s, status)`` with the entries multiplied by ``s`` (1 unless the
+    block's largest entry lies outside ``[SAFE_MIN, SAFE_MAX]``); status 0 fine, 1 all zero,
+    -1 NaN or infinity.
     """
     a = t[i, 0, 0] + zw
     b = t[i, 0, 1] + zw
@@ -47,11 +68,14 @@ def _scaled_block(t, i, zw):
     # x - x is 0 for finite x and NaN for NaN or infinity (no fastmath here: NaNs must survive)
     z = (a - a) + (b - b) + (c - c) + (d - d)
     if z != z:
-        return a, b, c, d, 0.0, -1
-    m = max(max(abs(a), abs(b)), max(abs(c), abs(d)))
+        return a, b, c, d, 1.0, -1
+    m = max(max(_abs1(a), _abs1(b)), max(_abs1(c), _abs1(d)))
     if m == 0.0:
-        return a, b, c, d, m, 1
-    return a / m, b / m, c / m, d / m, m, 0
+        return a, b, c, d, 1.0, 1
+    if SAFE_MIN <= m <= SAFE_MAX:
+        return a, b, c, d, 1.0, 0
+    s = 1.0 / m
+    return a * s, b * s, c * s, d * s, s, 0
 
 
 @njit(cache=True, parallel=True)
@@ -63,44 +87,47 @@ def _invert(t, out, zw, scale, adjoint, nchunk, part_rcond, part_index):
         best = np.inf
         best_i = -1
         for i in range(lo, hi):
-            a, b, c, d, m, status = _scaled_block(t, i, zw)
-            r = -1.0
-            if status == 0:
-                det = a * d - b * c
-                if det == 0:
-                    r = 0.0
+            a, b, c, d, s, status = _block(t, i, zw)
+            r = -1.0 if status == -1 else 0.0
+            det = a * d - b * c
+            if status == 0 and det != 0:
+                aa = _mod(a)
+                ab = _mod(b)
+                ac = _mod(c)
+                ad = _mod(d)
+                k = scale * s
+                q = det.real * det.real + det.imag * det.imag
+                if 0.0 < q < np.inf:
+                    # 1/det = conj(det)/|det|^2: one real division (complex division is slow)
+                    f = np.conj(det) * (k / q)
+                    adet = np.sqrt(q)
                 else:
-                    aa = abs(a)
-                    ab = abs(b)
-                    ac = abs(c)
-                    ad = abs(d)
-                    # ||T^-1||_1 = ||adj T||_1 / |det| = ||T||_inf / |det| for a 2x2 block
-                    r = abs(det) / (max(aa + ac, ab + ad) * max(aa + ab, ac + ad))
-                    f = scale / m
-                    i00 = (d / det) * f
-                    i01 = (-b / det) * f
-                    i10 = (-c / det) * f
-                    i11 = (a / det) * f
-                    if adjoint:
-                        out[i, 0, 0] = np.conj(i00)
-                        out[i, 0, 1] = np.conj(i10)
-                        out[i, 1, 0] = np.conj(i01)
-                        out[i, 1, 1] = np.conj(i11)
-                    else:
-                        out[i, 0, 0] = i00
-                        out[i, 0, 1] = i01
-                        out[i, 1, 0] = i10
-                        out[i, 1, 1] = i11
-            elif status == 1:
-                r = 0.0
-            if r < best:
-                best = r
-                best_i = i
-            if r <= 0.0:
-                # singular or not finite: leave the block's output unset, the caller raises
+                    f = k / det
+                    adet = abs(det)
+                # ||T^-1||_1 = ||adj T||_1 / |det| = ||T||_inf / |det| for a 2x2 block
+                r = adet / (max(aa + ac, ab + ad) * max(aa + ab, ac + ad))
+                i00 = d * f
+                i01 = -b * f
+                i10 = -c * f
+                i11 = a * f
+                if adjoint:
+                    out[i, 0, 0] = np.conj(i00)
+                    out[i, 0, 1] = np.conj(i10)
+                    out[i, 1, 0] = np.conj(i01)
+                    out[i, 1, 1] = np.conj(i11)
+                else:
+                    out[i, 0, 0] = i00
+                    out[i, 0, 1] = i01
+                    out[i, 1, 0] = i10
+                    out[i, 1, 1] = i11
+            else:
+                # singular or not finite: zero output, the caller raises
                 for p in range(2):
                     for q in range(2):
                         out[i, p, q] = 0
+            if r < best:
+                best = r
+                best_i = i
         part_rcond[ci] = best
         part_index[ci] = best_i
 
@@ -114,21 +141,26 @@ def _slogdet(t, zw, nchunk, part_log, part_sign):
         acc = 0.0
         unit = zw + 1.0
         for i in range(lo, hi):
-            a, b, c, d, m, status = _scaled_block(t, i, zw)
+            a, b, c, d, s, status = _block(t, i, zw)
             if status == -1:
                 acc = np.nan
                 continue
-            if status == 1:
-                acc = -np.inf
-                unit = unit * 0.0
-                continue
             det = a * d - b * c
-            ab = abs(det)
-            if ab == 0.0:
+            if status == 1 or det == 0:
                 acc = -np.inf
                 unit = unit * 0.0
                 continue
-            acc += 2.0 * np.log(m) + np.log(ab)
+            q = det.real * det.real + det.imag * det.imag
+            if 0.0 < q < np.inf:
+                # log|det| = log(|det|^2) / 2: one logarithm, no square root for real data
+                acc += 0.5 * np.log(q)
+                ab = np.sqrt(q)
+            else:  # |det|^2 out of range, |det| is not
+                ab = abs(det)
+                acc += np.log(ab)
+            if s != 1.0:
+                # log|det T| = log|det(s T)| - 2 log s
+                acc -= 2.0 * np.log(s)
             # a product of unit numbers (exactly +-1 for real data): no overflow, no drift
             unit = unit * (det / ab)
         part_log[ci] = acc
