@@ -164,10 +164,13 @@ def butterfly_inverse(twiddle: Any, *, increasing_stride: bool = True) -> tuple[
     Each factor is block diagonal up to a permutation, so its inverse is the factor of the
     inverted blocks, and ``(F_{L-1} ... F_0)^-1 = F_0^-1 ... F_{L-1}^-1``: a butterfly with the
     same strides in the opposite order (Meng et al., ButterflyFlow, arXiv:2209.13774). The
-    ``L n / 2`` blocks are inverted in closed form, ``T^-1 = adj(T) / det(T)``, after scaling
-    each block by its largest entry, in float64 (complex128) arithmetic: ``O(n log n)`` time,
+    ``L n / 2`` blocks are inverted in closed form, ``T^-1 = adj(T) / det(T)``, in float64
+    (complex128) arithmetic, a block being scaled by its largest entry first when its entries
+    are so large or small that ``ad - bc`` could overflow or underflow: ``O(n log n)`` time,
     one pass over the twiddle, in parallel (Numba on the CPU, a CUDA kernel on the GPU; the
-    GPU call reads back one scalar to check for singular blocks).
+    GPU call reads back a few scalars to check for singular blocks). The same pass gives each
+    block's reciprocal condition number ``1 / (||T||_1 ||T^-1||_1)`` (entry moduli
+    ``|Re| + |Im|``, as in LAPACK's estimators); the smallest is the warning's estimate.
 
     Examples
     --------
@@ -377,12 +380,13 @@ def butterfly_logdet(twiddle: Any) -> tuple[Any, Any]:
     ``det B = prod_k det F_k`` and each factor is block diagonal up to a permutation of
     determinant 1 in the product (the same permutation on rows and columns), so
     ``log|det B| = sum_{k, j} log|det twiddle[k, j]|`` and ``sign = prod_{k, j} det / |det|``:
-    ``O(n log n)`` time and no extra memory, against ``O(n^3)`` for a dense LU. Every block is
-    scaled by its largest entry and its determinant computed in float64 (complex128), the
-    logarithms are summed in float64 (also for float32 input, whose ``L n / 2`` terms would
-    otherwise lose digits) and the sign is a product of unit numbers, so neither overflows
-    for any ``n``. A parallel reduction: Numba chunks on the CPU, a CUDA block reduction on
-    the GPU (one scalar read back). Used as the log-Jacobian of butterfly layers in
+    ``O(n log n)`` time and no extra memory, against ``O(n^3)`` for a dense LU. Every block's
+    determinant is computed in float64 (complex128), after scaling the block by its largest
+    entry when ``ad - bc`` could otherwise overflow or underflow; the logarithms are summed in
+    float64 (also for float32 input, whose ``L n / 2`` terms would otherwise lose digits) and
+    the sign is a product of unit numbers, so neither overflows for any ``n``. A parallel
+    reduction: Numba chunks on the CPU, a CUDA block reduction on the GPU (a few partial
+    results read back). Used as the log-Jacobian of butterfly layers in
     normalizing flows (Meng et al., ButterflyFlow, arXiv:2209.13774).
 
     Examples

@@ -129,7 +129,9 @@ def test_invert_blocks_in_host_emulation_equals_numba(gpu, nb, dtype):
         ref, rref, iref = cpu.invert(tw, scale, adjoint)
         assert out.dtype == tw.dtype and out.shape == tw.shape
         _close(out, ref, dtype)
-        assert index == iref and np.isclose(rcond, rref, rtol=1e-12)
+        assert np.isclose(rcond, rref, rtol=1e-12)
+        # the Numba kernel locates the minimum only where it is reported (below epsilon)
+        assert index == iref or (iref == -1 and rref >= np.finfo(dtype).eps)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -5,9 +5,11 @@ Contract (shared with ``structlin.gpu.butterfly_inverse``): ``tw`` is a C-contig
 
 - ``invert(tw, scale, adjoint)`` returns ``(out, rcond, index)``: ``out`` holds ``scale * T^-1``
   (``scale * T^-H`` when ``adjoint``) for every block ``T``, ``rcond`` the smallest reciprocal
-  condition number ``1 / (||T||_1 ||T^-1||_1)`` over the blocks and ``index`` the flat index of
-  the first block reaching it. A singular block (determinant exactly zero after scaling) has
-  ``rcond = 0``; a block with a NaN or infinite entry has ``rcond = -1``.
+  condition number ``1 / (||T||_1 ||T^-1||_1)`` over the blocks (entry moduli ``|Re| + |Im|``
+  in the norms, as in LAPACK's estimators) and ``index`` the flat index of the first block
+  reaching it (exact when ``rcond`` is below the dtype's epsilon, else possibly -1). A
+  singular block (determinant exactly zero) has ``rcond = 0``; a block with a NaN or infinite
+  entry has ``rcond = -1``.
 - ``slogdet(tw)`` returns ``(sign, logabsdet)`` of the product of the blocks' determinants:
   ``sign`` a float64 (``+-1`` or 0) or complex128 of modulus 1 (or 0), ``logabsdet`` a float64
   (``-inf`` when a block is singular, NaN when an entry is not finite).
@@ -48,12 +50,6 @@ def _abs1(z):
 
 
 @njit(cache=True, inline="always")
-def _mod(z):
-    # the modulus without hypot's care for overflow: entries here lie within [1e-60, 1e60]
-    return np.sqrt(z.real * z.real + z.imag * z.imag)
-
-
-@njit(cache=True, inline="always")
 def _block(t, i, zw):
     """Entries of block ``i`` widened to float64/complex128, scaled by ``s`` when needed.
 
@@ -78,58 +74,104 @@ def _block(t, i, zw):
     return a * s, b * s, c * s, d * s, s, 0
 
 
+@njit(cache=True, inline="always")
+def _cabs1(z):
+    # |Re| + |Im|, the modulus LAPACK's condition estimators use: no square root
+    return abs(z.real) + abs(z.imag)
+
+
+@njit(cache=True, inline="always")
+def _store_inverse(out, i, a, b, c, d, f, adjoint):
+    i00 = d * f
+    i01 = -b * f
+    i10 = -c * f
+    i11 = a * f
+    if adjoint:
+        out[i, 0, 0] = np.conj(i00)
+        out[i, 0, 1] = np.conj(i10)
+        out[i, 1, 0] = np.conj(i01)
+        out[i, 1, 1] = np.conj(i11)
+    else:
+        out[i, 0, 0] = i00
+        out[i, 0, 1] = i01
+        out[i, 1, 0] = i10
+        out[i, 1, 1] = i11
+
+
+@njit(cache=True, inline="always")
+def _norms(a, b, c, d):
+    """``||T||_1 * ||T||_inf`` with moduli ``|Re| + |Im|``; ``||T^-1||_1 = ||T||_inf / |det|``."""
+    aa = _cabs1(a)
+    ab = _cabs1(b)
+    ac = _cabs1(c)
+    ad = _cabs1(d)
+    return max(aa + ac, ab + ad) * max(aa + ab, ac + ad)
+
+
+@njit(cache=True, inline="always")
+def _invert_careful(t, out, zw, scale, adjoint, lo, hi):
+    """Block by block with scaling and explicit checks; returns ``(min rcond, first index)``."""
+    best = np.inf
+    best_i = -1
+    for i in range(lo, hi):
+        a, b, c, d, s, status = _block(t, i, zw)
+        r = -1.0 if status == -1 else 0.0
+        det = a * d - b * c
+        if status == 0 and det != 0:
+            q = det.real * det.real + det.imag * det.imag
+            if 0.0 < q < np.inf:
+                f = np.conj(det) * ((scale * s) / q)
+                adet = np.sqrt(q)
+            else:  # |det|^2 out of range, |det| is not
+                f = (scale * s) / det
+                adet = abs(det)
+            r = adet / _norms(a, b, c, d)
+            _store_inverse(out, i, a, b, c, d, f, adjoint)
+        else:
+            # singular or not finite: zero output, the caller raises
+            for p in range(2):
+                for q in range(2):
+                    out[i, p, q] = 0
+        if r < best:
+            best = r
+            best_i = i
+    return best, best_i
+
+
 @njit(cache=True, parallel=True)
-def _invert(t, out, zw, scale, adjoint, nchunk, part_rcond, part_index):
+def _invert(t, out, zw, scale, adjoint, nchunk, recheck, part_rcond, part_index):
+    """A fast pass per chunk, redone carefully where it may hold a block to report.
+
+    The fast pass has no early exit and one division per block: it tracks the largest
+    ``1 / rcond^2 = (||T||_1 ||T||_inf)^2 / |det|^2`` and whether every block's norm product
+    lies in the range where no product can overflow or underflow. A chunk with an entry out of
+    range, a NaN, or a block with ``1 / rcond^2 >= recheck`` is redone by the careful loop,
+    which scales, checks and finds the first block reaching the minimum.
+    """
     nb = t.shape[0]
+    den_min = SAFE_MIN * SAFE_MIN
+    den_max = SAFE_MAX * SAFE_MAX
     for ci in prange(nchunk):
         lo = ci * nb // nchunk
         hi = (ci + 1) * nb // nchunk
-        best = np.inf
-        best_i = -1
+        worst = 0.0
+        ok = True
         for i in range(lo, hi):
-            a, b, c, d, s, status = _block(t, i, zw)
-            r = -1.0 if status == -1 else 0.0
+            a = t[i, 0, 0] + zw
+            b = t[i, 0, 1] + zw
+            c = t[i, 1, 0] + zw
+            d = t[i, 1, 1] + zw
             det = a * d - b * c
-            if status == 0 and det != 0:
-                aa = _mod(a)
-                ab = _mod(b)
-                ac = _mod(c)
-                ad = _mod(d)
-                k = scale * s
-                q = det.real * det.real + det.imag * det.imag
-                if 0.0 < q < np.inf:
-                    # 1/det = conj(det)/|det|^2: one real division (complex division is slow)
-                    f = np.conj(det) * (k / q)
-                    adet = np.sqrt(q)
-                else:
-                    f = k / det
-                    adet = abs(det)
-                # ||T^-1||_1 = ||adj T||_1 / |det| = ||T||_inf / |det| for a 2x2 block
-                r = adet / (max(aa + ac, ab + ad) * max(aa + ab, ac + ad))
-                i00 = d * f
-                i01 = -b * f
-                i10 = -c * f
-                i11 = a * f
-                if adjoint:
-                    out[i, 0, 0] = np.conj(i00)
-                    out[i, 0, 1] = np.conj(i10)
-                    out[i, 1, 0] = np.conj(i01)
-                    out[i, 1, 1] = np.conj(i11)
-                else:
-                    out[i, 0, 0] = i00
-                    out[i, 0, 1] = i01
-                    out[i, 1, 0] = i10
-                    out[i, 1, 1] = i11
-            else:
-                # singular or not finite: zero output, the caller raises
-                for p in range(2):
-                    for q in range(2):
-                        out[i, p, q] = 0
-            if r < best:
-                best = r
-                best_i = i
-        part_rcond[ci] = best
-        part_index[ci] = best_i
+            w = 1.0 / (det.real * det.real + det.imag * det.imag)
+            _store_inverse(out, i, a, b, c, d, np.conj(det) * (scale * w), adjoint)
+            den = _norms(a, b, c, d)
+            ok = ok and den_min <= den <= den_max  # False for NaN
+            worst = max(worst, den * den * w)
+        if ok and worst < recheck:
+            part_rcond[ci] = 1.0 / np.sqrt(worst) if worst > 0 else np.inf
+            part_index[ci] = -1
+        else:
+            part_rcond[ci], part_index[ci] = _invert_careful(t, out, zw, scale, adjoint, lo, hi)
 
 
 @njit(cache=True, parallel=True)
@@ -206,7 +248,11 @@ def _chunks(nb: int) -> int:
 
 
 def invert(tw: np.ndarray, scale: float = 1.0, adjoint: bool = False):
-    """Return ``(scale * T^-1 or scale * T^-H per block, min rcond, its flat block index)``."""
+    """Return ``(scale * T^-1 or scale * T^-H per block, min rcond, its flat block index)``.
+
+    The index is exact when the minimum is below the dtype's epsilon (or the block singular or
+    not finite), the only cases in which it is reported; otherwise it may be -1.
+    """
     t = _blocks(tw)
     out = np.empty_like(tw)
     nb = t.shape[0]
@@ -215,8 +261,9 @@ def invert(tw: np.ndarray, scale: float = 1.0, adjoint: bool = False):
     nchunk = _chunks(nb)
     part_rcond = np.empty(nchunk, np.float64)
     part_index = np.empty(nchunk, np.int64)
+    eps = float(np.finfo(tw.dtype).eps)
     _invert(t, _blocks(out), _wide_zero(tw.dtype), float(scale), bool(adjoint), nchunk,
-            part_rcond, part_index)
+            1.0 / (eps * eps), part_rcond, part_index)
     # the first chunk reaching the minimum holds the first block reaching it
     c = int(np.argmin(part_rcond))
     return out, float(part_rcond[c]), int(part_index[c])

@@ -33,6 +33,9 @@ __device__ __forceinline__ void store(sl::complex<R>* p, sl::complex<double> v) 
 
 __device__ __forceinline__ double modulus(double a) { return fabs(a); }
 __device__ __forceinline__ double modulus(sl::complex<double> a) { return hypot(a.re, a.im); }
+// |Re| + |Im|, the modulus LAPACK's condition estimators use (and the Numba kernels)
+__device__ __forceinline__ double cabs1(double a) { return fabs(a); }
+__device__ __forceinline__ double cabs1(sl::complex<double> a) { return fabs(a.re) + fabs(a.im); }
 
 // NaN when a is NaN or infinite (x - x), 0 otherwise; reduced to a double
 __device__ __forceinline__ double nonfinite(double a) { return a - a; }
@@ -83,7 +86,7 @@ __device__ __forceinline__ int load_block(const T* tw, long long i, W& a, W& b, 
 
 // out[i] = scale * T_i^-1 (scale * T_i^-H when adjoint) for the nb blocks T_i of tw.
 // part_rcond[blockIdx.x], part_index[blockIdx.x]: the smallest reciprocal condition number
-// 1 / (||T||_1 ||T^-1||_1) over this CUDA block's 2x2 blocks and the first index reaching it
+// 1 / (||T||_1 ||T^-1||_1) (entry moduli |Re| + |Im|) over this CUDA block's 2x2 blocks and the first index reaching it
 // (0 for a singular block, -1 for one with NaN or infinity, whose output is zeroed).
 // Shared memory: blockDim.x * 16 bytes; blockDim.x a power of two.
 template <typename T>
@@ -104,7 +107,7 @@ __global__ void __launch_bounds__(256)
         const W det = a * d - b * c;
         const double ad = status == 0 ? modulus(det) : 0.0;
         if (ad != 0.0) {
-            const double aa = modulus(a), ab = modulus(b), ac = modulus(c), dd = modulus(d);
+            const double aa = cabs1(a), ab = cabs1(b), ac = cabs1(c), dd = cabs1(d);
             // ||T^-1||_1 = ||adj T||_1 / |det| = ||T||_inf / |det| for a 2x2 block
             r = ad / (fmax(aa + ac, ab + dd) * fmax(aa + ab, ac + dd));
             const W f = scaled(recip(det), scale / m);
