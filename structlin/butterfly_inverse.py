@@ -73,7 +73,10 @@ def _prepare(twiddle, y, grad=None):
     _check_twiddle(twiddle, n, "y")
     if grad is not None:
         grad = xp.asarray(grad)
-        result_dtype(grad=grad)
+        if result_dtype(grad=grad).kind == "c" and dtype.kind != "c":
+            raise TypeError(
+                f"grad must be real: the solution is real ({dtype}), got dtype {grad.dtype}"
+            )
         check_shape(grad, y.shape, "grad", "the shape of the solution, which is y's shape")
     return xp, twiddle, y, grad, dtype
 
@@ -302,7 +305,8 @@ def butterfly_solve_vjp(
     Raises
     ------
     numpy.linalg.LinAlgError, ValueError, TypeError
-        As for :func:`butterfly_solve`; ValueError also if ``grad``'s shape is not ``y``'s.
+        As for :func:`butterfly_solve`; ValueError also if ``grad``'s shape is not ``y``'s,
+        TypeError if ``grad`` is complex while the solution is real.
 
     Warns
     -----

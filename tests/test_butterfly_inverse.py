@@ -417,6 +417,9 @@ def test_bad_grad_arguments_raise_naming_them():
         sl.butterfly_solve_vjp(tw, np.ones((2, 4)), np.ones(4))
     with pytest.raises(TypeError, match="grad must have a numeric dtype"):
         sl.butterfly_solve_vjp(tw, np.ones(4), np.array(["a"] * 4))
+    with pytest.raises(TypeError, match=r"grad must be real: the solution is real \(float64\), "
+                                        "got dtype complex128"):
+        sl.butterfly_solve_vjp(tw, np.ones(4), np.ones(4, np.complex128))
     with pytest.raises(TypeError, match="grad_logabsdet must be real"):
         sl.butterfly_logdet_vjp(tw, 1j)
     with pytest.raises(ValueError, match=r"grad_logabsdet must be a scalar \(0-d\), got an "
