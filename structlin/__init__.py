@@ -7,6 +7,13 @@ from structlin.butterfly import (
     butterfly_to_dense,
     random_butterfly,
 )
+from structlin.butterfly_inverse import (
+    butterfly_inverse,
+    butterfly_logdet,
+    butterfly_logdet_vjp,
+    butterfly_solve,
+    butterfly_solve_vjp,
+)
 from structlin.butterfly_special import (
     CirculantButterfly,
     DCTButterfly,
@@ -40,8 +47,13 @@ __all__ = [
     "butterfly_dft",
     "butterfly_dst",
     "butterfly_hadamard",
+    "butterfly_inverse",
+    "butterfly_logdet",
+    "butterfly_logdet_vjp",
     "butterfly_multiply",
     "butterfly_multiply_vjp",
+    "butterfly_solve",
+    "butterfly_solve_vjp",
     "butterfly_to_dense",
     "butterfly_toeplitz",
     "circulant_multiply",

@@ -74,6 +74,7 @@ def _hadamard_rows(rng: np.random.Generator) -> list[Row]:
 
 def _butterfly_special_rows(rng: np.random.Generator) -> list[Row]:
     import scipy.fft
+def _butterfly_inverse_rows(rng: np.random.Generator) -> list[Row]:
     import scipy.linalg
 
     import structlin as sl
@@ -94,6 +95,25 @@ def _butterfly_special_rows(rng: np.random.Generator) -> list[Row]:
             "scipy.fft.dct(workers=-1)", lambda: scipy.fft.dct(x, workers=-1)),
         Row("circulant_multiply float32", f"n={n}, batch={b}",
             lambda: sl.circulant_multiply(c, x), "x @ circulant(c).T (BLAS)", lambda: x @ C.T),
+    n, b = 1024, 2048
+    tw = sl.random_butterfly(n, kind="orthogonal", dtype=np.float32, rng=rng)
+    tw = tw * rng.uniform(0.7, 1.3, size=(*tw.shape[:-2], 1, 2)).astype(np.float32)
+    y = rng.standard_normal((b, n)).astype(np.float32)
+    lu = scipy.linalg.lu_factor(sl.butterfly_to_dense(tw))
+    nl = 1 << 16
+    twl = sl.random_butterfly(nl, dtype=np.float32, rng=rng)
+
+    def blocks_slogdet():
+        s, la = np.linalg.slogdet(twl)
+        return np.array([np.prod(s), la.sum()])
+
+    return [
+        Row("butterfly_solve float32", f"n={n}, batch={b}",
+            lambda: sl.butterfly_solve(tw, y), "lu_solve, B factorized beforehand",
+            lambda: scipy.linalg.lu_solve(lu, y.T).T),
+        Row("butterfly_logdet float32", f"n={nl}",
+            lambda: np.array(sl.butterfly_logdet(twl), dtype=np.float64),
+            "slogdet of the 2x2 blocks (LAPACK)", blocks_slogdet),
     ]
 
 
@@ -102,6 +122,7 @@ TOUR: list[tuple[str, Callable[[np.random.Generator], list[Row]]]] = [
     ("butterfly", _butterfly_rows),
     ("hadamard", _hadamard_rows),
     ("butterfly_special", _butterfly_special_rows),
+    ("butterfly_inverse", _butterfly_inverse_rows),
 ]
 
 
