@@ -289,8 +289,9 @@ def fftconv(
     the input, multiply the spectra in place, and apply the truncation, ``D`` and the
     post-gate while writing the output; chunks run on a thread pool, and the scratch memory
     is a few chunks, so the peak is about the output plus ``u``. When an output needs at most
-    32 taps (``min(L, Lk) <= 32``) a direct Numba loop is used instead. Non-finite values in
-    ``u`` spread through a transform to the whole row.
+    64 taps (``min(L, Lk) <= 64``; 32 for complex data) a direct Numba loop (``2 L min(L, Lk)``
+    flops per row, SIMD) is used instead: below that it is faster than the transforms.
+    Non-finite values in ``u`` spread through a transform to the whole row.
 
     The FFT long convolution is the core of H3 (Fu et al., arXiv:2212.14052), Hyena
     (Poli et al., arXiv:2302.10866) and "Simple Hardware-Efficient Long Convolutions"
