@@ -206,8 +206,7 @@ def _prepare(u, k, D, pregate, postgate, grad=None):
 
 def _engine_args(xp, u, k, D, pregate, postgate, dtype, causal):
     """The kernel-contract arguments: 3-d contiguous arrays of the compute dtype + spectrum."""
-    u3 = u.reshape((-1, *u.shape[-2:])) if u.ndim != 3 else u
-    u3 = as_kernel_array(xp, u3, dtype)
+    u3, _ = flatten_batch(as_kernel_array(xp, u, dtype), 2)
     eng = kernels(xp, "conv")
     L = int(u.shape[-1])
     if isinstance(k, FFTConvPlan):

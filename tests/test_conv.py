@@ -228,6 +228,7 @@ def test_fftconv_zero_batch_and_kernel_of_length_one_is_a_scaling():
     gu, gk, *_ = sl.fftconv_vjp(np.zeros((0, 3, 10)), np.ones((3, 10)), None,
                                 np.zeros((0, 3, 10)))
     assert gu.shape == (0, 3, 10) and np.all(gk == 0)
+    assert sl.fftconv(np.ones((2, 0, 8)), np.ones((0, 4))).shape == (2, 0, 8)
     u = np.random.default_rng(0).standard_normal((4, 2, 50))
     np.testing.assert_allclose(sl.fftconv(u, np.array([[2.0], [3.0]])),
                                u * np.array([2.0, 3.0])[:, None])
