@@ -189,6 +189,24 @@ def test_fftconv_vjp_matches_finite_differences(L, Lk, dt, causal, D, pre, post)
     cf.check_vjp(spec(causal, D, pre, post), p, x, g, rng=rng)
 
 
+@given(L=st.sampled_from([1, 2, 5, 16, 33, 70]), Lk=st.sampled_from([1, 3, 8, 40, 67, 90]),
+       complex_=st.booleans(), causal=st.booleans(), D=st.booleans(), pre=st.booleans(),
+       post=st.booleans(), seed=seeds())
+def test_fftconv_vjp_matches_finite_differences_for_any_lengths(L, Lk, complex_, causal, D, pre,
+                                                                 post, seed):
+    rng = np.random.default_rng(seed)
+    dt = np.complex128 if complex_ else np.float64
+    p = _params(rng, (2,), 2, L, Lk, dt, D, pre, post)
+    x = random_array(rng, (2, 2, L), dt)
+    g = random_array(rng, (2, 2, L), dt)
+    before = {n: a.copy() for n, a in p.items()} | {"x": x.copy(), "g": g.copy()}
+    cf.check_vjp(spec(causal, D, pre, post), p, x, g, rng=rng, n_directions=1)
+    sl.fftconv_vjp(x, p["k"], p.get("D"), g, pregate=p.get("pregate"),
+                   postgate=p.get("postgate"), causal=causal)
+    for n, a in (p | {"x": x, "g": g}).items():
+        np.testing.assert_array_equal(a, before[n], err_msg=f"{n} was modified by the VJP")
+
+
 def test_fftconv_vjp_real_arguments_of_complex_call_get_real_gradients():
     rng = np.random.default_rng(8)
     u = rng.standard_normal((2, 40))
