@@ -287,10 +287,13 @@ def fftconv(
     ``scipy.fft`` (real transforms for real data) and fused Numba passes that pad and gate
     the input, multiply the spectra in place, and apply the truncation, ``D`` and the
     post-gate while writing the output; chunks run on a thread pool, and the scratch memory
-    is a few chunks, so the peak is about the output plus ``u``. When an output needs at most
-    64 taps (``min(L, Lk) <= 64``; 32 for complex data) a direct Numba loop (``2 L min(L, Lk)``
-    flops per row, SIMD) is used instead: below that it is faster than the transforms.
-    Non-finite values in ``u`` spread through a transform to the whole row.
+    is a few chunks per thread (NumPy peak 1.3x the size of ``u`` for ``(8, 256, 4096)``
+    float32 with ``Lk = L``, the output and the kernel's spectrum included; a single row too
+    long for a chunk needs its spectra whole, about 7x ``u``, 5x with a plan).
+    When an output needs at most 64 taps (``min(L, Lk) <= 64``; 32 for complex data) a
+    direct Numba loop (``2 L min(L, Lk)`` flops per row, SIMD) is used instead: below that
+    it is faster than the transforms. Non-finite values in ``u`` spread through a transform
+    to the whole row.
 
     The FFT long convolution is the core of H3 (Fu et al., arXiv:2212.14052), Hyena
     (Poli et al., arXiv:2302.10866) and "Simple Hardware-Efficient Long Convolutions"
@@ -368,9 +371,10 @@ def fftconv_vjp(
     the same transforms with the conjugate spectrum), ``grad_u = grad_v * conj(pregate) +
     conj(D) gz``, ``grad_pregate = grad_v * conj(u)``, ``grad_D = sum gz * conj(u)`` and
     ``grad_k[j] = sum_t gz[t] conj(v[t + s - j])``, whose cross-spectra are summed over the
-    batch before one inverse transform per channel. Cost: about twice a forward call (three
-    with a post-gate). Complex gradients follow PyTorch's convention
-    (``dl/dRe + 1j dl/dIm``), as in :func:`butterfly_multiply_vjp`.
+    batch before one inverse transform per channel. Cost: three transforms per row (four
+    with a post-gate, which needs the ungated output), against two for a forward call.
+    Complex gradients follow PyTorch's convention (``dl/dRe + 1j dl/dIm``), as in
+    :func:`butterfly_multiply_vjp`.
 
     Examples
     --------
