@@ -229,6 +229,7 @@ def fftconv(
     pregate: Any = None,
     postgate: Any = None,
     causal: bool = True,
+    out: Any = None,
 ) -> Any:
     """Return the gated linear convolution ``postgate * (conv(pregate * u, k) + D * u)``.
 
@@ -247,6 +248,10 @@ def fftconv(
         True: ``y[t] = sum_j k[j] v[t - j]`` (the full linear convolution truncated to its first
         ``L`` outputs). False: the centred convolution of ``scipy.signal.convolve(v, k,
         mode="same")``, ``y[t] = sum_j k[j] v[t + (Lk - 1)//2 - j]``.
+    out : ndarray, shape (..., H, L), optional
+        Where to write the result: C-contiguous, with the result's dtype and ``u``'s array
+        type, not overlapping the inputs. Reusing it saves the allocation (and, for a fresh
+        array, the first-touch page faults, about 10 % of a large call).
 
     Returns
     -------
@@ -265,10 +270,11 @@ def fftconv(
     ValueError
         If ``u`` has fewer than 2 dimensions or ``L = 0``; ``k`` is not ``(H, Lk)`` with ``u``'s
         ``H`` and ``Lk >= 1``; ``D`` is not ``(H,)``; a gate is not shaped like ``u``; ``k`` or
-        ``D`` holds NaN or infinity; ``u`` is longer than a plan's ``L``.
+        ``D`` holds NaN or infinity; ``u`` is longer than a plan's ``L``; ``out`` has the wrong
+        shape or is not C-contiguous.
     TypeError
-        If NumPy and CuPy arrays are mixed, a dtype is not numeric, or the inputs promote to
-        another dtype than a plan's.
+        If NumPy and CuPy arrays are mixed, a dtype is not numeric, the inputs promote to
+        another dtype than a plan's, or ``out`` does not have the result's dtype.
 
     See Also
     --------
@@ -312,14 +318,30 @@ def fftconv(
     array([[3., 6., 9., 7.]])
     >>> fftconv(u, k, D=np.array([10.0]), postgate=np.array([[1.0, 0.0, 1.0, 0.5]]))
     array([[11. ,  0. , 36. , 24.5]])
+    >>> y = np.empty((1, 4))
+    >>> fftconv(u, k, out=y) is y
+    True
     """
     xp, u, k, D, pregate, postgate, _, dtype = _prepare(u, k, D, pregate, postgate)
     eng, u3, spec, nfft, Lk, off, Dk, pre, post = _engine_args(
         xp, u, k, D, pregate, postgate, dtype, causal
     )
-    out = xp.empty(u3.shape, dtype=dtype)
-    eng.forward(u3, spec, nfft, Lk, off, Dk, pre, post, out)
-    return out.reshape(u.shape)
+    if out is None:
+        result = xp.empty(u3.shape, dtype=dtype)
+    else:
+        _check_out(xp, out, u.shape, dtype)
+        result = out.reshape(u3.shape)
+    eng.forward(u3, spec, nfft, Lk, off, Dk, pre, post, result)
+    return out if out is not None else result.reshape(u.shape)
+
+
+def _check_out(xp, out, shape, dtype) -> None:
+    array_namespace(u=xp.empty(0), out=out)
+    if not hasattr(out, "flags") or not out.flags.c_contiguous:
+        raise ValueError("out must be a C-contiguous array")
+    check_shape(out, shape, "out", "u's shape")
+    if out.dtype != dtype:
+        raise TypeError(f"out must have the result dtype {dtype}, got {out.dtype}")
 
 
 def _cast_grad(xp, g, dt):

@@ -142,6 +142,7 @@ def test_fftconv_direct_and_fft_engines_agree(engine, causal, monkeypatch):
 def test_fftconv_many_row_chunks_match_reference(monkeypatch):
     """Chunks smaller than a row block and several threads' stripes give the same result."""
     monkeypatch.setattr(cpu_conv, "CHUNK_BYTES", 1)
+    monkeypatch.setattr(cpu_conv, "MIN_ROWS", 1)
     rng = np.random.default_rng(5)
     u = rng.standard_normal((3, 5, 70)).astype(np.float32)
     k = rng.standard_normal((5, 70)).astype(np.float32)
@@ -151,8 +152,10 @@ def test_fftconv_many_row_chunks_match_reference(monkeypatch):
     assert cf._rel_err(y, ref) <= tolerance(np.float32, 140) * 4
     g = rng.standard_normal(u.shape)
     monkeypatch.setattr(cpu_conv, "CHUNK_BYTES", 1 << 20)
+    monkeypatch.setattr(cpu_conv, "MIN_ROWS", 8)
     big = sl.fftconv_vjp(u.astype(float), k.astype(float), D.astype(float), g)
     monkeypatch.setattr(cpu_conv, "CHUNK_BYTES", 1)
+    monkeypatch.setattr(cpu_conv, "MIN_ROWS", 1)
     small = sl.fftconv_vjp(u.astype(float), k.astype(float), D.astype(float), g)
     for a, b in zip(big[:3], small[:3], strict=True):
         np.testing.assert_allclose(a, b, atol=1e-10)
@@ -250,6 +253,22 @@ def test_fftconv_zero_batch_and_kernel_of_length_one_is_a_scaling():
     u = np.random.default_rng(0).standard_normal((4, 2, 50))
     np.testing.assert_allclose(sl.fftconv(u, np.array([[2.0], [3.0]])),
                                u * np.array([2.0, 3.0])[:, None])
+
+
+def test_fftconv_out_receives_the_result_and_is_checked():
+    rng = np.random.default_rng(4)
+    u = rng.standard_normal((2, 3, 100)).astype(np.float32)
+    k = rng.standard_normal((3, 100)).astype(np.float32)
+    for Lk in (100, 5):
+        out = np.full(u.shape, np.nan, np.float32)
+        assert sl.fftconv(u, k[:, :Lk], out=out) is out
+        np.testing.assert_array_equal(out, sl.fftconv(u, k[:, :Lk]))
+    with pytest.raises(ValueError, match=r"out must have shape \(2, 3, 100\)"):
+        sl.fftconv(u, k, out=np.empty((3, 100), np.float32))
+    with pytest.raises(TypeError, match="out must have the result dtype float32, got float64"):
+        sl.fftconv(u, k, out=np.empty(u.shape))
+    with pytest.raises(ValueError, match="out must be a C-contiguous array"):
+        sl.fftconv(u, k, out=np.empty((2, 3, 200), np.float32)[..., ::2])
 
 
 def test_fftconv_impulse_input_returns_the_kernel():
