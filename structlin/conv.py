@@ -705,7 +705,15 @@ def ssm_kernel(A: Any, B: Any, C: Any, L: int) -> Any:
 
 
 def ssm_conv_chunked(
-    u: Any, A: Any, B: Any, C: Any, chunk: int, D: Any = None
+    u: Any,
+    A: Any,
+    B: Any,
+    C: Any,
+    chunk: int,
+    D: Any = None,
+    *,
+    state: Any = None,
+    return_state: bool = False,
 ) -> Any:
     """Return ``fftconv(u, ssm_kernel(A, B, C, L), D)``, computed chunk by chunk with a state.
 
@@ -720,17 +728,26 @@ def ssm_conv_chunked(
         :func:`fftconv`, and the state carries the earlier chunks' contribution.
     D : array_like, shape (H,), optional
         Skip weight.
+    state : array_like, shape (..., H, N), optional
+        The SSM state left by the inputs before ``u`` (zero when None): passing the state
+        returned for one piece of a signal continues the convolution on the next piece.
+    return_state : bool, default False
+        Also return the state after ``u``.
 
     Returns
     -------
-    ndarray, shape (..., H, L)
-        Equal (up to rounding) to the one-shot causal ``fftconv`` with the full-length kernel,
-        in the promoted dtype of all inputs.
+    y : ndarray, shape (..., H, L)
+        Equal (up to rounding) to the one-shot causal ``fftconv`` with the full-length kernel
+        (of the whole signal, when ``state`` carries its earlier pieces), in the promoted
+        dtype of all inputs.
+    state : ndarray, shape (..., H, N)
+        Only when ``return_state``: ``x[n] = sum_s A^(L-1-s) B u[s]`` plus ``A^L`` times the
+        initial state.
 
     Raises
     ------
     ValueError
-        Bad shapes, ``chunk < 1``, ``L = 0``.
+        Bad shapes (including ``state``), ``chunk < 1``, ``L = 0``.
 
     Notes
     -----
@@ -753,9 +770,13 @@ def ssm_conv_chunked(
     >>> y = ssm_conv_chunked(u, A, B, C, chunk=32)
     >>> bool(np.allclose(y, fftconv(u, ssm_kernel(A, B, C, 100))))
     True
+    >>> y1, x1 = ssm_conv_chunked(u[..., :60], A, B, C, 32, return_state=True)
+    >>> y2 = ssm_conv_chunked(u[..., 60:], A, B, C, 32, state=x1)
+    >>> bool(np.allclose(np.concatenate([y1, y2], axis=-1), y))
+    True
     """
     xp, A, B, C = _check_ssm(A, B, C)
-    xp = array_namespace(u=u, A=A, D=D)
+    xp = array_namespace(u=u, A=A, D=D, state=state)
     u = xp.asarray(u)
     check_min_ndim(u, 2, "u", "(..., H, L)")
     H, L = int(u.shape[-2]), int(u.shape[-1])
@@ -767,7 +788,11 @@ def ssm_conv_chunked(
     if int(chunk) < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk}")
     chunk = min(int(chunk), L)
-    dt = result_dtype(u=u, A=A, B=B, C=C, D=D)
+    N = int(A.shape[1])
+    if state is not None:
+        state = xp.asarray(state)
+        check_shape(state, (*u.shape[:-1], N), "state", "u's batch and channels, then A's N")
+    dt = result_dtype(u=u, A=A, B=B, C=C, D=D, state=state)
     kc = ssm_kernel(A, B, C, chunk)
     plan = fftconv_plan(kc, chunk, dtype=dt)
     # pout[h, n, tau] = C A^(tau+1); pin[h, tau, n] = B A^(chunk-1-tau)
@@ -776,7 +801,10 @@ def ssm_conv_chunked(
     pin = xp.ascontiguousarray(xp.swapaxes(pin, -1, -2))
     u3, batch = flatten_batch(as_kernel_array(xp, u, dt), 2)
     y = xp.empty(u3.shape, dtype=dt)
-    x = xp.zeros((u3.shape[0], H, 1, A.shape[1]), dtype=dt)
+    if state is None:
+        x = xp.zeros((u3.shape[0], H, 1, N), dtype=dt)
+    else:
+        x = xp.asarray(state, dtype=dt).reshape((u3.shape[0], H, 1, N))
     for s0 in range(0, L, chunk):
         c = min(chunk, L - s0)
         uc = u3[..., s0:s0 + c]
@@ -785,7 +813,10 @@ def ssm_conv_chunked(
         y[..., s0:s0 + c] = yc
         Ac = A.astype(dt) ** c
         x = Ac[None, :, None, :] * x + uc[:, :, None, :] @ pin[:, chunk - c:, :]
-    return restore_batch(y, batch)
+    y = restore_batch(y, batch)
+    if return_state:
+        return y, x.reshape((*u.shape[:-1], N))
+    return y
 
 
 # ---- long-convolution kernel regularisers (arXiv:2302.06646) -----------------------------------

@@ -405,6 +405,25 @@ def test_ssm_chunked_scan_equals_one_shot_fftconv(L, chunk, N, batch, D, seed):
     np.testing.assert_allclose(y, ref, atol=1e-10 * max(1.0, np.abs(ref).max(initial=0)))
 
 
+@given(L=st.integers(2, 90), cut=st.integers(1, 89), chunk=st.integers(1, 30), seed=seeds())
+def test_ssm_state_passing_between_pieces_equals_one_shot(L, cut, chunk, seed):
+    rng = np.random.default_rng(seed)
+    cut = min(cut, L - 1)
+    A, B, C = _ssm(rng, 3, 2)
+    u = rng.standard_normal((2, 3, L))
+    D = rng.standard_normal(3)
+    y1, x1 = sl.ssm_conv_chunked(u[..., :cut], A, B, C, chunk, D, return_state=True)
+    assert x1.shape == (2, 3, 2)
+    y2, x2 = sl.ssm_conv_chunked(u[..., cut:], A, B, C, chunk, D, state=x1, return_state=True)
+    y, x = sl.ssm_conv_chunked(u, A, B, C, chunk, D, return_state=True)
+    np.testing.assert_allclose(np.concatenate([y1, y2], axis=-1), y, atol=1e-10)
+    np.testing.assert_allclose(x2, x, atol=1e-10)
+    # the state is the recurrence's: x = sum_s A^(L-1-s) B u[s]
+    pw = A[None, :, :, None] ** (L - 1 - np.arange(L))
+    np.testing.assert_allclose(x, np.einsum("bhs,bhns->bhn", u, B[None, :, :, None] * pw),
+                               atol=1e-10)
+
+
 # ---- regularisers ---------------------------------------------------------------------------
 
 
@@ -511,6 +530,9 @@ def test_fftconv_bad_inputs(kwargs, exc, match):
      ValueError, "A, B, C must have H = 3 rows"),
     (lambda: sl.ssm_conv_chunked(U, np.ones((3, 1)), np.ones((3, 1)), np.ones((3, 1)), 0),
      ValueError, "chunk must be >= 1"),
+    (lambda: sl.ssm_conv_chunked(U, np.ones((3, 2)), np.ones((3, 2)), np.ones((3, 2)), 4,
+                                 state=np.ones((3, 2))),
+     ValueError, r"state must have shape \(2, 3, 2\)"),
     (lambda: sl.squash_kernel(K, -1.0), ValueError, "lam must be a finite threshold >= 0"),
     (lambda: sl.squash_kernel_vjp(K, 1.0, np.ones(3)), ValueError, r"grad must have shape"),
     (lambda: sl.smooth_kernel(K, 2), ValueError, "width must be an odd integer >= 1, got 2"),
