@@ -16,8 +16,11 @@ unplanned call adds one kernel transform per channel. The dense Toeplitz product
 Speed goals (from the issue): ``(B, H, L) = (8, 256, 4096)`` float32 with ``Lk = L``: at least
 1.5x the ``scipy.fft`` pipeline with ``workers=-1`` and at least 5x ``scipy.signal.fftconvolve``
 over channels. A curve over ``L`` from 256 to ``2**22`` at a fixed ``B H L = 2**22`` elements
-reports time and peak memory (the ``MiB`` column; the issue asks for at most 3x the size of
-``u``, which is 16 MiB there).
+reports time and peak memory (the ``MiB`` column). The issue asks for a peak of at most 3x
+the size of ``u``: measured with tracemalloc (output and kernel spectrum included) it is 1.3x
+for ``(8, 256, 4096)`` float32, where rows go through the transforms in small chunks, but a
+single row of ``2**22`` needs its spectra whole: 7x ``u`` (5x with a plan), against 6x for the
+scipy.fft pipeline.
 """
 
 from __future__ import annotations
