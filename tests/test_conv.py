@@ -140,7 +140,8 @@ def test_fftconv_direct_and_fft_engines_agree(engine, causal, monkeypatch):
 
 
 def test_fftconv_many_row_chunks_match_reference(monkeypatch):
-    """Chunks smaller than a row block and several threads' stripes give the same result."""
+    """Chunks of one row, shared by several threads, give the same result."""
+    monkeypatch.setattr(cpu_conv, "PARALLEL_MIN_BYTES", 0)
     monkeypatch.setattr(cpu_conv, "CHUNK_BYTES", 1)
     monkeypatch.setattr(cpu_conv, "MIN_ROWS", 1)
     rng = np.random.default_rng(5)

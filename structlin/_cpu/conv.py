@@ -55,6 +55,9 @@ CHUNK_BYTES = 256 * 1024
 #: falls back to one row at a time below that — measured 2x slower with 1-2 rows per call
 MIN_ROWS = 8
 MAX_CHUNK_BYTES = 4 * 1024 * 1024
+#: calls with less spectrum than this run in the calling thread: handing chunks to other
+#: threads costs tens of microseconds, as much as transforming a few hundred KiB
+PARALLEL_MIN_BYTES = 2 * 1024 * 1024
 
 _EMPTY = {}
 
@@ -367,6 +370,8 @@ def _plan_chunks(nrows: int, nfft: int, itemsize: int):
     row = nfft * itemsize
     per = max(1, CHUNK_BYTES // row, min(MIN_ROWS, MAX_CHUNK_BYTES // row))
     chunks = [(r0, min(nrows, r0 + per)) for r0 in range(0, nrows, per)]
+    if nrows * row < PARALLEL_MIN_BYTES:
+        return chunks, 1, 1
     nthreads = max(1, min(numba.get_num_threads(), len(chunks)))
     # a single huge row: let scipy use the threads inside the transform instead
     workers = max(1, numba.get_num_threads() // nthreads)
@@ -389,8 +394,13 @@ def _run_chunks(nthreads: int, chunks, work) -> None:
         while (i := next(counter)) < len(chunks):
             work(worker, *chunks[i])
 
-    for f in [_pool(nthreads).submit(loop, w) for w in range(nthreads)]:
-        f.result()
+    # the calling thread is worker 0: one hand-off fewer
+    futures = [_pool(nthreads - 1).submit(loop, w) for w in range(1, nthreads)]
+    try:
+        loop(0)
+    finally:
+        for f in futures:
+            f.result()
 
 
 def _transforms(dtype):
