@@ -34,6 +34,21 @@ from structlin.butterfly_special import (
     toeplitz_multiply,
     toeplitz_multiply_vjp,
 )
+from structlin.conv import (
+    FFTConvPlan,
+    FFTConvStream,
+    fftconv,
+    fftconv_plan,
+    fftconv_stream,
+    fftconv_to_dense,
+    fftconv_vjp,
+    smooth_kernel,
+    smooth_kernel_vjp,
+    squash_kernel,
+    squash_kernel_vjp,
+    ssm_conv_chunked,
+    ssm_kernel,
+)
 from structlin.hadamard import fwht, fwht_vjp
 
 __version__ = "0.1.0"
@@ -41,6 +56,8 @@ __version__ = "0.1.0"
 __all__ = [
     "CirculantButterfly",
     "DCTButterfly",
+    "FFTConvPlan",
+    "FFTConvStream",
     "bit_reversal_permutation",
     "butterfly_circulant",
     "butterfly_dct",
@@ -64,9 +81,20 @@ __all__ = [
     "dct_vjp",
     "dst",
     "dst_vjp",
+    "fftconv",
+    "fftconv_plan",
+    "fftconv_stream",
+    "fftconv_to_dense",
+    "fftconv_vjp",
     "fwht",
     "fwht_vjp",
     "random_butterfly",
+    "smooth_kernel",
+    "smooth_kernel_vjp",
+    "squash_kernel",
+    "squash_kernel_vjp",
+    "ssm_conv_chunked",
+    "ssm_kernel",
     "toeplitz_multiply",
     "toeplitz_multiply_vjp",
 ]

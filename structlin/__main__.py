@@ -74,7 +74,6 @@ def _hadamard_rows(rng: np.random.Generator) -> list[Row]:
 
 def _butterfly_special_rows(rng: np.random.Generator) -> list[Row]:
     import scipy.fft
-def _butterfly_inverse_rows(rng: np.random.Generator) -> list[Row]:
     import scipy.linalg
 
     import structlin as sl
@@ -95,6 +94,14 @@ def _butterfly_inverse_rows(rng: np.random.Generator) -> list[Row]:
             "scipy.fft.dct(workers=-1)", lambda: scipy.fft.dct(x, workers=-1)),
         Row("circulant_multiply float32", f"n={n}, batch={b}",
             lambda: sl.circulant_multiply(c, x), "x @ circulant(c).T (BLAS)", lambda: x @ C.T),
+    ]
+
+
+def _butterfly_inverse_rows(rng: np.random.Generator) -> list[Row]:
+    import scipy.linalg
+
+    import structlin as sl
+
     n, b = 1024, 2048
     tw = sl.random_butterfly(n, kind="orthogonal", dtype=np.float32, rng=rng)
     tw = tw * rng.uniform(0.7, 1.3, size=(*tw.shape[:-2], 1, 2)).astype(np.float32)
@@ -117,12 +124,38 @@ def _butterfly_inverse_rows(rng: np.random.Generator) -> list[Row]:
     ]
 
 
+def _conv_rows(rng: np.random.Generator) -> list[Row]:
+    import scipy.fft
+
+    import structlin as sl
+
+    B, H, L = 4, 128, 4096
+    u = rng.standard_normal((B, H, L)).astype(np.float32)
+    k = (rng.standard_normal((H, L)) * np.exp(-np.arange(L) / 1024)).astype(np.float32)
+    D = rng.standard_normal(H).astype(np.float32)
+    plan = sl.fftconv_plan(k, L)
+
+    def pipeline():
+        n = 2 * L
+        kf = scipy.fft.rfft(k, n=n, workers=-1)
+        y = scipy.fft.irfft(scipy.fft.rfft(u, n=n, workers=-1) * kf, n=n, workers=-1)
+        return y[..., :L] + u * D[:, None]
+
+    return [
+        Row("fftconv float32 (Lk = L)", f"B={B} H={H} L={L}", lambda: sl.fftconv(u, k, D),
+            "scipy.fft rfft/irfft pipeline", pipeline),
+        Row("fftconv planned float32", f"B={B} H={H} L={L}", lambda: sl.fftconv(u, plan, D),
+            "scipy.fft rfft/irfft pipeline", pipeline),
+    ]
+
+
 #: (family, row builder); each later family appends its own
 TOUR: list[tuple[str, Callable[[np.random.Generator], list[Row]]]] = [
     ("butterfly", _butterfly_rows),
     ("hadamard", _hadamard_rows),
     ("butterfly_special", _butterfly_special_rows),
     ("butterfly_inverse", _butterfly_inverse_rows),
+    ("conv", _conv_rows),
 ]
 
 

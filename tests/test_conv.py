@@ -1,0 +1,563 @@
+"""Long convolutions against np.convolve / scipy.signal.convolve and the Toeplitz reference."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+import scipy.signal
+from hypothesis import given
+from hypothesis import strategies as st
+
+import structlin as sl
+from structlin._cpu import conv as cpu_conv
+from tests import conformance as cf
+from tests.strategies import batch_shapes, dtypes, random_array, seeds, tolerance
+
+# lengths that exercise both engines: 1, primes, odd, powers of two, around the direct limit
+LENGTHS = st.sampled_from([1, 2, 3, 5, 7, 16, 31, 32, 33, 37, 64, 65, 67, 97, 128, 131, 257])
+
+
+def reference_fftconv(u, k, D=None, pregate=None, postgate=None, causal=True):
+    """np.convolve channel by channel, in complex128."""
+    u = np.asarray(u, dtype=np.complex128)
+    L = u.shape[-1]
+    k = np.asarray(k, dtype=np.complex128)
+    Lk = k.shape[1]
+    v = u if pregate is None else u * pregate
+    off = 0 if causal else (Lk - 1) // 2
+    y = np.empty_like(u)
+    for idx in np.ndindex(u.shape[:-1]):
+        full = np.convolve(v[idx], k[idx[-1]])
+        y[idx] = full[off:off + L]
+    if D is not None:
+        y = y + np.asarray(D)[:, None] * u
+    if postgate is not None:
+        y = y * postgate
+    return y
+
+
+def spec(causal=True, D=False, pre=False, post=False):
+    """fftconv as a linear map of u (params: k and optional D and gates)."""
+
+    def fast(p, x):
+        return sl.fftconv(x, p["k"], p.get("D"), pregate=p.get("pregate"),
+                          postgate=p.get("postgate"), causal=causal)
+
+    def vjp(p, x, g):
+        gu, gk, gD, gpre, gpost = sl.fftconv_vjp(
+            x, p["k"], p.get("D"), g, pregate=p.get("pregate"), postgate=p.get("postgate"),
+            causal=causal)
+        out = {"x": gu, "k": gk}
+        for name, val in (("D", gD), ("pregate", gpre), ("postgate", gpost)):
+            if name in p:
+                out[name] = val
+            else:
+                assert val is None
+        return out
+
+    def adjoint(p, y):
+        return sl.fftconv_vjp(np.zeros_like(y), p["k"], p.get("D"), y,
+                              pregate=p.get("pregate"), postgate=p.get("postgate"),
+                              causal=causal)[0]
+
+    return cf.OperatorSpec(fast=fast, dense=None, vjp=vjp, adjoint=adjoint)
+
+
+def _params(rng, batch, H, L, Lk, dt, D, pre, post):
+    p = {"k": random_array(rng, (H, Lk), dt)}
+    if D:
+        p["D"] = random_array(rng, (H,), dt)
+    if pre:
+        p["pregate"] = random_array(rng, (*batch, H, L), dt)
+    if post:
+        p["postgate"] = random_array(rng, (*batch, H, L), dt)
+    return p
+
+
+@given(L=LENGTHS, Lk=LENGTHS, H=st.integers(1, 3), batch=batch_shapes(2, 2), dt=dtypes(),
+       causal=st.booleans(), D=st.booleans(), pre=st.booleans(), post=st.booleans(),
+       seed=seeds())
+def test_fftconv_matches_np_convolve_per_channel(L, Lk, H, batch, dt, causal, D, pre, post,
+                                                 seed):
+    rng = np.random.default_rng(seed)
+    u = random_array(rng, (*batch, H, L), dt)
+    p = _params(rng, batch, H, L, Lk, dt, D, pre, post)
+    before = {n: a.copy() for n, a in p.items()}
+    u_before = u.copy()
+    y = sl.fftconv(u, p["k"], p.get("D"), pregate=p.get("pregate"),
+                   postgate=p.get("postgate"), causal=causal)
+    assert y.shape == u.shape and y.dtype == dt
+    ref = reference_fftconv(u, p["k"], p.get("D"), p.get("pregate"), p.get("postgate"), causal)
+    err = cf._rel_err(y, ref)
+    assert err <= tolerance(dt, L + Lk) * 4, err
+    np.testing.assert_array_equal(u, u_before)
+    for n, a in p.items():
+        np.testing.assert_array_equal(a, before[n], err_msg=f"{n} was modified")
+
+
+@pytest.mark.parametrize("L,Lk", [(50, 50), (64, 7), (40, 101), (129, 64), (1, 90), (90, 1)])
+def test_fftconv_same_matches_scipy_signal_convolve_same(L, Lk):
+    rng = np.random.default_rng(L * Lk)
+    u = rng.standard_normal((2, L))
+    k = rng.standard_normal((2, Lk))
+    ref = np.stack([scipy.signal.convolve(u[h], k[h], mode="same") for h in range(2)])
+    np.testing.assert_allclose(sl.fftconv(u, k, causal=False), ref, atol=1e-12)
+    full = np.stack([scipy.signal.convolve(u[h], k[h]) for h in range(2)])
+    np.testing.assert_allclose(sl.fftconv(u, k), full[:, :L], atol=1e-12)
+
+
+@given(L=LENGTHS, Lk=LENGTHS, dt=dtypes(), causal=st.booleans(), seed=seeds())
+def test_fftconv_equals_toeplitz_product(L, Lk, dt, causal, seed):
+    rng = np.random.default_rng(seed)
+    k = random_array(rng, (2, Lk), dt)
+    u = random_array(rng, (3, 2, L), dt)
+    T = sl.fftconv_to_dense(k, L, causal=causal)
+    assert T.shape == (2, L, L) and T.dtype == dt
+    ref = np.einsum("hts,bhs->bht", T.astype(np.complex128), u)
+    assert cf._rel_err(sl.fftconv(u, k, causal=causal), ref) <= tolerance(dt, L + Lk) * 4
+
+
+@pytest.mark.parametrize("engine", ["direct", "fft"])
+@pytest.mark.parametrize("causal", [True, False])
+def test_fftconv_direct_and_fft_engines_agree(engine, causal, monkeypatch):
+    rng = np.random.default_rng(3)
+    u = rng.standard_normal((2, 3, 45))
+    k = rng.standard_normal((3, 20 if engine == "direct" else 80))
+    D = rng.standard_normal(3)
+    g = rng.standard_normal(u.shape)
+    pre, post = rng.standard_normal((2, *u.shape))
+    monkeypatch.setattr(cpu_conv, "DIRECT_TAPS", 1000 if engine == "direct" else 0)
+    y = sl.fftconv(u, k, D, pregate=pre, postgate=post, causal=causal)
+    grads = sl.fftconv_vjp(u, k, D, g, pregate=pre, postgate=post, causal=causal)
+    monkeypatch.setattr(cpu_conv, "DIRECT_TAPS", 0 if engine == "direct" else 1000)
+    np.testing.assert_allclose(y, sl.fftconv(u, k, D, pregate=pre, postgate=post,
+                                             causal=causal), atol=1e-12)
+    other = sl.fftconv_vjp(u, k, D, g, pregate=pre, postgate=post, causal=causal)
+    for a, b in zip(grads, other, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-11)
+
+
+def test_fftconv_many_row_chunks_match_reference(monkeypatch):
+    """Chunks of one row, shared by several threads, give the same result."""
+    monkeypatch.setattr(cpu_conv, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(cpu_conv, "CHUNK_BYTES", 1)
+    monkeypatch.setattr(cpu_conv, "MIN_ROWS", 1)
+    rng = np.random.default_rng(5)
+    u = rng.standard_normal((3, 5, 70)).astype(np.float32)
+    k = rng.standard_normal((5, 70)).astype(np.float32)
+    D = rng.standard_normal(5).astype(np.float32)
+    y = sl.fftconv(u, k, D, pregate=u, postgate=u)
+    ref = reference_fftconv(u, k, D, u, u)
+    assert cf._rel_err(y, ref) <= tolerance(np.float32, 140) * 4
+    g = rng.standard_normal(u.shape)
+    monkeypatch.setattr(cpu_conv, "CHUNK_BYTES", 1 << 20)
+    monkeypatch.setattr(cpu_conv, "MIN_ROWS", 8)
+    big = sl.fftconv_vjp(u.astype(float), k.astype(float), D.astype(float), g)
+    monkeypatch.setattr(cpu_conv, "CHUNK_BYTES", 1)
+    monkeypatch.setattr(cpu_conv, "MIN_ROWS", 1)
+    small = sl.fftconv_vjp(u.astype(float), k.astype(float), D.astype(float), g)
+    for a, b in zip(big[:3], small[:3], strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-10)
+
+
+@given(L=LENGTHS, Lk=LENGTHS, dt=dtypes(), causal=st.booleans(), seed=seeds())
+def test_fftconv_dot_test_adjoint_is_correlation(L, Lk, dt, causal, seed):
+    rng = np.random.default_rng(seed)
+    p = _params(rng, (2,), 2, L, Lk, dt, True, True, True)
+    x = random_array(rng, (2, 2, L), dt)
+    y = random_array(rng, (2, 2, L), dt)
+    cf.check_dot_test(spec(causal, True, True, True), p, x, y,
+                      rtol=tolerance(dt, L + Lk) * 16)
+
+
+VJP_CASES = [
+    # (L, Lk, dtype, causal, D, pre, post)
+    (20, 7, np.float64, True, True, True, True),
+    (20, 7, np.complex128, False, True, True, True),
+    (90, 70, np.float64, True, True, True, True),
+    (90, 70, np.float64, False, True, False, True),
+    (70, 100, np.complex128, True, True, True, True),
+    (40, 41, np.complex128, False, False, True, False),
+    (80, 67, np.float64, False, False, False, False),
+]
+
+
+@pytest.mark.parametrize("L,Lk,dt,causal,D,pre,post", VJP_CASES)
+def test_fftconv_vjp_matches_finite_differences(L, Lk, dt, causal, D, pre, post):
+    rng = np.random.default_rng(L + Lk)
+    p = _params(rng, (2,), 3, L, Lk, dt, D, pre, post)
+    x = random_array(rng, (2, 3, L), dt)
+    g = random_array(rng, (2, 3, L), dt)
+    cf.check_vjp(spec(causal, D, pre, post), p, x, g, rng=rng)
+
+
+@given(L=st.sampled_from([1, 2, 5, 16, 33, 70]), Lk=st.sampled_from([1, 3, 8, 40, 67, 90]),
+       complex_=st.booleans(), causal=st.booleans(), D=st.booleans(), pre=st.booleans(),
+       post=st.booleans(), seed=seeds())
+def test_fftconv_vjp_matches_finite_differences_for_any_lengths(L, Lk, complex_, causal, D, pre,
+                                                                 post, seed):
+    rng = np.random.default_rng(seed)
+    dt = np.complex128 if complex_ else np.float64
+    p = _params(rng, (2,), 2, L, Lk, dt, D, pre, post)
+    x = random_array(rng, (2, 2, L), dt)
+    g = random_array(rng, (2, 2, L), dt)
+    before = {n: a.copy() for n, a in p.items()} | {"x": x.copy(), "g": g.copy()}
+    cf.check_vjp(spec(causal, D, pre, post), p, x, g, rng=rng, n_directions=1)
+    sl.fftconv_vjp(x, p["k"], p.get("D"), g, pregate=p.get("pregate"),
+                   postgate=p.get("postgate"), causal=causal)
+    for n, a in (p | {"x": x, "g": g}).items():
+        np.testing.assert_array_equal(a, before[n], err_msg=f"{n} was modified by the VJP")
+
+
+def test_fftconv_vjp_real_arguments_of_complex_call_get_real_gradients():
+    rng = np.random.default_rng(8)
+    u = rng.standard_normal((2, 40))
+    k = rng.standard_normal((2, 40)) + 1j * rng.standard_normal((2, 40))
+    D = np.ones(2, np.float32)
+    g = rng.standard_normal((2, 40)) + 1j * rng.standard_normal((2, 40))
+    gu, gk, gD, gpre, gpost = sl.fftconv_vjp(u, k, D, g, pregate=np.ones((2, 40), np.int64))
+    assert gu.dtype == np.float64 and gk.dtype == np.complex128 and gD.dtype == np.float32
+    assert gpre.dtype == np.float64 and gpost is None
+    # the real part of the complex gradient: compare with the complex-u computation
+    gu_c = sl.fftconv_vjp(u.astype(complex), k, D, g, pregate=np.ones((2, 40)))[0]
+    np.testing.assert_allclose(gu, gu_c.real, atol=1e-12)
+
+
+@given(dt=dtypes(), kdt=dtypes(), ddt=st.sampled_from([None, np.int32, np.float32,
+                                                        np.complex64]), seed=seeds())
+def test_fftconv_result_dtype_is_numpy_promotion(dt, kdt, ddt, seed):
+    rng = np.random.default_rng(seed)
+    u = random_array(rng, (2, 3, 40), dt)
+    k = random_array(rng, (3, 40), kdt)
+    D = None if ddt is None else np.ones(3, ddt)
+    expected = np.result_type(u, k, *([] if D is None else [D]))
+    y = sl.fftconv(u, k, D)
+    assert y.dtype == expected
+    ref = reference_fftconv(u, k, D)
+    assert cf._rel_err(y, ref) <= tolerance(expected, 80) * 4
+
+
+def test_fftconv_integer_inputs_promote_to_float64_exactly():
+    y = sl.fftconv(np.arange(6).reshape(1, 6), np.array([[1, 2, 3]]))
+    assert y.dtype == np.float64
+    np.testing.assert_allclose(y, [np.convolve(np.arange(6), [1, 2, 3])[:6]], atol=1e-12)
+
+
+def test_fftconv_zero_batch_and_kernel_of_length_one_is_a_scaling():
+    assert sl.fftconv(np.zeros((0, 3, 10)), np.ones((3, 10))).shape == (0, 3, 10)
+    gu, gk, *_ = sl.fftconv_vjp(np.zeros((0, 3, 10)), np.ones((3, 10)), None,
+                                np.zeros((0, 3, 10)))
+    assert gu.shape == (0, 3, 10) and np.all(gk == 0)
+    assert sl.fftconv(np.ones((2, 0, 8)), np.ones((0, 4))).shape == (2, 0, 8)
+    u = np.random.default_rng(0).standard_normal((4, 2, 50))
+    np.testing.assert_allclose(sl.fftconv(u, np.array([[2.0], [3.0]])),
+                               u * np.array([2.0, 3.0])[:, None])
+
+
+def test_fftconv_out_receives_the_result_and_is_checked():
+    rng = np.random.default_rng(4)
+    u = rng.standard_normal((2, 3, 100)).astype(np.float32)
+    k = rng.standard_normal((3, 100)).astype(np.float32)
+    for Lk in (100, 5):
+        out = np.full(u.shape, np.nan, np.float32)
+        assert sl.fftconv(u, k[:, :Lk], out=out) is out
+        np.testing.assert_array_equal(out, sl.fftconv(u, k[:, :Lk]))
+    with pytest.raises(ValueError, match=r"out must have shape \(2, 3, 100\)"):
+        sl.fftconv(u, k, out=np.empty((3, 100), np.float32))
+    with pytest.raises(TypeError, match="out must have the result dtype float32, got float64"):
+        sl.fftconv(u, k, out=np.empty(u.shape))
+    with pytest.raises(ValueError, match="out must be a C-contiguous array"):
+        sl.fftconv(u, k, out=np.empty((2, 3, 200), np.float32)[..., ::2])
+
+
+def test_fftconv_impulse_input_returns_the_kernel():
+    L = 100
+    k = np.random.default_rng(1).standard_normal((2, 60))
+    u = np.zeros((2, L))
+    u[:, 0] = 1
+    np.testing.assert_allclose(sl.fftconv(u, k)[:, :60], k, atol=1e-13)
+    np.testing.assert_allclose(sl.fftconv(u, k)[:, 60:], 0, atol=1e-13)
+
+
+# ---- plans ----------------------------------------------------------------------------------
+
+
+@given(L=LENGTHS, Lk=LENGTHS, dt=dtypes(), causal=st.booleans(), seed=seeds())
+def test_planned_fftconv_equals_unplanned(L, Lk, dt, causal, seed):
+    rng = np.random.default_rng(seed)
+    k = random_array(rng, (2, Lk), dt)
+    u = random_array(rng, (3, 2, L), dt)
+    g = random_array(rng, (3, 2, L), dt)
+    plan = sl.fftconv_plan(k, L + 3)
+    assert plan.nfft >= L + 3 + Lk - 1
+    tol = tolerance(dt, L + Lk) * 4
+    assert cf._rel_err(sl.fftconv(u, plan, causal=causal),
+                       sl.fftconv(u, k, causal=causal)) <= tol
+    a = sl.fftconv_vjp(u, plan, None, g, causal=causal)
+    b = sl.fftconv_vjp(u, k, None, g, causal=causal)
+    assert a[1].dtype == b[1].dtype == dt
+    for x, y in zip(a[:2], b[:2], strict=True):
+        assert cf._rel_err(x, y) <= tol * 4
+
+
+def test_plan_with_wider_dtype_serves_float32_inputs_and_rejects_wider_ones():
+    k = np.ones((2, 40), np.float32)
+    plan = sl.fftconv_plan(k, 64, dtype=np.complex64)
+    assert plan.dtype == np.complex64 and plan.k_dtype == np.float32
+    u = np.ones((2, 64), np.float32)
+    assert sl.fftconv(u, plan).dtype == np.complex64
+    assert sl.fftconv_vjp(u, plan, None, np.ones((2, 64)))[1].dtype == np.float32
+    with pytest.raises(TypeError, match=r"plan for compute dtype complex64.*complex128"):
+        sl.fftconv(u.astype(np.complex128), plan)
+    with pytest.raises(ValueError, match="longer than the L = 64 its plan"):
+        sl.fftconv(np.ones((2, 65), np.float32), plan)
+
+
+# ---- streaming ------------------------------------------------------------------------------
+
+
+@given(Lk=LENGTHS, chunk=st.sampled_from([1, 5, 16, 33]), total=st.integers(1, 150),
+       dt=dtypes(), gates=st.booleans(), seed=seeds())
+def test_stream_concatenation_equals_one_shot_causal(Lk, chunk, total, dt, gates, seed):
+    rng = np.random.default_rng(seed)
+    H = 2
+    k = random_array(rng, (H, Lk), dt)
+    D = random_array(rng, (H,), dt)
+    u = random_array(rng, (3, H, total), dt)
+    pre = random_array(rng, u.shape, dt) if gates else None
+    post = random_array(rng, u.shape, dt) if gates else None
+    stream = sl.fftconv_stream(k, chunk, D)
+    pieces = []
+    s0 = 0
+    while s0 < total:
+        c = min(int(rng.integers(1, chunk + 1)), total - s0)
+        sl_ = slice(s0, s0 + c)
+        pieces.append(stream.push(u[..., sl_], None if pre is None else pre[..., sl_],
+                                  None if post is None else post[..., sl_]))
+        s0 += c
+    y = np.concatenate(pieces, axis=-1)
+    assert y.dtype == dt
+    ref = reference_fftconv(u, k, D, pre, post)
+    assert cf._rel_err(y, ref) <= tolerance(dt, Lk + chunk) * 8
+
+
+def test_stream_delayed_causal_output_is_the_centred_output():
+    rng = np.random.default_rng(2)
+    k = rng.standard_normal((1, 9))
+    u = rng.standard_normal((1, 60))
+    off = (9 - 1) // 2
+    stream = sl.fftconv_stream(k, 20)
+    causal = np.concatenate([stream.push(u[:, i:i + 20]) for i in range(0, 60, 20)]
+                            + [stream.push(np.zeros((1, off)))], axis=-1)
+    np.testing.assert_allclose(causal[:, off:], sl.fftconv(u, k, causal=False), atol=1e-12)
+
+
+def test_stream_reset_starts_a_new_signal_and_rejects_bad_chunks():
+    k = np.ones((2, 4))
+    stream = sl.fftconv_stream(k, 8)
+    first = stream.push(np.ones((2, 8)))
+    stream.reset()
+    np.testing.assert_array_equal(stream.push(np.ones((2, 8))), first)
+    with pytest.raises(ValueError, match="more than the stream's chunk = 8"):
+        stream.push(np.ones((2, 9)))
+    with pytest.raises(ValueError, match="H = 2 channels"):
+        stream.push(np.ones((3, 8)))
+    with pytest.raises(ValueError, match="keep the batch shape"):
+        stream.push(np.ones((5, 2, 8)))
+    with pytest.raises(TypeError, match="promote to complex128"):
+        stream.push(np.ones((2, 8), complex))
+
+
+# ---- SSM kernels and the chunked scan -------------------------------------------------------
+
+
+def _ssm(rng, H, N):
+    A = rng.uniform(0.5, 0.99, (H, N)) * np.exp(1j * rng.uniform(0, np.pi, (H, N)))
+    return A, rng.standard_normal((H, N)) + 1j * rng.standard_normal((H, N)), \
+        rng.standard_normal((H, N))
+
+
+def test_ssm_kernel_is_the_impulse_response_of_the_recurrence():
+    rng = np.random.default_rng(0)
+    A, B, C = _ssm(rng, 2, 3)
+    L = 30
+    x = np.zeros((2, 3), complex)
+    imp = np.zeros(L)
+    imp[0] = 1
+    out = []
+    for t in range(L):
+        x = A * x + B * imp[t]
+        out.append((C * x).sum(-1))
+    np.testing.assert_allclose(sl.ssm_kernel(A, B, C, L), np.stack(out, -1), atol=1e-12)
+
+
+@given(L=st.integers(1, 120), chunk=st.integers(1, 40), N=st.integers(1, 4),
+       batch=batch_shapes(1, 2), D=st.booleans(), seed=seeds())
+def test_ssm_chunked_scan_equals_one_shot_fftconv(L, chunk, N, batch, D, seed):
+    rng = np.random.default_rng(seed)
+    A, B, C = _ssm(rng, 2, N)
+    u = rng.standard_normal((*batch, 2, L))
+    Dv = rng.standard_normal(2) if D else None
+    y = sl.ssm_conv_chunked(u, A, B, C, chunk, Dv)
+    ref = sl.fftconv(u, sl.ssm_kernel(A, B, C, L), Dv)
+    assert y.shape == u.shape and y.dtype == np.complex128
+    np.testing.assert_allclose(y, ref, atol=1e-10 * max(1.0, np.abs(ref).max(initial=0)))
+
+
+@given(L=st.integers(2, 90), cut=st.integers(1, 89), chunk=st.integers(1, 30), seed=seeds())
+def test_ssm_state_passing_between_pieces_equals_one_shot(L, cut, chunk, seed):
+    rng = np.random.default_rng(seed)
+    cut = min(cut, L - 1)
+    A, B, C = _ssm(rng, 3, 2)
+    u = rng.standard_normal((2, 3, L))
+    D = rng.standard_normal(3)
+    y1, x1 = sl.ssm_conv_chunked(u[..., :cut], A, B, C, chunk, D, return_state=True)
+    assert x1.shape == (2, 3, 2)
+    y2, x2 = sl.ssm_conv_chunked(u[..., cut:], A, B, C, chunk, D, state=x1, return_state=True)
+    y, x = sl.ssm_conv_chunked(u, A, B, C, chunk, D, return_state=True)
+    np.testing.assert_allclose(np.concatenate([y1, y2], axis=-1), y, atol=1e-10)
+    np.testing.assert_allclose(x2, x, atol=1e-10)
+    # the state is the recurrence's: x = sum_s A^(L-1-s) B u[s]
+    pw = A[None, :, :, None] ** (L - 1 - np.arange(L))
+    np.testing.assert_allclose(x, np.einsum("bhs,bhns->bhn", u, B[None, :, :, None] * pw),
+                               atol=1e-10)
+
+
+# ---- regularisers ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64, np.complex64, np.complex128])
+def test_squash_is_soft_thresholding_and_its_vjp_matches_finite_differences(dt):
+    rng = np.random.default_rng(1)
+    k = random_array(rng, (3, 50), dt)
+    lam = 0.7
+    y = sl.squash_kernel(k, lam)
+    assert y.dtype == dt
+    mag = np.abs(k)
+    np.testing.assert_allclose(np.abs(y), np.maximum(mag - lam, 0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(y == 0, mag <= lam)
+    # the phase (sign) of every surviving entry is kept
+    keep = mag > lam
+    np.testing.assert_allclose(y[keep] / np.abs(y[keep]), k[keep] / mag[keep], rtol=1e-5)
+    g = random_array(rng, k.shape, dt)
+    s = cf.OperatorSpec(fast=lambda p, x: sl.squash_kernel(x, lam), dense=None,
+                        vjp=lambda p, x, gg: {"x": sl.squash_kernel_vjp(x, lam, gg)})
+    cf.check_vjp(s, {}, k.astype(np.complex128 if np.dtype(dt).kind == "c" else float), g,
+                 rng=rng)
+    assert sl.squash_kernel_vjp(k, lam, g).dtype == dt
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64, np.complex128])
+@pytest.mark.parametrize("width", [1, 3, 7])
+def test_smooth_is_a_centred_moving_average_and_self_adjoint(dt, width):
+    rng = np.random.default_rng(width)
+    k = random_array(rng, (2, 40), dt)
+    y = sl.smooth_kernel(k, width)
+    assert y.dtype == dt
+    h = width // 2
+    pad = np.pad(k.astype(np.complex128), ((0, 0), (h, h)))
+    ref = np.stack([[pad[r, j:j + width].mean() for j in range(40)] for r in range(2)])
+    assert cf._rel_err(y, ref) <= tolerance(dt, 40)
+    s = cf.OperatorSpec(fast=lambda p, x: sl.smooth_kernel(x, width), dense=None,
+                        vjp=lambda p, x, g: {"x": sl.smooth_kernel_vjp(x, width, g)},
+                        adjoint=lambda p, g: sl.smooth_kernel_vjp(k, width, g))
+    cf.check_vjp(s, {}, k, random_array(rng, k.shape, dt), rng=rng)
+    cf.check_dot_test(s, {}, k, random_array(rng, k.shape, dt))
+
+
+# ---- memory ---------------------------------------------------------------------------------
+
+
+def test_fftconv_peak_numpy_memory_is_below_three_times_u():
+    """The output plus a few row chunks of scratch per thread (8 MiB input, 2048-long kernels)."""
+    u = np.random.default_rng(0).standard_normal((8, 64, 4096)).astype(np.float32)
+    k = np.random.default_rng(1).standard_normal((64, 2048)).astype(np.float32)
+    D = np.ones(64, np.float32)
+    sl.fftconv(u, k, D, postgate=u)  # compile and warm the pool outside the measurement
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base, _ = tracemalloc.get_traced_memory()
+        y = sl.fftconv(u, k, D, postgate=u)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert y.shape == u.shape
+    assert peak - base <= 3 * u.nbytes, (peak - base) / u.nbytes
+
+
+# ---- bad inputs -----------------------------------------------------------------------------
+
+U = np.ones((2, 3, 8))
+K = np.ones((3, 4))
+
+
+@pytest.mark.parametrize("kwargs,exc,match", [
+    ({"u": np.ones(8)}, ValueError, r"u must have at least 2 dimension\(s\), shape \(\.\.\., H"),
+    ({"u": np.ones((2, 3, 0))}, ValueError, "u must have a length L >= 1.*got L = 0"),
+    ({"k": np.ones((2, 4))}, ValueError, r"k must have one kernel per channel of u, i.e. H = 3"),
+    ({"k": np.ones(4)}, ValueError, r"k must be 2-d of shape \(H, Lk\)"),
+    ({"k": np.ones((3, 0))}, ValueError, "k must have a kernel length Lk >= 1"),
+    ({"k": np.full((3, 4), np.nan)}, ValueError, "k must be finite"),
+    ({"D": np.ones(2)}, ValueError, r"D must have shape \(3,\) \(one skip weight"),
+    ({"D": np.array([1.0, np.inf, 0.0])}, ValueError, "D must be finite"),
+    ({"pregate": np.ones((2, 3, 7))}, ValueError, r"pregate must have shape \(2, 3, 8\)"),
+    ({"postgate": np.ones((3, 8))}, ValueError, r"postgate must have shape \(2, 3, 8\)"),
+    ({"u": np.array([["a"] * 8] * 3)}, TypeError, "u must have a numeric dtype"),
+    ({"k": np.ones((3, 4), np.longdouble)}, TypeError, "extended precision"),
+])
+def test_fftconv_bad_inputs(kwargs, exc, match):
+    args = {"u": U, "k": K, "D": None, "pregate": None, "postgate": None} | kwargs
+    with pytest.raises(exc, match=match):
+        sl.fftconv(args["u"], args["k"], args["D"], pregate=args["pregate"],
+                   postgate=args["postgate"])
+    with pytest.raises(exc, match=match):
+        sl.fftconv_vjp(args["u"], args["k"], args["D"], np.ones(np.shape(args["u"])),
+                       pregate=args["pregate"], postgate=args["postgate"])
+
+
+@pytest.mark.parametrize("call,exc,match", [
+    (lambda: sl.fftconv_vjp(U, K, None, np.ones((2, 3, 7))), ValueError,
+     r"grad must have shape \(2, 3, 8\)"),
+    (lambda: sl.fftconv_plan(K, 0), ValueError, "L must have a length L >= 1"),
+    (lambda: sl.fftconv_plan(np.ones(3), 8), ValueError, "k must be 2-d"),
+    (lambda: sl.fftconv_stream(K, 0), ValueError, "chunk must be >= 1, got 0"),
+    (lambda: sl.fftconv_stream(K, 4, np.ones(4)), ValueError, r"D must have shape \(3,\)"),
+    (lambda: sl.ssm_kernel(np.ones((2, 3)), np.ones((2, 2)), np.ones((2, 3)), 4), ValueError,
+     r"B must have shape \(2, 3\)"),
+    (lambda: sl.ssm_conv_chunked(U, np.ones((2, 3)), np.ones((2, 3)), np.ones((2, 3)), 4),
+     ValueError, "A, B, C must have H = 3 rows"),
+    (lambda: sl.ssm_conv_chunked(U, np.ones((3, 1)), np.ones((3, 1)), np.ones((3, 1)), 0),
+     ValueError, "chunk must be >= 1"),
+    (lambda: sl.ssm_conv_chunked(U, np.ones((3, 2)), np.ones((3, 2)), np.ones((3, 2)), 4,
+                                 state=np.ones((3, 2))),
+     ValueError, r"state must have shape \(2, 3, 2\)"),
+    (lambda: sl.squash_kernel(K, -1.0), ValueError, "lam must be a finite threshold >= 0"),
+    (lambda: sl.squash_kernel_vjp(K, 1.0, np.ones(3)), ValueError, r"grad must have shape"),
+    (lambda: sl.smooth_kernel(K, 2), ValueError, "width must be an odd integer >= 1, got 2"),
+    (lambda: sl.smooth_kernel_vjp(K, 3, np.ones(3)), ValueError, r"grad must have shape"),
+])
+def test_conv_helpers_bad_inputs(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
+
+
+class _FakeCupyArray:
+    """Stands for a cupy.ndarray in the namespace check (no GPU needed)."""
+
+
+def test_fftconv_mixing_numpy_and_cupy_raises_type_error(monkeypatch):
+    import sys
+    import types
+
+    fake = types.SimpleNamespace(ndarray=_FakeCupyArray)
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    gpu = _FakeCupyArray()
+    with pytest.raises(TypeError, match=r"k is a cupy\.ndarray but u is a numpy\.ndarray"):
+        sl.fftconv(U, gpu)
+    with pytest.raises(TypeError, match=r"postgate is a cupy\.ndarray but u is a numpy"):
+        sl.fftconv(U, K, postgate=gpu)
+    with pytest.raises(TypeError, match=r"D is a cupy\.ndarray but k is a numpy"):
+        sl.fftconv_stream(K, 4, gpu)
