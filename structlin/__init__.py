@@ -8,6 +8,13 @@ from structlin.butterfly import (
     random_butterfly,
 )
 from structlin.hadamard import fwht, fwht_vjp
+from structlin.pixelfly import (
+    flat_block_butterfly_mask,
+    pixelfly_multiply,
+    pixelfly_multiply_vjp,
+    pixelfly_project,
+    pixelfly_to_dense,
+)
 
 __version__ = "0.1.0"
 
@@ -16,7 +23,12 @@ __all__ = [
     "butterfly_multiply",
     "butterfly_multiply_vjp",
     "butterfly_to_dense",
+    "flat_block_butterfly_mask",
     "fwht",
     "fwht_vjp",
+    "pixelfly_multiply",
+    "pixelfly_multiply_vjp",
+    "pixelfly_project",
+    "pixelfly_to_dense",
     "random_butterfly",
 ]

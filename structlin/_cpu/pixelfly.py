@@ -1,0 +1,115 @@
+"""Numba kernels for the block-sparse part of Pixelfly: ``x @ S.T`` and the block gradients.
+
+Contract (shared with ``structlin.gpu.pixelfly``): ``S`` is given in block CSR form over its
+block rows, ``indptr`` (int64, ``nbo + 1``) and ``indices`` (int64, ``nnz``: the block column
+of each stored block), ``blocks`` C-contiguous ``(nnz, bs, bs)`` with the dtype of ``x``;
+``rows`` (int64, ``nnz``) is the block row of each stored block. ``x`` and ``g`` are
+C-contiguous ``(batch, n)``.
+
+- ``bsr_matmul(blocks, indptr, indices, x)`` returns ``y = x @ S.T``, shape
+  ``(batch, nbo * bs)``;
+- ``bsr_grad_blocks(g, x, indptr, indices, rows)`` returns ``G`` of shape ``(nnz, bs, bs)``
+  with ``G[k] = g[:, I_k]^T @ conj(x[:, J_k])`` (``I_k``, ``J_k``: the ``bs`` columns of block
+  row ``rows[k]`` and block column ``indices[k]``), i.e. the gradient of ``S`` on its support.
+
+Both work on tiles of (batch rows, block row): the ``x`` segments a block row needs are
+gathered side by side into one contiguous ``(tile, nnz_row * bs)`` panel, so that each block
+row costs a single GEMM against its blocks stacked as one ``(nnz_row * bs, bs)`` panel (BLAS
+through ``np.dot``, single-threaded inside each parallel tile). Gathering copies every entry of
+``x`` once per stored block of its block column, which the GEMM amortises over ``2 bs`` flops.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+__all__ = ["bsr_grad_blocks", "bsr_matmul"]
+
+#: batch rows per tile: the gathered panel of a block row (``TILE_ROWS x nnz_row * bs``)
+#: stays in the core's L2 cache for the usual block sizes (32-64) and row counts (< 16)
+TILE_ROWS = 128
+
+
+@njit(cache=True, parallel=True)
+def _matmul(x, wt, indptr, indices, bs, tile_rows, y):
+    batch = x.shape[0]
+    nbo = indptr.shape[0] - 1
+    n_tiles = (batch + tile_rows - 1) // tile_rows
+    for t in prange(n_tiles * nbo):
+        # block row fastest: consecutive work items reuse the same x rows from cache
+        tb = t // nbo
+        I = t - tb * nbo
+        b0 = tb * tile_rows
+        m = min(batch, b0 + tile_rows) - b0
+        p0 = indptr[I]
+        p1 = indptr[I + 1]
+        out_cols = y[b0 : b0 + m, I * bs : (I + 1) * bs]
+        if p1 == p0:
+            out_cols[:] = 0
+            continue
+        xg = np.empty((m, (p1 - p0) * bs), dtype=x.dtype)
+        for b in range(m):
+            xr = x[b0 + b]
+            for q in range(p1 - p0):
+                J = indices[p0 + q]
+                xg[b, q * bs : (q + 1) * bs] = xr[J * bs : (J + 1) * bs]
+        out = np.dot(xg, wt[p0 * bs : p1 * bs])
+        for b in range(m):
+            out_cols[b] = out[b]
+
+
+def bsr_matmul(blocks: np.ndarray, indptr: np.ndarray, indices: np.ndarray,
+               x: np.ndarray) -> np.ndarray:
+    """Return ``x @ S.T`` for the block-CSR matrix ``S`` (see the module docstring)."""
+    nnz, bs, _ = blocks.shape
+    nbo = indptr.shape[0] - 1
+    batch = x.shape[0]
+    y = np.empty((batch, nbo * bs), dtype=x.dtype)
+    if y.size == 0:
+        return y
+    # stacked transposed blocks: rows p*bs .. (p+1)*bs - 1 hold blocks[p].T, so the blocks of a
+    # block row form one contiguous (nnz_row * bs, bs) panel in CSR order
+    wt = np.ascontiguousarray(blocks.transpose(0, 2, 1)).reshape(nnz * bs, bs)
+    _matmul(x, wt, indptr, indices, bs, TILE_ROWS, y)
+    return y
+
+
+@njit(cache=True, parallel=True)
+def _grad_blocks(g, x, indptr, indices, bs, tile_rows, gb):
+    batch = x.shape[0]
+    nbo = indptr.shape[0] - 1
+    for I in prange(nbo):
+        p0 = indptr[I]
+        p1 = indptr[I + 1]
+        if p1 == p0:
+            continue
+        K = (p1 - p0) * bs
+        acc = np.zeros((bs, K), dtype=x.dtype)
+        for b0 in range(0, batch, tile_rows):
+            m = min(batch, b0 + tile_rows) - b0
+            xg = np.empty((m, K), dtype=x.dtype)
+            gi = np.empty((m, bs), dtype=x.dtype)
+            for b in range(m):
+                xr = x[b0 + b]
+                for q in range(p1 - p0):
+                    J = indices[p0 + q]
+                    for c in range(bs):
+                        xg[b, q * bs + c] = np.conj(xr[J * bs + c])
+                gi[b] = g[b0 + b, I * bs : (I + 1) * bs]
+            acc += np.dot(gi.T, xg)
+        for q in range(p1 - p0):
+            gb[p0 + q] = acc[:, q * bs : (q + 1) * bs]
+
+
+def bsr_grad_blocks(g: np.ndarray, x: np.ndarray, indptr: np.ndarray, indices: np.ndarray,
+                    rows: np.ndarray) -> np.ndarray:
+    """Return ``G[k] = g[:, I_k]^T @ conj(x[:, J_k])`` (see the module docstring)."""
+    nnz = indices.shape[0]
+    nbo = indptr.shape[0] - 1
+    bs = g.shape[1] // nbo if nbo else 0
+    gb = np.zeros((nnz, bs, bs), dtype=x.dtype)
+    if nnz == 0 or x.shape[0] == 0:
+        return gb
+    _grad_blocks(g, x, indptr, indices, bs, TILE_ROWS, gb)
+    return gb
