@@ -123,8 +123,8 @@ def flat_block_butterfly_mask(
     L = log2_exact(m)
     if L is None or max(nbo, nbi) % m:
         raise ValueError(
-            "n_out // block and n_in // block must be powers of two times each other, the "
-            f"smaller one a power of two (1, 2, 4, ...); got {nbo} and {nbi} block rows/columns"
+            "min(n_out, n_in) // block must be a power of two (1, 2, 4, ...) dividing "
+            f"max(n_out, n_in) // block; got {nbo} block rows and {nbi} block columns"
         )
     if n_factors is None:
         n_factors = L
