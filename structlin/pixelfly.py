@@ -531,7 +531,7 @@ def pixelfly_project(
     >>> blocks, U, V, errors = pixelfly_project(A, mask, rank=4)
     >>> blocks.shape, U.shape, V.shape
     ((16, 4, 4), (32, 4), (32, 4))
-    >>> bool(np.all(np.diff(errors) <= 1e-12)) and errors[-1] < 1
+    >>> bool(np.all(np.diff(errors) <= 1e-12) and errors[-1] < 1)
     True
     >>> err = np.linalg.norm(A - pixelfly_to_dense(blocks, mask, U, V)) / np.linalg.norm(A)
     >>> bool(np.isclose(err, errors[-1]))

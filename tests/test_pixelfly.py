@@ -125,7 +125,7 @@ def test_vjp_equals_dense_gradients_restricted_to_mask(prob, dt):
 
 @pytest.mark.parametrize("dt", [np.float32, np.complex64])
 def test_large_batch_spans_several_kernel_tiles(dt):
-    # batch 300 > the CPU kernel's 128-row tiles, 16 block rows with 1..5 blocks each
+    # batch 300 > the CPU kernel's tiles (256 rows at most), 16 block rows with 1..5 blocks each
     rng = np.random.default_rng(5)
     mask = sl.flat_block_butterfly_mask(128, 64, 8, 2)
     p = params(rng, mask, 8, 3, dt)

@@ -15,7 +15,8 @@ C-contiguous ``(batch, n)``.
 Both work on tiles of (batch rows, block row): the ``x`` segments a block row needs are
 gathered side by side into one contiguous ``(tile, nnz_row * bs)`` panel, so that each block
 row costs a single GEMM against its blocks stacked as one ``(nnz_row * bs, bs)`` panel (BLAS
-through ``np.dot``, single-threaded inside each parallel tile). Gathering copies every entry of
+through ``np.dot``; tiles are sized so that BLAS stays single-threaded inside each parallel
+tile, see :func:`tile_rows`). Gathering copies every entry of
 ``x`` once per stored block of its block column, which the GEMM amortises over ``2 bs`` flops.
 """
 
@@ -26,22 +27,34 @@ from numba import njit, prange
 
 __all__ = ["bsr_grad_blocks", "bsr_matmul"]
 
-#: batch rows per tile: the gathered panel of a block row (``TILE_ROWS x nnz_row * bs``)
-#: stays in the core's L2 cache for the usual block sizes (32-64) and row counts (< 16)
-TILE_ROWS = 128
+#: OpenBLAS runs a GEMM with ``m * n * k`` below this on the calling thread only
+#: (``SMP_THRESHOLD_MIN * GEMM_MULTITHREAD_THRESHOLD = 65536 * 4``); tiles stay below it so
+#: that BLAS thread pools are not nested inside Numba's parallel loop (measured on 2 cores:
+#: several times slower when they are)
+SINGLE_THREAD_GEMM = 1 << 18
+#: batch rows per tile, at most (the gathered panel then fits the L2 cache)
+MAX_TILE_ROWS = 256
+MIN_TILE_ROWS = 8
+
+
+def tile_rows(indptr: np.ndarray, bs: int) -> int:
+    """Batch rows per tile: a multiple of 8 keeping every tile's GEMM single-threaded."""
+    k_max = int(np.max(np.diff(indptr), initial=1)) * bs
+    rows = (SINGLE_THREAD_GEMM - 1) // max(1, k_max * bs)
+    return max(MIN_TILE_ROWS, min(MAX_TILE_ROWS, rows // 8 * 8))
 
 
 @njit(cache=True, parallel=True)
-def _matmul(x, wt, indptr, indices, bs, tile_rows, y):
+def _matmul(x, wt, indptr, indices, bs, rows_per_tile, y):
     batch = x.shape[0]
     nbo = indptr.shape[0] - 1
-    n_tiles = (batch + tile_rows - 1) // tile_rows
+    n_tiles = (batch + rows_per_tile - 1) // rows_per_tile
     for t in prange(n_tiles * nbo):
         # block row fastest: consecutive work items reuse the same x rows from cache
         tb = t // nbo
         I = t - tb * nbo
-        b0 = tb * tile_rows
-        m = min(batch, b0 + tile_rows) - b0
+        b0 = tb * rows_per_tile
+        m = min(batch, b0 + rows_per_tile) - b0
         p0 = indptr[I]
         p1 = indptr[I + 1]
         out_cols = y[b0 : b0 + m, I * bs : (I + 1) * bs]
@@ -71,12 +84,12 @@ def bsr_matmul(blocks: np.ndarray, indptr: np.ndarray, indices: np.ndarray,
     # stacked transposed blocks: rows p*bs .. (p+1)*bs - 1 hold blocks[p].T, so the blocks of a
     # block row form one contiguous (nnz_row * bs, bs) panel in CSR order
     wt = np.ascontiguousarray(blocks.transpose(0, 2, 1)).reshape(nnz * bs, bs)
-    _matmul(x, wt, indptr, indices, bs, TILE_ROWS, y)
+    _matmul(x, wt, indptr, indices, bs, tile_rows(indptr, bs), y)
     return y
 
 
 @njit(cache=True, parallel=True)
-def _grad_blocks(g, x, indptr, indices, bs, tile_rows, gb):
+def _grad_blocks(g, x, indptr, indices, bs, rows_per_tile, gb):
     batch = x.shape[0]
     nbo = indptr.shape[0] - 1
     for I in prange(nbo):
@@ -86,8 +99,8 @@ def _grad_blocks(g, x, indptr, indices, bs, tile_rows, gb):
             continue
         K = (p1 - p0) * bs
         acc = np.zeros((bs, K), dtype=x.dtype)
-        for b0 in range(0, batch, tile_rows):
-            m = min(batch, b0 + tile_rows) - b0
+        for b0 in range(0, batch, rows_per_tile):
+            m = min(batch, b0 + rows_per_tile) - b0
             xg = np.empty((m, K), dtype=x.dtype)
             gi = np.empty((m, bs), dtype=x.dtype)
             for b in range(m):
@@ -111,5 +124,5 @@ def bsr_grad_blocks(g: np.ndarray, x: np.ndarray, indptr: np.ndarray, indices: n
     gb = np.zeros((nnz, bs, bs), dtype=x.dtype)
     if nnz == 0 or x.shape[0] == 0:
         return gb
-    _grad_blocks(g, x, indptr, indices, bs, TILE_ROWS, gb)
+    _grad_blocks(g, x, indptr, indices, bs, tile_rows(indptr, bs), gb)
     return gb
