@@ -240,23 +240,19 @@ def _prepare(blocks, mask, U, V, x, grad=None):
     return xp, blocks, st, U, V, x, grad, dtype
 
 
-def _sparse_apply(xp, st: _Structure, blocks, x2):
-    """``x2 @ S.T`` through the kernels; ``blocks`` and ``x2`` already of the working dtype."""
-    if st.nnz == 0:
-        return xp.zeros((x2.shape[0], st.n_out), dtype=x2.dtype)
+def _apply(xp, st: _Structure, blocks, x2, U, xv):
+    """``x2 @ S.T + xv @ U.T`` through the kernels (all of the working dtype)."""
     indptr, indices, _ = st.csr()
-    return kernels(xp, "pixelfly").bsr_matmul(blocks, indptr, indices, x2)
+    return kernels(xp, "pixelfly").matmul(blocks, indptr, indices, x2, U, xv)
 
 
-def _sparse_apply_adjoint(xp, st: _Structure, blocks, g2):
-    """``g2 @ conj(S)`` = ``g2 @ (S^H).T``: the forward kernel on the transposed structure."""
-    if st.nnz == 0:
-        return xp.zeros((g2.shape[0], st.n_in), dtype=g2.dtype)
+def _apply_adjoint(xp, st: _Structure, blocks, g2, Vc, gu):
+    """``g2 @ conj(S) + gu @ Vc.T``: the forward kernel on the transposed block structure."""
     (indptr, indices, _), perm = st.transposed()
     bt = xp.swapaxes(blocks[perm], 1, 2)
     if bt.dtype.kind == "c":
         bt = xp.conj(bt)
-    return kernels(xp, "pixelfly").bsr_matmul(xp.ascontiguousarray(bt), indptr, indices, g2)
+    return kernels(xp, "pixelfly").matmul(xp.ascontiguousarray(bt), indptr, indices, g2, Vc, gu)
 
 
 def pixelfly_multiply(blocks: Any, mask: Any, U: Any, V: Any, x: Any) -> Any:
@@ -304,7 +300,10 @@ def pixelfly_multiply(blocks: Any, mask: Any, U: Any, V: Any, x: Any) -> Any:
     gathers the ``x`` segments of the row's blocks into one contiguous panel and multiplies it
     by the row's blocks stacked as one panel (one BLAS GEMM per tile). On the GPU, a CUDA
     kernel walks the block CSR of the mask, one thread block per (batch tile, block row), with
-    ``x`` and block tiles in shared memory. The low-rank term is two thin GEMMs (BLAS/cuBLAS).
+    ``x`` and block tiles in shared memory. The low-rank term starts with one thin GEMM,
+    ``x V``; on the CPU its product with ``U`` is fused into the block-row GEMMs (the tile's
+    ``x V`` is appended to the gathered panel and the block row's ``U^T`` to its blocks), so
+    ``y`` is written once; on the GPU it is one more cuBLAS GEMM.
 
     Examples
     --------
@@ -323,9 +322,8 @@ def pixelfly_multiply(blocks: Any, mask: Any, U: Any, V: Any, x: Any) -> Any:
     """
     xp, blocks, st, U, V, x, _, dtype = _prepare(blocks, mask, U, V, x)
     x2, batch = flatten_batch(as_kernel_array(xp, x, dtype))
-    y = _sparse_apply(xp, st, as_kernel_array(xp, blocks, dtype), x2)
-    if U.shape[1]:
-        y += (x2 @ as_kernel_array(xp, V, dtype)) @ as_kernel_array(xp, U, dtype).T
+    xv = xp.ascontiguousarray(x2 @ as_kernel_array(xp, V, dtype))
+    y = _apply(xp, st, as_kernel_array(xp, blocks, dtype), x2, as_kernel_array(xp, U, dtype), xv)
     return restore_batch(y, batch)
 
 
@@ -396,12 +394,10 @@ def pixelfly_multiply_vjp(
     else:
         indptr, indices, rows = st.csr()
         gb = kernels(xp, "pixelfly").bsr_grad_blocks(g2, x2, indptr, indices, rows)
-    gx = _sparse_apply_adjoint(xp, st, bk, g2)
-    gUc = g2 @ cj(Uk)
+    gUc = xp.ascontiguousarray(g2 @ cj(Uk))
+    gx = _apply_adjoint(xp, st, bk, g2, xp.ascontiguousarray(cj(Vk)), gUc)
     gU = g2.T @ cj(x2 @ Vk)
     gV = cj(x2).T @ gUc
-    if Uk.shape[1]:
-        gx += gUc @ cj(Vk).T
     return (_cast_grad(xp, gb, blocks), _cast_grad(xp, gU, U), _cast_grad(xp, gV, V),
             restore_batch(_cast_grad(xp, gx, x), batch))
 

@@ -132,6 +132,9 @@ def test_pixelfly_kernels_in_host_emulation_match_dense(emulated, batch, nbo, nb
     S = S.transpose(0, 2, 1, 3).reshape(nbo * bs, nbi * bs)
 
     _close(emulated.bsr_matmul(blocks, indptr, indices, x), x @ S.T, dtype)
+    U = _data(rng, (nbo * bs, 2), dtype)
+    xv = _data(rng, (batch, 2), dtype)
+    _close(emulated.matmul(blocks, indptr, indices, x, U, xv), x @ S.T + xv @ U.T, dtype)
 
     gM = (g.astype(np.complex128).T @ np.conj(x)).reshape(nbo, bs, nbi, bs)
     want = gM.transpose(0, 2, 1, 3)[rows, indices]

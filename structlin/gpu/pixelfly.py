@@ -5,7 +5,9 @@ rows, ``indptr`` (int64, ``nbo + 1``), ``indices`` (int64, ``nnz``: block column
 block), ``rows`` (int64, ``nnz``: block row of each stored block), ``blocks`` C-contiguous
 ``(nnz, bs, bs)`` with the dtype of ``x``; ``x`` and ``g`` C-contiguous ``(batch, n)``.
 
-- ``bsr_matmul(blocks, indptr, indices, x)`` returns ``x @ S.T``, shape ``(batch, nbo * bs)``;
+- ``matmul(blocks, indptr, indices, x, U, xv)`` returns ``x @ S.T + xv @ U.T``, shape
+  ``(batch, nbo * bs)``, with ``U`` C-contiguous ``(nbo * bs, r)`` and ``xv`` ``(batch, r)``
+  (``bsr_matmul(blocks, indptr, indices, x)``: the block-sparse term alone);
 - ``bsr_grad_blocks(g, x, indptr, indices, rows)`` returns ``G[k] = g[:, I_k]^T conj(x[:, J_k])``.
 
 Tiles: each thread owns :data:`OUT` outputs, so a block of :data:`THREADS` threads computes
@@ -24,7 +26,7 @@ import numpy as np
 
 from structlin.gpu._compile import get_kernel, instantiations, launch, type_name
 
-__all__ = ["NAME_EXPRESSIONS", "bsr_grad_blocks", "bsr_matmul"]
+__all__ = ["NAME_EXPRESSIONS", "bsr_grad_blocks", "bsr_matmul", "matmul"]
 
 NAME_EXPRESSIONS = instantiations("pixelfly_bsr_matmul") + instantiations(
     "pixelfly_bsr_grad_blocks"
@@ -77,6 +79,15 @@ def bsr_matmul(blocks: cupy.ndarray, indptr: cupy.ndarray, indices: cupy.ndarray
     args = (x, blocks, indptr, indices, y, np.int64(batch), np.int64(n_in), np.int64(n_out),
             np.int32(bs), np.int32(nbo), np.int32(tb), np.int32(cw), np.int32(kc))
     launch(kernel, grid, THREADS, args, smem)
+    return y
+
+
+def matmul(blocks: cupy.ndarray, indptr: cupy.ndarray, indices: cupy.ndarray, x: cupy.ndarray,
+           U: cupy.ndarray, xv: cupy.ndarray) -> cupy.ndarray:
+    """Return ``x @ S.T + xv @ U.T``: the block-sparse kernel, then one cuBLAS GEMM."""
+    y = bsr_matmul(blocks, indptr, indices, x)
+    if U.shape[1] and y.size:
+        y += xv @ U.T
     return y
 
 
