@@ -290,6 +290,27 @@ def test_projection_is_exact_on_sparse_plus_low_rank(dt):
     np.testing.assert_allclose(sl.pixelfly_to_dense(blocks, mask, U, V), A, atol=1e-8)
 
 
+@pytest.mark.parametrize("dt", [np.float64, np.complex128])
+def test_randomized_projection_is_exact_on_sparse_plus_low_rank(dt):
+    rng = np.random.default_rng(12)
+    mask = sl.flat_block_butterfly_mask(64, 32, 4, 2)
+    p = params(rng, mask, 4, 3, dt)
+    A = sl.pixelfly_to_dense(p["blocks"], mask, p["U"], p["V"])
+    *_, errors = sl.pixelfly_project(A, mask, 3, max_iter=500, tol=1e-12, method="randomized",
+                                     rng=0)
+    assert errors[-1] < 1e-9, errors[-1]
+
+
+def test_randomized_projection_is_near_the_exact_one():
+    rng = np.random.default_rng(13)
+    mask = sl.flat_block_butterfly_mask(64, 64, 8, 1)
+    q, _ = np.linalg.qr(rng.standard_normal((64, 64)))
+    A = (q / np.arange(1, 65)) @ q.T + 0.01 * rng.standard_normal((64, 64))
+    *_, exact = sl.pixelfly_project(A, mask, 4, max_iter=10, tol=0)
+    *_, rand = sl.pixelfly_project(A, mask, 4, max_iter=10, tol=0, method="randomized", rng=1)
+    assert exact[-1] <= rand[-1] * (1 + 1e-9) and rand[-1] < exact[-1] * 1.05
+
+
 def test_projection_rank_zero_is_the_mask_projection_in_one_step():
     rng = np.random.default_rng(2)
     mask = sl.flat_block_butterfly_mask(16, 16, 2, 2)
@@ -330,6 +351,8 @@ def test_projection_does_not_modify_its_input():
     (np.ones((8, 8)), np.eye(2, dtype=bool), 1, {"tol": -1.0}, ValueError, "tol must be >= 0"),
     (np.full((8, 8), np.nan), np.eye(2, dtype=bool), 1, {}, ValueError, "A must be finite"),
     (np.ones((8, 8)), np.eye(2), 1, {}, TypeError, "mask must be a boolean array"),
+    (np.ones((8, 8)), np.eye(2, dtype=bool), 1, {"method": "qr"}, ValueError,
+     "method must be 'svd' or 'randomized', got 'qr'"),
 ])
 def test_projection_bad_inputs_raise(A, mask, rank, kw, exc, match):
     with pytest.raises(exc, match=match):
