@@ -123,6 +123,19 @@ def test_vjp_equals_dense_gradients_restricted_to_mask(prob, dt):
     assert gb.dtype == gU.dtype == gV.dtype == gx.dtype == dt
 
 
+def test_vjp_leaves_its_inputs_unchanged():
+    rng = np.random.default_rng(9)
+    mask = sl.flat_block_butterfly_mask(16, 32, 4, 1)
+    p = params(rng, mask, 4, 2, np.complex128)
+    x = random_array(rng, (3, 32), np.complex128)
+    g = random_array(rng, (3, 16), np.complex128)
+    args = [p["blocks"], mask, p["U"], p["V"], x, g]
+    before = [a.copy() for a in args]
+    sl.pixelfly_multiply_vjp(*args)
+    for a, b in zip(args, before, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("dt", [np.float32, np.complex64])
 def test_large_batch_spans_several_kernel_tiles(dt):
     # batch 300 > the CPU kernel's tiles (256 rows at most), 16 block rows with 1..5 blocks each
