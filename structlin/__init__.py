@@ -50,6 +50,13 @@ from structlin.conv import (
     ssm_kernel,
 )
 from structlin.hadamard import fwht, fwht_vjp
+from structlin.pixelfly import (
+    flat_block_butterfly_mask,
+    pixelfly_multiply,
+    pixelfly_multiply_vjp,
+    pixelfly_project,
+    pixelfly_to_dense,
+)
 
 __version__ = "0.1.0"
 
@@ -86,8 +93,13 @@ __all__ = [
     "fftconv_stream",
     "fftconv_to_dense",
     "fftconv_vjp",
+    "flat_block_butterfly_mask",
     "fwht",
     "fwht_vjp",
+    "pixelfly_multiply",
+    "pixelfly_multiply_vjp",
+    "pixelfly_project",
+    "pixelfly_to_dense",
     "random_butterfly",
     "smooth_kernel",
     "smooth_kernel_vjp",

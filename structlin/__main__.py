@@ -149,6 +149,28 @@ def _conv_rows(rng: np.random.Generator) -> list[Row]:
     ]
 
 
+def _pixelfly_rows(rng: np.random.Generator) -> list[Row]:
+    import structlin as sl
+
+    n, block, n_factors, rank, b = 2048, 32, 4, 16, 1024
+    mask = sl.flat_block_butterfly_mask(n, n, block, n_factors)
+    blocks = (rng.standard_normal((int(mask.sum()), block, block)) / block).astype(np.float32)
+    U = (rng.standard_normal((n, rank)) / rank).astype(np.float32)
+    V = (rng.standard_normal((n, rank)) / np.sqrt(n)).astype(np.float32)
+    x = rng.standard_normal((b, n)).astype(np.float32)
+    g = rng.standard_normal((b, n)).astype(np.float32)
+    M = sl.pixelfly_to_dense(blocks, mask, U, V)
+    size = f"n={n}, d={100 * mask.mean():.1f}%, b={b}"
+    return [
+        Row(f"pixelfly_multiply float32 (rank {rank})", size,
+            lambda: sl.pixelfly_multiply(blocks, mask, U, V, x), "x @ M.T (BLAS)",
+            lambda: x @ M.T),
+        Row(f"pixelfly_multiply_vjp float32 (rank {rank})", size,
+            lambda: sl.pixelfly_multiply_vjp(blocks, mask, U, V, x, g)[3],
+            "g @ M and g.T @ x (BLAS)", lambda: (g.T @ x, g @ M)[1]),
+    ]
+
+
 #: (family, row builder); each later family appends its own
 TOUR: list[tuple[str, Callable[[np.random.Generator], list[Row]]]] = [
     ("butterfly", _butterfly_rows),
@@ -156,6 +178,7 @@ TOUR: list[tuple[str, Callable[[np.random.Generator], list[Row]]]] = [
     ("butterfly_special", _butterfly_special_rows),
     ("butterfly_inverse", _butterfly_inverse_rows),
     ("conv", _conv_rows),
+    ("pixelfly", _pixelfly_rows),
 ]
 
 

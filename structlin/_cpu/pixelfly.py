@@ -1,0 +1,153 @@
+"""Numba kernels of Pixelfly: ``x @ S.T + xv @ U.T`` in one pass, and the block gradients.
+
+Contract (shared with ``structlin.gpu.pixelfly``): ``S`` is given in block CSR form over its
+block rows, ``indptr`` (int64, ``nbo + 1``) and ``indices`` (int64, ``nnz``: the block column
+of each stored block), ``blocks`` C-contiguous ``(nnz, bs, bs)`` with the dtype of ``x``;
+``rows`` (int64, ``nnz``) is the block row of each stored block. ``x`` and ``g`` are
+C-contiguous ``(batch, n)``; ``U`` is C-contiguous ``(nbo * bs, r)`` and ``xv`` C-contiguous
+``(batch, r)`` (``r`` may be 0).
+
+- ``matmul(blocks, indptr, indices, x, U, xv)`` returns ``y = x @ S.T + xv @ U.T``, shape
+  ``(batch, nbo * bs)`` (with ``xv = x @ V`` this is the Pixelfly product);
+- ``bsr_grad_blocks(g, x, indptr, indices, rows)`` returns ``G`` of shape ``(nnz, bs, bs)``
+  with ``G[k] = g[:, I_k]^T @ conj(x[:, J_k])`` (``I_k``, ``J_k``: the ``bs`` columns of block
+  row ``rows[k]`` and block column ``indices[k]``), i.e. the gradient of ``S`` on its support.
+
+Both work on tiles of (batch rows, block row): the ``x`` segments a block row needs are
+gathered side by side into one contiguous ``(tile, nnz_row * bs)`` panel, so that each block
+row costs a single GEMM against its blocks stacked as one ``(nnz_row * bs, bs)`` panel (BLAS
+through ``np.dot``; tiles are sized so that BLAS stays single-threaded inside each parallel
+tile, see :func:`tile_rows`). The product appends the tile's ``xv`` to the panel and the
+block row's ``U^T`` to the stacked blocks, so the low-rank term costs no extra pass over
+``y``. Gathering copies every entry of ``x`` once per stored block of its block column, which
+the GEMM amortises over ``2 bs`` flops.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+__all__ = ["bsr_grad_blocks", "matmul"]
+
+#: OpenBLAS runs a GEMM with ``m * n * k`` below this on the calling thread only
+#: (``SMP_THRESHOLD_MIN * GEMM_MULTITHREAD_THRESHOLD = 65536 * 4``); tiles stay below it so
+#: that BLAS thread pools are not nested inside Numba's parallel loop (measured on 2 cores:
+#: several times slower when they are)
+SINGLE_THREAD_GEMM = 1 << 18
+#: batch rows per tile, at most (the gathered panel then fits the L2 cache)
+MAX_TILE_ROWS = 256
+MIN_TILE_ROWS = 8
+
+
+def tile_rows(indptr: np.ndarray, bs: int, r: int = 0) -> int:
+    """Batch rows per tile: a multiple of 8 keeping every tile's GEMM single-threaded."""
+    k_max = int(np.max(np.diff(indptr), initial=1)) * bs + r
+    rows = (SINGLE_THREAD_GEMM - 1) // max(1, k_max * bs)
+    return max(MIN_TILE_ROWS, min(MAX_TILE_ROWS, rows // 8 * 8))
+
+
+@njit(cache=True)
+def _pack(blocks, U, indptr, wp):
+    """Panel of block row I at rows ``indptr[I] * bs + I * r``: its blocks^T, then U_I^T."""
+    nbo = indptr.shape[0] - 1
+    bs = blocks.shape[1]
+    r = U.shape[1]
+    for I in range(nbo):
+        off = indptr[I] * bs + I * r
+        for p in range(indptr[I], indptr[I + 1]):
+            for c in range(bs):
+                for rr in range(bs):
+                    wp[off + c, rr] = blocks[p, rr, c]
+            off += bs
+        for j in range(r):
+            for rr in range(bs):
+                wp[off + j, rr] = U[I * bs + rr, j]
+
+
+@njit(cache=True, parallel=True)
+def _matmul(x, xv, wp, indptr, indices, bs, rows_per_tile, y):
+    batch = x.shape[0]
+    nbo = indptr.shape[0] - 1
+    r = xv.shape[1]
+    n_tiles = (batch + rows_per_tile - 1) // rows_per_tile
+    for t in prange(n_tiles * nbo):
+        # block row fastest: consecutive work items reuse the same x rows from cache
+        tb = t // nbo
+        I = t - tb * nbo
+        b0 = tb * rows_per_tile
+        m = min(batch, b0 + rows_per_tile) - b0
+        p0 = indptr[I]
+        p1 = indptr[I + 1]
+        out_cols = y[b0 : b0 + m, I * bs : (I + 1) * bs]
+        kb = (p1 - p0) * bs
+        if kb + r == 0:
+            out_cols[:] = 0
+            continue
+        xg = np.empty((m, kb + r), dtype=x.dtype)
+        for b in range(m):
+            xr = x[b0 + b]
+            for q in range(p1 - p0):
+                J = indices[p0 + q]
+                xg[b, q * bs : (q + 1) * bs] = xr[J * bs : (J + 1) * bs]
+            xg[b, kb:] = xv[b0 + b]
+        off = p0 * bs + I * r
+        out = np.dot(xg, wp[off : off + kb + r])
+        for b in range(m):
+            out_cols[b] = out[b]
+
+
+def matmul(blocks: np.ndarray, indptr: np.ndarray, indices: np.ndarray, x: np.ndarray,
+           U: np.ndarray, xv: np.ndarray) -> np.ndarray:
+    """Return ``x @ S.T + xv @ U.T`` for the block-CSR matrix ``S`` (see the module docstring)."""
+    nnz, bs, _ = blocks.shape
+    nbo = indptr.shape[0] - 1
+    r = U.shape[1]
+    batch = x.shape[0]
+    y = np.empty((batch, nbo * bs), dtype=x.dtype)
+    if y.size == 0:
+        return y
+    wp = np.empty((nnz * bs + nbo * r, bs), dtype=x.dtype)
+    _pack(blocks, U, indptr, wp)
+    _matmul(x, xv, wp, indptr, indices, bs, tile_rows(indptr, bs, r), y)
+    return y
+
+
+@njit(cache=True, parallel=True)
+def _grad_blocks(g, x, indptr, indices, bs, rows_per_tile, gb):
+    batch = x.shape[0]
+    nbo = indptr.shape[0] - 1
+    for I in prange(nbo):
+        p0 = indptr[I]
+        p1 = indptr[I + 1]
+        if p1 == p0:
+            continue
+        K = (p1 - p0) * bs
+        acc = np.zeros((bs, K), dtype=x.dtype)
+        for b0 in range(0, batch, rows_per_tile):
+            m = min(batch, b0 + rows_per_tile) - b0
+            xg = np.empty((m, K), dtype=x.dtype)
+            gi = np.empty((m, bs), dtype=x.dtype)
+            for b in range(m):
+                xr = x[b0 + b]
+                for q in range(p1 - p0):
+                    J = indices[p0 + q]
+                    for c in range(bs):
+                        xg[b, q * bs + c] = np.conj(xr[J * bs + c])
+                gi[b] = g[b0 + b, I * bs : (I + 1) * bs]
+            acc += np.dot(gi.T, xg)
+        for q in range(p1 - p0):
+            gb[p0 + q] = acc[:, q * bs : (q + 1) * bs]
+
+
+def bsr_grad_blocks(g: np.ndarray, x: np.ndarray, indptr: np.ndarray, indices: np.ndarray,
+                    rows: np.ndarray) -> np.ndarray:
+    """Return ``G[k] = g[:, I_k]^T @ conj(x[:, J_k])`` (see the module docstring)."""
+    nnz = indices.shape[0]
+    nbo = indptr.shape[0] - 1
+    bs = g.shape[1] // nbo if nbo else 0
+    gb = np.zeros((nnz, bs, bs), dtype=x.dtype)
+    if nnz == 0 or x.shape[0] == 0:
+        return gb
+    _grad_blocks(g, x, indptr, indices, bs, tile_rows(indptr, bs), gb)
+    return gb

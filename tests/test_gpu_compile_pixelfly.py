@@ -1,0 +1,152 @@
+"""The Pixelfly CUDA kernels run on the host through the thread shim of ``test_gpu_compile``.
+
+``pixelfly.cu`` is compiled by the host C++ compiler with the shim (one ``std::thread`` per CUDA
+thread, ``std::barrier`` for ``__syncthreads``, shared memory filled with NaN bytes) and driven
+by the real launcher :mod:`structlin.gpu.pixelfly` through NumPy arrays. It checks the tile
+indexing, the chunked reductions and the barriers for every dtype and for block sizes that do
+and do not divide the tile sizes -- not performance or warp-level behaviour. NVRTC compilation
+of the same source is checked by ``test_gpu_compile.py`` (every ``.cu`` file).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import shutil
+import subprocess
+import types
+
+import numpy as np
+import pytest
+
+from tests.test_gpu_compile import _EMU_TYPES, _SHARED_DECL, _SHIM, _compile
+
+EMU_DTYPES = ("float32", "float64", "complex64", "complex128")
+
+
+def _emulator_source() -> str:
+    src = _compile.load_source("pixelfly").replace("#pragma once", "")
+    assert _SHARED_DECL in src
+    src = src.replace(_SHARED_DECL, "#define sl_shared sl_shared_ptr")
+    parts = [_SHIM, f"namespace emu_pixelfly {{\n{src}\n}}", 'extern "C" {']
+    for t, code in _EMU_TYPES.items():
+        tt = "emu_pixelfly::" + t if t.startswith("sl::") else t
+        parts.append(f"""
+void pixelfly_bsr_matmul_{code}(long long nb, int nt, long long sm, void* x, void* blocks,
+        void* indptr, void* indices, void* y, long long batch, long long n_in,
+        long long n_out, int bs, int nbo, int tb, int cw, int kc) {{
+    emu_launch(nb, nt, sm, [=] {{ emu_pixelfly::pixelfly_bsr_matmul<{tt}>(
+        ({tt}*)x, ({tt}*)blocks, (long long*)indptr, (long long*)indices, ({tt}*)y, batch,
+        n_in, n_out, bs, nbo, tb, cw, kc); }});
+}}
+void pixelfly_bsr_grad_blocks_{code}(long long nb, int nt, long long sm, void* g, void* x,
+        void* rows, void* indices, void* gb, long long batch, long long n_in, long long n_out,
+        int bs, int rc, int cc, int tb) {{
+    emu_launch(nb, nt, sm, [=] {{ emu_pixelfly::pixelfly_bsr_grad_blocks<{tt}>(
+        ({tt}*)g, ({tt}*)x, (long long*)rows, (long long*)indices, ({tt}*)gb, batch, n_in,
+        n_out, bs, rc, cc, tb); }});
+}}""")
+    parts.append("}")
+    return "\n".join(parts)
+
+
+@pytest.fixture(scope="module")
+def emulated(tmp_path_factory):
+    """The launcher module :mod:`structlin.gpu.pixelfly`, patched to run on the host shim."""
+    cxx = shutil.which("g++") or shutil.which("clang++")
+    if cxx is None:
+        pytest.skip("no host C++ compiler for the kernel emulation")
+    d = tmp_path_factory.mktemp("emu_pixelfly")
+    (d / "emu.cpp").write_text(_emulator_source())
+    subprocess.run(
+        [cxx, "-std=c++20", "-O1", "-shared", "-fPIC", "-pthread", "-w",
+         str(d / "emu.cpp"), "-o", str(d / "emu.so")],
+        check=True, capture_output=True,
+    )
+    lib = ctypes.CDLL(str(d / "emu.so"))
+
+    def launch(kernel, blocks, threads, args, smem):
+        assert smem <= 48 * 1024, smem  # every geometry fits without opting in
+        template, t = kernel[:-1].split("<", 1)
+        cargs = [ctypes.c_longlong(blocks), ctypes.c_int(threads), ctypes.c_longlong(smem)]
+        for a in args:
+            if isinstance(a, np.ndarray):
+                assert a.flags.c_contiguous
+                cargs.append(ctypes.c_void_p(a.ctypes.data))
+            elif isinstance(a, np.int64):
+                cargs.append(ctypes.c_longlong(int(a)))
+            else:
+                assert isinstance(a, np.int32), type(a)
+                cargs.append(ctypes.c_int(int(a)))
+        getattr(lib, f"{template}_{_EMU_TYPES[t]}")(*cargs)
+
+    from structlin.gpu import pixelfly
+
+    fake_cupy = types.SimpleNamespace(empty=np.empty, zeros=np.zeros, ndarray=np.ndarray)
+    mp = pytest.MonkeyPatch()
+    mp.setattr(pixelfly, "cupy", fake_cupy)
+    mp.setattr(pixelfly, "get_kernel", lambda name, exprs, expr: expr)
+    mp.setattr(pixelfly, "launch", launch)
+    yield pixelfly
+    mp.undo()
+
+
+def _data(rng, shape, dtype):
+    a = rng.standard_normal(shape)
+    if np.dtype(dtype).kind == "c":
+        a = a + 1j * rng.standard_normal(shape)
+    return (a / np.sqrt(2)).astype(dtype)
+
+
+def _structure(mask):
+    rows, cols = np.nonzero(mask)
+    indptr = np.zeros(mask.shape[0] + 1, np.int64)
+    np.cumsum(mask.sum(axis=1), out=indptr[1:])
+    return indptr, cols.astype(np.int64), rows.astype(np.int64)
+
+
+def _close(got, want, dtype):
+    tol = 1e-5 if dtype in ("float32", "complex64") else 1e-12
+    err = np.linalg.norm((got - want).ravel()) / max(np.linalg.norm(want.ravel()), 1e-300)
+    assert err < tol, f"relative error {err:.2e}"
+
+
+# (batch, nbo, nbi, bs): tiles with partial batch tiles, block sizes above the column chunk
+# (80 > 64) and the reduction chunk (40 > 32), a block row without blocks, bs = 1
+CASES = [(3, 4, 4, 2), (37, 3, 5, 8), (5, 2, 3, 40), (2, 2, 1, 80), (70, 6, 2, 1)]
+
+
+@pytest.mark.parametrize("dtype", EMU_DTYPES)
+@pytest.mark.parametrize("batch,nbo,nbi,bs", CASES)
+def test_pixelfly_kernels_in_host_emulation_match_dense(emulated, batch, nbo, nbi, bs, dtype):
+    rng = np.random.default_rng(batch * 1000 + bs)
+    mask = rng.random((nbo, nbi)) < 0.6
+    mask[0] = False  # a block row with no stored block must give zeros
+    mask[-1, 0] = True
+    indptr, indices, rows = _structure(mask)
+    nnz = len(indices)
+    blocks = _data(rng, (nnz, bs, bs), dtype)
+    x = _data(rng, (batch, nbi * bs), dtype)
+    g = _data(rng, (batch, nbo * bs), dtype)
+    S = np.zeros((nbo, nbi, bs, bs), np.complex128)
+    S[rows, indices] = blocks
+    S = S.transpose(0, 2, 1, 3).reshape(nbo * bs, nbi * bs)
+
+    _close(emulated.bsr_matmul(blocks, indptr, indices, x), x @ S.T, dtype)
+    U = _data(rng, (nbo * bs, 2), dtype)
+    xv = _data(rng, (batch, 2), dtype)
+    _close(emulated.matmul(blocks, indptr, indices, x, U, xv), x @ S.T + xv @ U.T, dtype)
+
+    gM = (g.astype(np.complex128).T @ np.conj(x)).reshape(nbo, bs, nbi, bs)
+    want = gM.transpose(0, 2, 1, 3)[rows, indices]
+    _close(emulated.bsr_grad_blocks(g, x, indptr, indices, rows), want, dtype)
+
+
+def test_geometries_fit_default_shared_memory():
+    from structlin.gpu import pixelfly
+
+    for bs in range(1, 300):
+        for itemsize in (4, 8, 16):
+            tb, cw, _, smem = pixelfly.matmul_geometry(bs, itemsize)
+            assert tb * cw <= pixelfly.OUT * pixelfly.THREADS and smem <= 48 * 1024, bs
+            rc, cc, _, smem = pixelfly.grad_geometry(bs, itemsize)
+            assert rc * cc <= pixelfly.OUT * pixelfly.THREADS and smem <= 48 * 1024, bs
