@@ -160,6 +160,16 @@ def as_kernel_array(xp: ModuleType, a: Any, dtype: np.dtype) -> Any:
     return xp.ascontiguousarray(xp.asarray(a), dtype=dtype)
 
 
+def grad_as(xp: ModuleType, g: Any, dtype: np.dtype) -> Any:
+    """A gradient in its argument's ``dtype`` (PyTorch's convention): the real part when the
+    argument is real, then a C-contiguous cast; ``None`` passes through."""
+    if g is None:
+        return None
+    if np.dtype(dtype).kind != "c" and g.dtype.kind == "c":
+        g = g.real
+    return xp.ascontiguousarray(g, dtype=dtype)
+
+
 def flatten_batch(a: Any, core_ndim: int = 1) -> tuple[Any, tuple[int, ...]]:
     """View ``a`` of shape ``(*batch, *core)`` as ``(prod(batch), *core)``.
 

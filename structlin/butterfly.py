@@ -23,6 +23,7 @@ from structlin._backend import (
     array_namespace,
     as_kernel_array,
     flatten_batch,
+    grad_as,
     kernels,
     restore_batch,
     result_dtype,
@@ -142,10 +143,15 @@ def butterfly_multiply(
     ``O(n log n)`` parameters instead of ``n^2`` (Dao et al. 2019, arXiv:1903.05895).
 
     On the CPU the factors are applied by Numba kernels in cache-sized passes: while a row of
-    ``x`` fits in the L2 cache all ``L`` factors are applied to it in one pass (one read and one
-    write of ``x``); beyond, factors are grouped into passes over strided tiles. The batch is
-    processed in parallel. On the GPU a CUDA kernel keeps each row in shared memory across the
-    factors, with a multi-pass scheme beyond the shared-memory size.
+    ``x`` fits in the cache (256 KiB) all ``L`` factors are applied to it in one pass, one read
+    and one write of ``x``, entirely in SIMD registers: blocks of 64 consecutive elements take
+    levels 0-5 with lane shuffles, then groups of up to four levels work on vectors spaced by
+    the group's stride, with per-element coefficients precomputed from the twiddle once per call
+    (complex rows are processed as interleaved real pairs). Longer rows are transposed in tiles
+    of rows (the batch becomes the SIMD dimension) and the factors are grouped into passes over
+    strided column tiles. The batch is processed in parallel. On the GPU a CUDA kernel keeps
+    each row in shared memory across the factors, with a multi-pass scheme beyond the
+    shared-memory size.
 
     Examples
     --------
@@ -248,10 +254,7 @@ def butterfly_multiply_vjp(
 
 
 def _cast_grad(xp, g, arg):
-    dt = _grad_dtype(arg)
-    if dt.kind != "c" and g.dtype.kind == "c":
-        g = g.real
-    return xp.ascontiguousarray(g, dtype=dt)
+    return grad_as(xp, g, _grad_dtype(arg))
 
 
 def _reference_apply(xp, tw, x, increasing: bool):

@@ -26,6 +26,7 @@ from scipy.linalg import LinAlgWarning
 from structlin._backend import (
     array_namespace,
     as_kernel_array,
+    grad_as,
     kernels,
     real_dtype,
     result_dtype,
@@ -115,10 +116,7 @@ def _inverted_blocks(xp, tw, scale: float = 1.0, adjoint: bool = False):
 
 def _grad_cast(xp, g, arg):
     """A gradient has its argument's dtype (promoted to floating point); real part if real."""
-    dt = result_dtype(a=arg)
-    if dt.kind != "c" and g.dtype.kind == "c":
-        g = g.real
-    return xp.ascontiguousarray(g, dtype=dt)
+    return grad_as(xp, g, result_dtype(a=arg))
 
 
 def butterfly_inverse(twiddle: Any, *, increasing_stride: bool = True) -> tuple[Any, bool]:

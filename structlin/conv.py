@@ -17,6 +17,7 @@ from structlin._backend import (
     array_namespace,
     as_kernel_array,
     flatten_batch,
+    grad_as,
     kernels,
     restore_batch,
     result_dtype,
@@ -344,12 +345,7 @@ def _check_out(xp, out, shape, dtype) -> None:
         raise TypeError(f"out must have the result dtype {dtype}, got {out.dtype}")
 
 
-def _cast_grad(xp, g, dt):
-    if g is None:
-        return None
-    if dt.kind != "c" and g.dtype.kind == "c":
-        g = g.real
-    return xp.ascontiguousarray(g, dtype=dt)
+_cast_grad = grad_as
 
 
 def fftconv_vjp(

@@ -55,10 +55,11 @@ def fwht(x: Any, *, normalize: bool = False) -> Any:
     ``H_n = H_2 ⊗ H_2 ⊗ ... ⊗ H_2`` is a product of ``log2(n)`` butterfly factors, each adding
     and subtracting pairs ``2**k`` apart, so the transform costs ``n log2(n)`` additions per
     vector instead of ``2 n^2`` flops for the dense product. The factors commute, so the CPU
-    kernel groups them freely: strides below 16 are applied inside groups of 16 consecutive
-    elements, larger strides as contiguous SIMD loops over a row segment that stays in the L2
-    cache; for rows beyond the cache, later passes work on tiles of consecutive columns, so
-    ``x`` is read and written once per pass instead of once per factor. Rows are processed in
+    kernel groups them freely: for real data the strides below 64 are applied in SIMD registers
+    on blocks of 64 consecutive elements (lane shuffles for strides below 16), larger strides as
+    contiguous SIMD loops over a row segment that stays in the L2 cache; for rows beyond the
+    cache, later passes work on tiles of consecutive columns, so ``x`` is read and written once
+    per pass instead of once per factor. Rows are processed in
     parallel (Numba). On the GPU a CUDA kernel keeps each row in registers and shared memory.
 
     Examples

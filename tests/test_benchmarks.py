@@ -31,7 +31,7 @@ def quick_report(tmp_path_factory):
         [sys.executable, str(BENCH_DIR / "run.py"), *FAMILIES, "--quick", "--json", str(out)],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=900,  # every family at quick sizes, Numba compilation included (cold cache)
         cwd=BENCH_DIR.parent,
         check=False,
     )

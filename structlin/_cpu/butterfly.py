@@ -163,74 +163,93 @@ def complex_lane_coefficients(t00, t01, t10, t11):
 
 
 @njit(cache=True, inline="always")
-def _spaced(src, dst, base, m, k0, nl, coefs, increasing):
-    """Levels ``k0 .. k0+nl-1`` (``nl <= 4``) of a segment: 16 lanes x ``2**nl`` vectors."""
+def _spaced(xs, xd, r0, r1, base, m, k0, nl, coefs, increasing):
+    """Levels ``k0 .. k0+nl-1`` (``nl <= 4``) of the segments ``base .. base+m`` of rows
+    ``r0 .. r1-1``, from ``xs`` to ``xd``: 16 lanes x ``2**nl`` vectors at a time, rows
+    innermost so that the block's coefficients stay in L1 across the rows."""
     D = 1 << (k0 + len(coefs) // 2 - 1)  # the stride in lanes: complex elements take two
     span = D << nl
     for hb in range(base, base + m, span):
         for c0 in range(hb, hb + D, 16):
+            for r in range(r0, r1):
+                src = xs[r]
+                dst = xd[r]
+                if increasing:
+                    if nl == 1:
+                        _S2I(src, dst, c0, D, k0, coefs)
+                    elif nl == 2:
+                        _S4I(src, dst, c0, D, k0, coefs)
+                    elif nl == 3:
+                        _S8I(src, dst, c0, D, k0, coefs)
+                    else:
+                        _S16I(src, dst, c0, D, k0, coefs)
+                else:
+                    if nl == 1:
+                        _S2D(src, dst, c0, D, k0, coefs)
+                    elif nl == 2:
+                        _S4D(src, dst, c0, D, k0, coefs)
+                    elif nl == 3:
+                        _S8D(src, dst, c0, D, k0, coefs)
+                    else:
+                        _S16D(src, dst, c0, D, k0, coefs)
+
+
+@njit(cache=True, inline="always")
+def _contiguous(xs, xd, r0, r1, base, m, coefs, increasing):
+    """The register-block levels of the segments ``base .. base+m`` of rows ``r0 .. r1-1``."""
+    for g in range(base, base + m, 16 * NV):
+        for r in range(r0, r1):
             if increasing:
-                if nl == 1:
-                    _S2I(src, dst, c0, D, k0, coefs)
-                elif nl == 2:
-                    _S4I(src, dst, c0, D, k0, coefs)
-                elif nl == 3:
-                    _S8I(src, dst, c0, D, k0, coefs)
-                else:
-                    _S16I(src, dst, c0, D, k0, coefs)
+                _BLOCK_INC(xs[r], xd[r], g, coefs)
             else:
-                if nl == 1:
-                    _S2D(src, dst, c0, D, k0, coefs)
-                elif nl == 2:
-                    _S4D(src, dst, c0, D, k0, coefs)
-                elif nl == 3:
-                    _S8D(src, dst, c0, D, k0, coefs)
-                else:
-                    _S16D(src, dst, c0, D, k0, coefs)
+                _BLOCK_DEC(xs[r], xd[r], g, coefs)
 
 
 @njit(cache=True, parallel=True)
-def _pass_segments(xin, xout, coefs, k1, increasing, nchunk):
+def _pass_segments(xin, xout, coefs, k1, increasing, rows, nchunk):
     """First pass (factors ``0 .. k1-1``) on contiguous row segments, entirely in registers:
     contiguous blocks of 16 * NV lanes for the low levels, then groups of up to four levels on
-    vectors spaced by the group's lowest stride. Rows are real, or complex viewed as
-    interleaved floats (four coefficient arrays, each element two lanes)."""
+    vectors spaced by the group's lowest stride. A tile is ``rows`` rows of one segment (kept
+    in L2), swept block by block so that each block's coefficients are loaded from memory once
+    per tile. Rows are real, or complex viewed as interleaved floats (four coefficient arrays,
+    each element two lanes)."""
     b, nf = xin.shape
     shift = len(coefs) // 2 - 1
     kb = BLOCK_LEVELS - shift
     m = 1 << (k1 + shift)
     nh = nf // m
-    n_tiles = b * nh
-    blk = 16 * NV
+    n_rt = (b + rows - 1) // rows
+    n_tiles = n_rt * nh
     for ci in prange(nchunk):
         lo = ci * n_tiles // nchunk
         hi = (ci + 1) * n_tiles // nchunk
         for tile in range(lo, hi):
-            row = tile // nh
-            base = (tile - row * nh) * m
-            src = xin[row]
-            dst = xout[row]
+            rt = tile // nh
+            base = (tile - rt * nh) * m
+            r0 = rt * rows
+            r1 = min(b, r0 + rows)
             if increasing:
-                for g in range(base, base + m, blk):
-                    _BLOCK_INC(src, dst, g, coefs)
+                _contiguous(xin, xout, r0, r1, base, m, coefs, True)
                 k0 = kb
                 while k0 < k1:
                     nl = min(4, k1 - k0)
-                    _spaced(dst, dst, base, m, k0, nl, coefs, True)
+                    _spaced(xout, xout, r0, r1, base, m, k0, nl, coefs, True)
                     k0 += nl
             else:
                 first = True
                 k1r = k1
                 while k1r > kb:
                     nl = min(4, k1r - kb)
-                    _spaced(src if first else dst, dst, base, m, k1r - nl, nl, coefs, False)
+                    if first:
+                        _spaced(xin, xout, r0, r1, base, m, k1r - nl, nl, coefs, False)
+                    else:
+                        _spaced(xout, xout, r0, r1, base, m, k1r - nl, nl, coefs, False)
                     first = False
                     k1r -= nl
-                for g in range(base, base + m, blk):
-                    if first:
-                        _BLOCK_DEC(src, dst, g, coefs)
-                    else:
-                        _BLOCK_DEC(dst, dst, g, coefs)
+                if first:
+                    _contiguous(xin, xout, r0, r1, base, m, coefs, False)
+                else:
+                    _contiguous(xout, xout, r0, r1, base, m, coefs, False)
 
 
 #: bytes of one transposed tile row: the first pass keeps ``ROW_BYTES // itemsize`` rows side
@@ -588,8 +607,10 @@ def apply(tw: np.ndarray, x: np.ndarray, increasing: bool) -> np.ndarray:
     return out
 
 
-#: bytes of one contiguous row segment of the real first pass (it stays in L1/L2 over its levels)
+#: bytes of one contiguous row segment of the register-block first pass
 SEGMENT_BYTES = 256 * 1024
+#: bytes of the rows that the register-block pass sweeps together, block by block (in L2)
+ROW_TILE_BYTES = 256 * 1024
 
 
 def _apply_segments(t, x, out, increasing):
@@ -605,12 +626,13 @@ def _apply_segments(t, x, out, increasing):
         xf, of = x, out
     src = x
     for k0, k1, W in _ordered(plan_passes(L, x.itemsize, first_bytes=SEGMENT_BYTES), increasing):
-        nchunk = n_chunks(_n_tiles(b, n, k0, k1, W))
         if k0 == 0:
-            _pass_segments(xf if src is x else of, of, coefs, max(k1, BLOCK_LEVELS), increasing,
-                           nchunk)
+            k1 = max(k1, BLOCK_LEVELS)
+            rows = max(1, min(ROW_TILE_BYTES // (x.itemsize << k1), -(-b // n_chunks(b))))
+            nchunk = n_chunks(-(-b // rows) * (n >> k1))
+            _pass_segments(xf if src is x else of, of, coefs, k1, increasing, rows, nchunk)
         else:
-            _pass(src, out, *t, k0, k1, W, increasing, nchunk)
+            _pass(src, out, *t, k0, k1, W, increasing, n_chunks(_n_tiles(b, n, k0, k1, W)))
         src = out
     return out
 
