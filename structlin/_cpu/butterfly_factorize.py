@@ -1,0 +1,88 @@
+"""Numba kernels for the hierarchical butterfly factorization.
+
+Contract (shared with ``structlin.gpu.butterfly_factorize``): ``peel_level(M, tw_k)`` takes a
+C-contiguous stack ``M`` of shape ``(C, N, N)`` (``N >= 2`` a power of two) and a writable
+view ``tw_k`` of shape ``(N//2, C, 2, 2)`` (factor ``k = log2(C)`` of the twiddle, block
+``j = a*C + c`` at ``tw_k[a, c]``), both of one kernel dtype. For every ``c``, ``a`` and row
+parity ``b`` it replaces the ``(N/2, 2)`` submatrix ``X = M[c, b::2, 2a:2a+2]`` by its best
+rank-one approximation ``u v^H`` (``v`` the unit top right singular vector, ``u = X v``),
+writes ``v^H`` into row ``b`` of block ``tw_k[a, c]`` and returns the stack of the ``u``:
+``out[b*C + c, r, a] = u[r]``, shape ``(2C, N/2, N/2)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+__all__ = ["peel_level"]
+
+#: columns pairs per task: a row segment of 2*A_BLOCK entries stays in L1 across the rows
+A_BLOCK = 64
+
+
+@njit(cache=True, inline="always")
+def _abs2(z):
+    return z.real * z.real + z.imag * z.imag
+
+
+@njit(cache=True, inline="always")
+def _top_eigenvector(p, r, q):
+    """Unit top eigenvector of the Hermitian ``[[p, q], [conj(q), r]]`` (p, r real).
+
+    Built from the row of ``H - lambda I`` whose diagonal gap is the larger, so that no
+    cancellation occurs: ``lambda - r >= rad >= |q|`` when ``p >= r``.
+    """
+    half = 0.5 * (p - r)
+    rad = np.sqrt(half * half + _abs2(q))
+    if p >= r:
+        v0 = q - q + (half + rad)
+        v1 = np.conj(q)
+    else:
+        v0 = q
+        v1 = q - q + (rad - half)
+    nrm = np.sqrt(_abs2(v0) + _abs2(v1))
+    if not nrm > 0.0:
+        return q - q + 1.0, q - q
+    return v0 / nrm, v1 / nrm
+
+
+@njit(cache=True, parallel=True)
+def peel_level(M, tw_k):
+    C, N, _ = M.shape
+    H = N // 2
+    out = np.empty((2 * C, H, H), dtype=M.dtype)
+    nblk = (H + A_BLOCK - 1) // A_BLOCK
+    for task in prange(2 * C * nblk):
+        cb = task // nblk
+        blk = task - cb * nblk
+        b = cb // C
+        c = cb - b * C
+        a0 = blk * A_BLOCK
+        m = min(H, a0 + A_BLOCK) - a0
+        # Gram matrices of the m submatrices, accumulated row by row (streaming M)
+        g00 = np.zeros(m, dtype=M.dtype)
+        g11 = np.zeros(m, dtype=M.dtype)
+        g01 = np.zeros(m, dtype=M.dtype)
+        for r in range(H):
+            row = M[c, 2 * r + b]
+            for t in range(m):
+                x0 = row[2 * (a0 + t)]
+                x1 = row[2 * (a0 + t) + 1]
+                g00[t] += _abs2(x0)
+                g11[t] += _abs2(x1)
+                g01[t] += np.conj(x0) * x1
+        v0 = np.empty(m, dtype=M.dtype)
+        v1 = np.empty(m, dtype=M.dtype)
+        for t in range(m):
+            e0, e1 = _top_eigenvector(g00[t].real, g11[t].real, g01[t])
+            v0[t] = e0
+            v1[t] = e1
+            tw_k[a0 + t, c, b, 0] = np.conj(e0)
+            tw_k[a0 + t, c, b, 1] = np.conj(e1)
+        for r in range(H):
+            row = M[c, 2 * r + b]
+            orow = out[cb, r]
+            for t in range(m):
+                orow[a0 + t] = row[2 * (a0 + t)] * v0[t] + row[2 * (a0 + t) + 1] * v1[t]
+    return out

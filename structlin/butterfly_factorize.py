@@ -1,0 +1,529 @@
+"""Butterfly factorization of dense matrices: the exact hierarchical algorithm and a fit.
+
+- :func:`butterfly_factorize` finds the butterfly closest to a dense ``n x n`` matrix with the
+  hierarchical rank-one algorithm (exact when the matrix is a butterfly, ``O(n^2)`` work).
+- :func:`butterfly_fit` fits a product of butterflies and a permutation by L-BFGS, using the
+  VJP of the butterfly product, for matrices that one butterfly cannot represent.
+
+Both use the twiddle convention of :mod:`structlin.butterfly`: a butterfly of size
+``n = 2**L`` is ``twiddle`` of shape ``(L, n//2, 2, 2)``; factor ``k`` (stride ``s = 2**k``)
+maps the pair ``(x[i], x[i+s])``, ``i = a*2s + c``, by the block ``twiddle[k, a*s + c]``;
+``increasing_stride=True`` means ``B = F_{L-1} ... F_0``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, NamedTuple
+
+import numpy as np
+
+from structlin._backend import (
+    array_namespace,
+    as_kernel_array,
+    kernels,
+    result_dtype,
+)
+from structlin._validate import check_finite, check_power_of_two
+from structlin.butterfly import (
+    butterfly_multiply,
+    butterfly_multiply_vjp,
+    random_butterfly,
+)
+
+__all__ = [
+    "ButterflyFactorization",
+    "ButterflyFit",
+    "butterfly_factorize",
+    "butterfly_fit",
+]
+
+#: entries of the identity pushed through the butterfly at once when measuring the error
+_ERROR_CHUNK_ENTRIES = 1 << 20
+
+
+class ButterflyFactorization(NamedTuple):
+    """Result of :func:`butterfly_factorize`: ``(twiddle, relative_error)``."""
+
+    #: shape (L, n//2, 2, 2), the factors in the convention of :func:`butterfly_multiply`
+    twiddle: Any
+    #: ``||A - B||_F / ||A||_F`` (0 when ``A`` is zero)
+    relative_error: float
+
+
+def _check_matrix(xp, A, name: str = "A") -> int:
+    """Validate a square power-of-two matrix; return L = log2(n)."""
+    if A.ndim != 2 or A.shape[0] != A.shape[1]:
+        raise ValueError(
+            f"{name} must be a square matrix of shape (n, n) with n a power of two, "
+            f"got shape {tuple(A.shape)}"
+        )
+    L = check_power_of_two(A.shape[0], name, "number of rows and columns n")
+    check_finite(A, name)
+    return L
+
+
+def _peel_level_xp(xp, M, tw_k):
+    """Array-API version of ``peel_level`` (the CuPy path and the kernels' reference).
+
+    See :mod:`structlin._cpu.butterfly_factorize` for the contract.
+    """
+    C, N, _ = M.shape
+    H = N // 2
+    X = M.reshape(C, H, 2, H, 2)  # (c, row r, row parity b, column pair a, column d)
+    x0 = X[..., 0]
+    x1 = X[..., 1]
+    p = xp.sum(x0.real**2 + x0.imag**2, axis=1)  # (c, b, a)
+    r = xp.sum(x1.real**2 + x1.imag**2, axis=1)
+    q = xp.sum(xp.conj(x0) * x1, axis=1)
+    half = 0.5 * (p - r)
+    rad = xp.sqrt(half * half + q.real**2 + q.imag**2)
+    use_first = p >= r
+    v0 = xp.where(use_first, half + rad, q)
+    v1 = xp.where(use_first, xp.conj(q), rad - half)
+    nrm = xp.sqrt(v0.real**2 + v0.imag**2 + v1.real**2 + v1.imag**2)
+    ok = nrm > 0
+    safe = xp.where(ok, nrm, 1)
+    v0 = xp.where(ok, v0 / safe, 1).astype(M.dtype)
+    v1 = xp.where(ok, v1 / safe, 0).astype(M.dtype)
+    tw_k[..., 0] = xp.conj(v0).transpose(2, 0, 1)
+    tw_k[..., 1] = xp.conj(v1).transpose(2, 0, 1)
+    u = x0 * v0[:, None] + x1 * v1[:, None]  # (c, r, b, a)
+    return xp.ascontiguousarray(u.transpose(2, 0, 1, 3)).reshape(2 * C, H, H)
+
+
+def _relative_error(xp, A, twiddle, increasing_stride: bool) -> float:
+    """``||A - B||_F / ||A||_F`` with ``B`` applied to the identity a chunk of columns at a time.
+
+    ``butterfly_multiply(twiddle, I[j0:j1])`` returns the columns ``j0:j1`` of ``B`` as rows,
+    so the cost is that of the fast product on ``n`` vectors, ``O(n^2 log n)``, with
+    ``O(chunk * n)`` extra memory.
+    """
+    n = A.shape[0]
+    norm2 = float(xp.vdot(A, A).real)
+    chunk = max(1, min(n, _ERROR_CHUNK_ENTRIES // max(n, 1)))
+    num2 = 0.0
+    eye = xp.eye(chunk, n, dtype=twiddle.dtype)
+    for j0 in range(0, n, chunk):
+        j1 = min(n, j0 + chunk)
+        e = eye[: j1 - j0] if j0 == 0 else xp.roll(eye[: j1 - j0], j0, axis=1)
+        cols = butterfly_multiply(twiddle, e, increasing_stride=increasing_stride)
+        d = cols - A[:, j0:j1].T
+        num2 += float(xp.vdot(d, d).real)
+    if norm2 == 0.0:
+        return float(np.sqrt(num2))
+    return float(np.sqrt(num2 / norm2))
+
+
+def butterfly_factorize(A: Any, *, increasing_stride: bool = True) -> ButterflyFactorization:
+    """Return the butterfly approximation of a dense matrix and its relative error.
+
+    Parameters
+    ----------
+    A : array_like, shape (n, n)
+        A square matrix, ``n`` a power of two, finite. NumPy (Numba kernels) or CuPy (batched
+        CuPy array operations; no custom CUDA kernel).
+    increasing_stride : bool, default True
+        The factor order of the result: True for ``B = F_{L-1} ... F_0`` (factor 0 applied
+        first), False for ``B = F_0 ... F_{L-1}``.
+
+    Returns
+    -------
+    ButterflyFactorization
+        A named tuple ``(twiddle, relative_error)``. ``twiddle``, shape ``(log2(n), n//2, 2,
+        2)``, has ``A``'s dtype promoted to floating point (real for real ``A``, complex for
+        complex ``A``) and ``A``'s array type; ``relative_error`` is the float
+        ``||A - B||_F / ||A||_F`` (0 for a zero ``A``).
+
+    Raises
+    ------
+    ValueError
+        If ``A`` is not square, its size is not a power of two, or it holds NaN or infinity.
+    TypeError
+        If ``A``'s dtype is not numeric.
+
+    See Also
+    --------
+    butterfly_fit : gradient-based fit of products of butterflies and a permutation.
+    structlin.butterfly_multiply : apply the result.
+
+    Notes
+    -----
+    For ``B = F_{L-1} ... F_0`` the entry ``B[i', i]`` is a product of one entry of each
+    factor along the unique path that changes the bits of ``i`` into those of ``i'`` from bit
+    0 upwards. Splitting ``B = (F_{L-1} ... F_1) F_0``, the entries of ``A`` in the rows of
+    parity ``b`` and the columns ``2a, 2a + 1`` only involve column ``2a + b`` of the left
+    group and row ``b`` of block ``a`` of ``F_0``: the two-factor problem with these fixed
+    supports decouples into ``n`` independent rank-one problems on disjoint ``(n/2) x 2``
+    submatrices of ``A``, each solved optimally by its top singular pair (the top
+    eigenvector of a 2x2 Gram matrix, in closed form). The left group is then ``2``
+    independent butterflies of size ``n/2``, factorized in the same way, and so on: each
+    level touches half the entries of the previous one, so the total work is ``O(n^2)``
+    (about ``12 n^2`` flops, ``2 n^2`` memory reads) and the extra memory ``n^2 / 2``
+    entries. This is the hierarchical algorithm of Le Magoarou and Gribonval (IEEE JSTSP
+    2016, arXiv:1506.07300) with the fixed butterfly supports, whose error is within a
+    factor depending only on ``L`` of the best butterfly approximation and which is exact
+    when ``A`` is a butterfly (Zheng, Riccietti and Gribonval, "Efficient identification
+    of butterfly sparse matrix factorizations", SIAM J. Math. Data Sci. 2023,
+    arXiv:2110.01230). Scalings are not unique: a block row may be scaled by ``c`` and the
+    matching column of the next factor by ``1/c``.
+
+    ``increasing_stride=False`` factorizes ``A^T`` and transposes the blocks. The relative
+    error is measured by applying the result to the identity with
+    :func:`~structlin.butterfly_multiply`, a chunk of columns at a time (``O(n^2 log n)``,
+    never the dense ``B`` at once). For ``n = 1`` the butterfly is the empty product, the
+    ``1 x 1`` identity.
+
+    On the CPU each level is one parallel Numba kernel that streams the rows of the current
+    stack twice (Gram matrices, then the left factor). On the GPU the same level is a few
+    batched CuPy reductions and elementwise operations.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from structlin import butterfly_factorize, butterfly_to_dense, random_butterfly
+    >>> A = butterfly_to_dense(random_butterfly(64, rng=0))
+    >>> twiddle, err = butterfly_factorize(A)
+    >>> twiddle.shape
+    (6, 32, 2, 2)
+    >>> bool(err < 1e-12) and bool(np.allclose(butterfly_to_dense(twiddle), A))
+    True
+
+    The DFT matrix with bit-reversed columns is a butterfly (the radix-2 FFT):
+
+    >>> from structlin import bit_reversal_permutation
+    >>> n = 256
+    >>> F = np.fft.fft(np.eye(n))[:, bit_reversal_permutation(n)]
+    >>> print(f"{butterfly_factorize(F).relative_error:.0e}")
+    ...e-16
+    """
+    xp = array_namespace(A=A)
+    A = xp.asarray(A)
+    dtype = result_dtype(A=A)
+    L = _check_matrix(xp, A)
+    n = A.shape[0]
+    increasing = bool(increasing_stride)
+    Ak = as_kernel_array(xp, A, dtype)
+    target = Ak if increasing else xp.ascontiguousarray(Ak.T)
+    tw = xp.empty((L, n // 2, 2, 2), dtype=dtype)
+    kern = kernels(xp, "butterfly_factorize")
+    M = target.reshape(1, n, n)
+    for k in range(L):
+        C = 1 << k
+        M = kern.peel_level(M, tw[k].reshape(n // (2 * C), C, 2, 2))
+    if L:
+        # what remains is the diagonal scaling of the outputs of the last factor:
+        # output b*n/2 + c of factor L-1 comes from row b of its block c
+        tw[L - 1] *= M.reshape(2, n // 2).T[:, :, None]
+    if not increasing:
+        tw = xp.ascontiguousarray(xp.swapaxes(tw, -1, -2))
+    err = _relative_error(xp, Ak, tw, increasing)
+    return ButterflyFactorization(tw, err)
+
+
+# ---- gradient-based fit ------------------------------------------------------------------
+
+
+class ButterflyFit(NamedTuple):
+    """Result of :func:`butterfly_fit`.
+
+    The fitted matrix is ``M = B_{K-1} ... B_1 B_0 P``: ``P x = x[..., permutation]`` is
+    applied first, then the butterflies ``B_t = twiddles[t]`` in order, ``B_t`` with
+    ``increasing_stride=increasing_strides[t]``.
+    """
+
+    #: shape (K, L, n//2, 2, 2)
+    twiddles: np.ndarray
+    #: K booleans, True for the even-numbered butterflies (BB* alternation)
+    increasing_strides: tuple[bool, ...]
+    #: shape (n,), int64: the input permutation
+    permutation: np.ndarray
+    #: ``||A - M||_F / ||A||_F``
+    relative_error: float
+    #: L-BFGS iterations over all phases
+    iterations: int
+
+    def multiply(self, x: Any) -> np.ndarray:
+        """Return ``M x`` over the last axis of ``x`` (fast butterfly products)."""
+        y = np.asarray(x)[..., self.permutation]
+        for tw, inc in zip(self.twiddles, self.increasing_strides, strict=True):
+            y = butterfly_multiply(tw, y, increasing_stride=inc)
+        return y
+
+    def to_dense(self) -> np.ndarray:
+        """Return the dense ``(n, n)`` matrix ``M`` (a reference, ``O(n^2 log n)``)."""
+        n = self.permutation.shape[0]
+        return self.multiply(np.eye(n, dtype=self.twiddles.dtype)).T.copy()
+
+
+def _permutation_ops(n: int) -> list[np.ndarray]:
+    """Index arrays of the relaxed permutation's candidate moves, in the order applied.
+
+    For each block size ``m = n, n/2, ..., 4`` (Dao et al. 2019, Section 3.2): separate the
+    even and the odd entries of every block of ``m``, then reverse the first half, then the
+    second half of every block. The separations at all sizes compose to the bit reversal.
+    """
+    ops = []
+    m = n
+    while m >= 4:
+        base = np.arange(0, n, m)[:, None]
+        h = m // 2
+        sep = np.concatenate([np.arange(0, m, 2), np.arange(1, m, 2)])
+        rev1 = np.concatenate([np.arange(h)[::-1], np.arange(h, m)])
+        rev2 = np.concatenate([np.arange(h), np.arange(h, m)[::-1]])
+        for blk in (sep, rev1, rev2):
+            ops.append((base + blk).ravel())
+        m //= 2
+    return ops
+
+
+def _sigmoid(z):
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+class _Objective:
+    """``f = ||M - A||_F^2 / ||A||_F^2`` and its gradient in the packed real parameters."""
+
+    def __init__(self, target_rows, K, L, complex_, ops, learn_logits, logits_fixed):
+        self.target = target_rows  # A^T: row i is the column A e_i
+        self.norm2 = float(np.vdot(target_rows, target_rows).real)
+        self.n = target_rows.shape[0]
+        self.K, self.L = K, L
+        self.complex = complex_
+        self.ops = ops
+        self.inv_ops = [np.argsort(idx) for idx in ops]
+        self.learn_logits = learn_logits
+        self.logits_fixed = logits_fixed
+        self.tw_shape = (K, L, self.n // 2, 2, 2)
+        self.n_tw = int(np.prod(self.tw_shape)) * (2 if complex_ else 1)
+
+    def unpack(self, theta):
+        flat = theta[: self.n_tw]
+        if self.complex:
+            tws = flat.view(np.complex128).reshape(self.tw_shape)
+        else:
+            tws = flat.reshape(self.tw_shape)
+        logits = theta[self.n_tw :] if self.learn_logits else self.logits_fixed
+        return tws, logits
+
+    def pack(self, tws, logits):
+        flat = np.ascontiguousarray(tws, dtype=np.complex128 if self.complex else np.float64)
+        parts = [flat.view(np.float64).ravel()]
+        if self.learn_logits:
+            parts.append(np.asarray(logits, np.float64))
+        return np.concatenate(parts)
+
+    def __call__(self, theta):
+        tws, logits = self.unpack(np.ascontiguousarray(theta))
+        z = np.eye(self.n)
+        ws = _sigmoid(logits) if len(self.ops) else np.zeros(0)
+        perm_inputs = []
+        for idx, w in zip(self.ops, ws, strict=True):
+            perm_inputs.append(z)
+            z = (1.0 - w) * z + w * z[:, idx]
+        bf_inputs = []
+        for t in range(self.K):
+            bf_inputs.append(z)
+            z = butterfly_multiply(tws[t], z, increasing_stride=(t % 2 == 0))
+        res = z - self.target
+        f = float(np.vdot(res, res).real) / self.norm2
+        g = (2.0 / self.norm2) * res
+        gtws = np.empty_like(tws)
+        for t in range(self.K - 1, -1, -1):
+            gtws[t], g = butterfly_multiply_vjp(
+                tws[t], bf_inputs[t], g, increasing_stride=(t % 2 == 0)
+            )
+        if not self.learn_logits:
+            return f, self.pack(gtws, logits)
+        glog = np.zeros(len(self.ops))
+        for i in range(len(self.ops) - 1, -1, -1):
+            zi, idx, w = perm_inputs[i], self.ops[i], ws[i]
+            glog[i] = float(np.vdot(g, zi[:, idx] - zi).real) * w * (1.0 - w)
+            if i:
+                g = (1.0 - w) * g + w * g[:, self.inv_ops[i]]
+        return f, self.pack(gtws, glog)
+
+
+def _minimize(obj, theta0, maxiter):
+    from scipy.optimize import minimize
+
+    res = minimize(obj, theta0, jac=True, method="L-BFGS-B",
+                   options={"maxiter": int(maxiter), "maxcor": 20, "ftol": 1e-15,
+                            "gtol": 1e-12})
+    return res.x, int(res.nit), float(res.fun)
+
+
+def butterfly_fit(
+    A: Any,
+    *,
+    n_factors_products: int = 1,
+    permutation: Literal["learn"] | None = "learn",
+    maxiter: int = 500,
+    refit_maxiter: int = 200,
+    init: Literal["random", "factorize"] = "random",
+    rng: Any = None,
+) -> ButterflyFit:
+    """Return a product of butterflies and a permutation fitted to ``A`` by L-BFGS.
+
+    Parameters
+    ----------
+    A : array_like, shape (n, n)
+        A square NumPy matrix, ``n >= 2`` a power of two, finite.
+    n_factors_products : int, default 1
+        ``K``, the number of butterflies in the product ``M = B_{K-1} ... B_0 P``. They
+        alternate stride orders like Kaleidoscope's ``B B^*``: ``B_0`` has increasing
+        strides, ``B_1`` decreasing, ...
+    permutation : {"learn", None}, default "learn"
+        ``"learn"``: also learn the input permutation ``P`` (relaxed, then rounded and the
+        butterflies re-fitted). None: ``P`` is the identity.
+    maxiter : int, default 500
+        L-BFGS iterations of the main fit.
+    refit_maxiter : int, default 200
+        L-BFGS iterations of the re-fit after the permutation is rounded (with
+        ``permutation="learn"`` only).
+    init : {"random", "factorize"}, default "random"
+        ``"random"``: random orthogonal (unitary) butterflies, relaxed permutation weights
+        near 1/2. ``"factorize"``: ``B_0`` from :func:`butterfly_factorize` (so that the fit
+        starts from the hierarchical solution), the other butterflies the identity and the
+        relaxed permutation near the identity.
+    rng : None, int or numpy.random.Generator
+        Seed or generator of the random initialisation.
+
+    Returns
+    -------
+    ButterflyFit
+        A named tuple ``(twiddles, increasing_strides, permutation, relative_error,
+        iterations)``: ``twiddles`` of shape ``(K, log2(n), n//2, 2, 2)`` with ``A``'s dtype
+        promoted to floating point, the stride order of each butterfly, ``permutation`` of
+        shape ``(n,)`` with ``P x = x[..., permutation]``, the relative Frobenius error
+        ``||A - M||_F / ||A||_F`` and the number of L-BFGS iterations. Its methods
+        ``multiply(x)`` and ``to_dense()`` apply ``M``.
+
+    Raises
+    ------
+    ValueError
+        If ``A`` is not square, its size is not a power of two or is 1, it holds NaN or
+        infinity, or ``A`` is zero; if ``n_factors_products < 1``; if ``permutation``,
+        ``init``, ``maxiter`` or ``refit_maxiter`` is not one of the accepted values.
+    TypeError
+        If ``A`` is a CuPy array (the fit runs on the CPU: scipy.optimize drives it), or
+        its dtype is not numeric.
+
+    See Also
+    --------
+    butterfly_factorize : the exact hierarchical algorithm for a single butterfly.
+
+    Notes
+    -----
+    Dao, Gu, Eichhorn, Rudra and Ré, "Learning Fast Algorithms for Linear Transforms Using
+    Butterfly Factorizations", ICML 2019, arXiv:1903.05895; Kaleidoscope products
+    ``B B^*``: Dao et al., ICLR 2020, arXiv:2012.14966.
+
+    The loss ``||M - A||_F^2 / ||A||_F^2`` is evaluated by pushing the identity (a batch of
+    ``n`` vectors) through the relaxed permutation and the butterflies with
+    :func:`~structlin.butterfly_multiply`, and its gradient by
+    :func:`~structlin.butterfly_multiply_vjp` in reverse order: ``O(K n^2 log n)`` per
+    evaluation, never a dense product. The parameters (real and imaginary parts of the
+    twiddles, the permutation logits) are optimised by ``scipy.optimize.minimize`` with
+    ``method="L-BFGS-B"``. The fit works in float64/complex128 on ``A`` scaled to the
+    Frobenius norm ``sqrt(n)`` of an orthogonal matrix; the scale is put back into the last
+    factor and the result cast to ``A``'s dtype.
+
+    The relaxed permutation (Dao et al. 2019, Section 3.2) is a sequence of moves for the
+    block sizes ``m = n, n/2, ..., 4``: separate even and odd entries within each block,
+    reverse the first half, reverse the second half; each move ``x -> x[idx]`` enters as
+    ``(1 - w) x + w x[idx]`` with ``w = sigmoid(logit)``. After the main fit every ``w`` is
+    rounded to 0 or 1, which gives a true permutation (the separations at every size
+    compose to the bit reversal), and the butterflies are re-fitted for ``refit_maxiter``
+    iterations. The problem is not convex: the error reached depends on ``rng``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scipy.linalg import hadamard
+    >>> from structlin import butterfly_fit
+    >>> fit = butterfly_fit(hadamard(16), permutation=None, rng=0)
+    >>> fit.twiddles.shape
+    (1, 4, 8, 2, 2)
+    >>> bool(fit.relative_error < 1e-4)
+    True
+    >>> x = np.arange(16.0)
+    >>> bool(np.allclose(fit.multiply(x), hadamard(16) @ x, atol=1e-3))
+    True
+    """
+    xp = array_namespace(A=A)
+    if xp is not np:
+        raise TypeError(
+            "butterfly_fit runs on the CPU (scipy.optimize drives it): A must be a NumPy "
+            "array, got a cupy.ndarray; pass cupy.asnumpy(A)"
+        )
+    A = np.asarray(A)
+    dtype = result_dtype(A=A)
+    L = _check_matrix(np, A)
+    n = A.shape[0]
+    if n < 2:
+        raise ValueError(f"A must be at least 2 x 2 to fit butterflies, got shape {A.shape}")
+    if isinstance(n_factors_products, bool) or not isinstance(n_factors_products,
+                                                              (int, np.integer)):
+        raise TypeError(
+            f"n_factors_products must be an integer, got {type(n_factors_products).__name__}"
+        )
+    K = int(n_factors_products)
+    if K < 1:
+        raise ValueError(f"n_factors_products must be at least 1, got {K}")
+    if permutation not in ("learn", None):
+        raise ValueError(f"permutation must be 'learn' or None, got {permutation!r}")
+    if init not in ("random", "factorize"):
+        raise ValueError(f"init must be 'random' or 'factorize', got {init!r}")
+    for name, v in (("maxiter", maxiter), ("refit_maxiter", refit_maxiter)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+            raise ValueError(f"{name} must be a non-negative integer, got {v!r}")
+    complex_ = dtype.kind == "c"
+    wide = np.complex128 if complex_ else np.float64
+    Aw = A.astype(wide)
+    normA = float(np.linalg.norm(Aw))
+    if normA == 0.0:
+        raise ValueError("A must not be zero: the relative error of a fit is undefined")
+    scale = normA / np.sqrt(n)
+    target = np.ascontiguousarray((Aw / scale).T)
+    rng = np.random.default_rng(rng)
+
+    ops = _permutation_ops(n) if permutation == "learn" else []
+    if init == "factorize":
+        tws = np.empty((K, L, n // 2, 2, 2), wide)
+        tws[:] = random_butterfly(n, kind="identity", dtype=wide)
+        tws[0] = butterfly_factorize(target.T).twiddle
+        logits = -3.0 + 0.1 * rng.standard_normal(len(ops))
+    else:
+        tws = np.stack([random_butterfly(n, kind="orthogonal", dtype=wide, rng=rng)
+                        for _ in range(K)])
+        logits = 0.1 * rng.standard_normal(len(ops))
+
+    obj = _Objective(target, K, L, complex_, ops, bool(ops), logits)
+    theta, iterations, _ = _minimize(obj, obj.pack(tws, logits), maxiter)
+    tws, logits = obj.unpack(theta)
+    tws = tws.copy()
+    perm = np.arange(n)
+    if ops:
+        hard = np.where(np.asarray(logits) > 0, 40.0, -40.0)
+        for idx, on in zip(ops, hard > 0, strict=True):
+            if on:
+                perm = perm[idx]
+        refit = _Objective(target, K, L, complex_, [], False, np.zeros(0))
+        # M = B P with P x = x[perm] means A[:, perm] = B: the re-fit's target is A[:, perm]
+        refit.target = np.ascontiguousarray(target[perm])
+        theta, nit, _ = _minimize(refit, refit.pack(tws, None), refit_maxiter)
+        iterations += nit
+        tws = refit.unpack(theta)[0].copy()
+    # scale back into the last factor applied
+    last = L - 1 if (K - 1) % 2 == 0 else 0
+    tws[K - 1, last] *= scale
+    fit = ButterflyFit(
+        np.ascontiguousarray(tws, dtype=dtype),
+        tuple(t % 2 == 0 for t in range(K)),
+        perm.astype(np.int64),
+        0.0,
+        iterations,
+    )
+    M = fit.to_dense().astype(wide)
+    err = float(np.linalg.norm(M - Aw) / normA)
+    return fit._replace(relative_error=err)
