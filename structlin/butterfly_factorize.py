@@ -37,10 +37,6 @@ __all__ = [
     "butterfly_fit",
 ]
 
-#: entries of the identity pushed through the butterfly at once when measuring the error
-_ERROR_CHUNK_ENTRIES = 1 << 20
-
-
 class ButterflyFactorization(NamedTuple):
     """Result of :func:`butterfly_factorize`: ``(twiddle, relative_error)``."""
 
@@ -88,30 +84,10 @@ def _peel_level_xp(xp, M, tw_k):
     tw_k[..., 0] = xp.conj(v0).transpose(2, 0, 1)
     tw_k[..., 1] = xp.conj(v1).transpose(2, 0, 1)
     u = x0 * v0[:, None] + x1 * v1[:, None]  # (c, r, b, a)
-    return xp.ascontiguousarray(u.transpose(2, 0, 1, 3)).reshape(2 * C, H, H)
-
-
-def _relative_error(xp, A, twiddle, increasing_stride: bool) -> float:
-    """``||A - B||_F / ||A||_F`` with ``B`` applied to the identity a chunk of columns at a time.
-
-    ``butterfly_multiply(twiddle, I[j0:j1])`` returns the columns ``j0:j1`` of ``B`` as rows,
-    so the cost is that of the fast product on ``n`` vectors, ``O(n^2 log n)``, with
-    ``O(chunk * n)`` extra memory.
-    """
-    n = A.shape[0]
-    norm2 = float(xp.vdot(A, A).real)
-    chunk = max(1, min(n, _ERROR_CHUNK_ENTRIES // max(n, 1)))
-    num2 = 0.0
-    eye = xp.eye(chunk, n, dtype=twiddle.dtype)
-    for j0 in range(0, n, chunk):
-        j1 = min(n, j0 + chunk)
-        e = eye[: j1 - j0] if j0 == 0 else xp.roll(eye[: j1 - j0], j0, axis=1)
-        cols = butterfly_multiply(twiddle, e, increasing_stride=increasing_stride)
-        d = cols - A[:, j0:j1].T
-        num2 += float(xp.vdot(d, d).real)
-    if norm2 == 0.0:
-        return float(np.sqrt(num2))
-    return float(np.sqrt(num2 / norm2))
+    d0 = x0 - u * xp.conj(v0[:, None])
+    d1 = x1 - u * xp.conj(v1[:, None])
+    residual2 = float(xp.sum(d0.real**2 + d0.imag**2) + xp.sum(d1.real**2 + d1.imag**2))
+    return xp.ascontiguousarray(u.transpose(2, 0, 1, 3)).reshape(2 * C, H, H), residual2
 
 
 def butterfly_factorize(A: Any, *, increasing_stride: bool = True) -> ButterflyFactorization:
@@ -168,10 +144,13 @@ def butterfly_factorize(A: Any, *, increasing_stride: bool = True) -> ButterflyF
     matching column of the next factor by ``1/c``.
 
     ``increasing_stride=False`` factorizes ``A^T`` and transposes the blocks. The relative
-    error is measured by applying the result to the identity with
-    :func:`~structlin.butterfly_multiply`, a chunk of columns at a time (``O(n^2 log n)``,
-    never the dense ``B`` at once). For ``n = 1`` the butterfly is the empty product, the
-    ``1 x 1`` identity.
+    error costs nothing extra and never forms ``B``: since every right singular vector
+    ``v`` is a unit vector, the residual ``X - u v^H`` of a rank-one problem is orthogonal
+    to the error ``(u - u~) v^H`` made later when ``u`` is approximated by ``u~``, so
+    ``||A - B||_F^2`` is the sum of the rank-one residuals of all levels (each summed entry
+    by entry, so that an exact butterfly gives an error at rounding level, not
+    ``sqrt(eps)``). For ``n = 1`` the butterfly is the empty product, the ``1 x 1``
+    identity.
 
     On the CPU each level is one parallel Numba kernel that streams the rows of the current
     stack twice (Gram matrices, then the left factor). On the GPU the same level is a few
@@ -207,17 +186,23 @@ def butterfly_factorize(A: Any, *, increasing_stride: bool = True) -> ButterflyF
     tw = xp.empty((L, n // 2, 2, 2), dtype=dtype)
     kern = kernels(xp, "butterfly_factorize")
     M = target.reshape(1, n, n)
+    residual2 = 0.0
     for k in range(L):
         C = 1 << k
-        M = kern.peel_level(M, tw[k].reshape(n // (2 * C), C, 2, 2))
+        M, r2 = kern.peel_level(M, tw[k].reshape(n // (2 * C), C, 2, 2))
+        residual2 += float(r2)
     if L:
         # what remains is the diagonal scaling of the outputs of the last factor:
         # output b*n/2 + c of factor L-1 comes from row b of its block c
         tw[L - 1] *= M.reshape(2, n // 2).T[:, :, None]
     if not increasing:
         tw = xp.ascontiguousarray(xp.swapaxes(tw, -1, -2))
-    err = _relative_error(xp, Ak, tw, increasing)
-    return ButterflyFactorization(tw, err)
+    if L == 0:  # the empty product is the 1 x 1 identity
+        d = Ak - 1
+        residual2 = float(xp.vdot(d, d).real)
+    norm2 = float(xp.vdot(Ak, Ak).real)
+    err = np.sqrt(residual2 / norm2) if norm2 > 0 else np.sqrt(residual2)
+    return ButterflyFactorization(tw, float(err))
 
 
 # ---- gradient-based fit ------------------------------------------------------------------
@@ -274,6 +259,44 @@ def _permutation_ops(n: int) -> list[np.ndarray]:
             ops.append((base + blk).ravel())
         m //= 2
     return ops
+
+
+def _permutation_from(ops, choice, n):
+    perm = np.arange(n)
+    for idx, on in zip(ops, choice, strict=True):
+        if on:
+            perm = perm[idx]
+    return perm
+
+
+def _harden_permutation(A, ops, choice):
+    """Round the relaxed permutation: local search over its on/off moves.
+
+    Starting from the rounded relaxation (and from the identity), flip one move at a time
+    while it lowers the error of the exact :func:`butterfly_factorize` of ``A[:, perm]``
+    (``O(n^2)`` per evaluation, so the search costs a few fits' worth of work).
+    """
+    n = A.shape[0]
+
+    def score(ch):
+        return butterfly_factorize(A[:, _permutation_from(ops, ch, n)]).relative_error
+
+    best_choice, best = None, np.inf
+    for start in (np.array(choice, bool), np.zeros(len(ops), bool)):
+        cur, cur_score = start.copy(), score(start)
+        for _ in range(2):
+            improved = False
+            for i in range(len(ops)):
+                trial = cur.copy()
+                trial[i] = not trial[i]
+                s = score(trial)
+                if s < cur_score * (1 - 1e-9):
+                    cur, cur_score, improved = trial, s, True
+            if not improved:
+                break
+        if cur_score < best:
+            best_choice, best = cur, cur_score
+    return best_choice
 
 
 def _sigmoid(z):
@@ -504,14 +527,23 @@ def butterfly_fit(
     tws = tws.copy()
     perm = np.arange(n)
     if ops:
-        hard = np.where(np.asarray(logits) > 0, 40.0, -40.0)
-        for idx, on in zip(ops, hard > 0, strict=True):
+        choice = _harden_permutation(target.T, ops, np.asarray(logits) > 0)
+        for idx, on in zip(ops, choice, strict=True):
             if on:
                 perm = perm[idx]
         refit = _Objective(target, K, L, complex_, [], False, np.zeros(0))
         # M = B P with P x = x[perm] means A[:, perm] = B: the re-fit's target is A[:, perm]
         refit.target = np.ascontiguousarray(target[perm])
-        theta, nit, _ = _minimize(refit, refit.pack(tws, None), refit_maxiter)
+        # start from the better of the relaxed fit's butterflies and the exact factorization
+        # of A[:, perm] (the other butterflies the identity)
+        start = refit.pack(tws, None)
+        alt = np.empty_like(tws)
+        alt[:] = random_butterfly(n, kind="identity", dtype=wide)
+        alt[0] = butterfly_factorize(refit.target.T).twiddle
+        alt = refit.pack(alt, None)
+        if refit(alt)[0] < refit(start)[0]:
+            start = alt
+        theta, nit, _ = _minimize(refit, start, refit_maxiter)
         iterations += nit
         tws = refit.unpack(theta)[0].copy()
     # scale back into the last factor applied

@@ -6,8 +6,10 @@ view ``tw_k`` of shape ``(N//2, C, 2, 2)`` (factor ``k = log2(C)`` of the twiddl
 ``j = a*C + c`` at ``tw_k[a, c]``), both of one kernel dtype. For every ``c``, ``a`` and row
 parity ``b`` it replaces the ``(N/2, 2)`` submatrix ``X = M[c, b::2, 2a:2a+2]`` by its best
 rank-one approximation ``u v^H`` (``v`` the unit top right singular vector, ``u = X v``),
-writes ``v^H`` into row ``b`` of block ``tw_k[a, c]`` and returns the stack of the ``u``:
-``out[b*C + c, r, a] = u[r]``, shape ``(2C, N/2, N/2)``.
+writes ``v^H`` into row ``b`` of block ``tw_k[a, c]`` and returns ``(out, residual2)``: the
+stack of the ``u``, ``out[b*C + c, r, a] = u[r]``, shape ``(2C, N/2, N/2)``, and the float
+``sum ||X - u v^H||_F^2`` over all submatrices (computed entry by entry, not as
+``||X||^2 - sigma^2``, which would cancel to ``sqrt(eps)`` accuracy for an exact butterfly).
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ def peel_level(M, tw_k):
     H = N // 2
     out = np.empty((2 * C, H, H), dtype=M.dtype)
     nblk = (H + A_BLOCK - 1) // A_BLOCK
+    res = np.zeros(2 * C * nblk, dtype=np.float64)
+    nblk = (H + A_BLOCK - 1) // A_BLOCK
     for task in prange(2 * C * nblk):
         cb = task // nblk
         blk = task - cb * nblk
@@ -80,9 +84,15 @@ def peel_level(M, tw_k):
             v1[t] = e1
             tw_k[a0 + t, c, b, 0] = np.conj(e0)
             tw_k[a0 + t, c, b, 1] = np.conj(e1)
+        acc = 0.0
         for r in range(H):
             row = M[c, 2 * r + b]
             orow = out[cb, r]
             for t in range(m):
-                orow[a0 + t] = row[2 * (a0 + t)] * v0[t] + row[2 * (a0 + t) + 1] * v1[t]
-    return out
+                x0 = row[2 * (a0 + t)]
+                x1 = row[2 * (a0 + t) + 1]
+                u = x0 * v0[t] + x1 * v1[t]
+                orow[a0 + t] = u
+                acc += _abs2(x0 - u * np.conj(v0[t])) + _abs2(x1 - u * np.conj(v1[t]))
+        res[task] = acc
+    return out, res.sum()
