@@ -172,8 +172,9 @@ def butterfly_factorize(A: Any, *, increasing_stride: bool = True) -> ButterflyF
     >>> from structlin import bit_reversal_permutation
     >>> n = 256
     >>> F = np.fft.fft(np.eye(n))[:, bit_reversal_permutation(n)]
-    >>> print(f"{butterfly_factorize(F).relative_error:.0e}")
-    ...e-16
+    >>> twiddle, err = butterfly_factorize(F)
+    >>> bool(err < 1e-14)
+    True
     """
     xp = array_namespace(A=A)
     A = xp.asarray(A)
