@@ -86,7 +86,8 @@ def _peel_level_xp(xp, M, tw_k):
     u = x0 * v0[:, None] + x1 * v1[:, None]  # (c, r, b, a)
     d0 = x0 - u * xp.conj(v0[:, None])
     d1 = x1 - u * xp.conj(v1[:, None])
-    residual2 = float(xp.sum(d0.real**2 + d0.imag**2) + xp.sum(d1.real**2 + d1.imag**2))
+    # a 0-d array, not a float: no device-to-host copy until the caller needs the error
+    residual2 = xp.sum(d0.real**2 + d0.imag**2) + xp.sum(d1.real**2 + d1.imag**2)
     return xp.ascontiguousarray(u.transpose(2, 0, 1, 3)).reshape(2 * C, H, H), residual2
 
 
@@ -191,7 +192,8 @@ def butterfly_factorize(A: Any, *, increasing_stride: bool = True) -> ButterflyF
     for k in range(L):
         C = 1 << k
         M, r2 = kern.peel_level(M, tw[k].reshape(n // (2 * C), C, 2, 2))
-        residual2 += float(r2)
+        residual2 = residual2 + r2
+    residual2 = float(residual2)
     if L:
         # what remains is the diagonal scaling of the outputs of the last factor:
         # output b*n/2 + c of factor L-1 comes from row b of its block c
