@@ -88,7 +88,9 @@ def _peel_level_xp(xp, M, tw_k):
     d1 = x1 - u * xp.conj(v1[:, None])
     # a 0-d array, not a float: no device-to-host copy until the caller needs the error
     residual2 = xp.sum(d0.real**2 + d0.imag**2) + xp.sum(d1.real**2 + d1.imag**2)
-    return xp.ascontiguousarray(u.transpose(2, 0, 1, 3)).reshape(2 * C, H, H), residual2
+    norm2 = xp.sum(p) + xp.sum(r)
+    out = xp.ascontiguousarray(u.transpose(2, 0, 1, 3)).reshape(2 * C, H, H)
+    return out, residual2, norm2
 
 
 def butterfly_factorize(A: Any, *, increasing_stride: bool = True) -> ButterflyFactorization:
@@ -191,19 +193,20 @@ def butterfly_factorize(A: Any, *, increasing_stride: bool = True) -> ButterflyF
     residual2 = 0.0
     for k in range(L):
         C = 1 << k
-        M, r2 = kern.peel_level(M, tw[k].reshape(n // (2 * C), C, 2, 2))
+        M, r2, m2 = kern.peel_level(M, tw[k].reshape(n // (2 * C), C, 2, 2))
         residual2 = residual2 + r2
-    residual2 = float(residual2)
+        if k == 0:
+            norm2 = m2
+    if L == 0:  # the empty product is the 1 x 1 identity
+        residual2 = abs(Ak[0, 0] - 1) ** 2
+        norm2 = abs(Ak[0, 0]) ** 2
+    residual2, norm2 = float(residual2), float(norm2)
     if L:
         # what remains is the diagonal scaling of the outputs of the last factor:
         # output b*n/2 + c of factor L-1 comes from row b of its block c
         tw[L - 1] *= M.reshape(2, n // 2).T[:, :, None]
     if not increasing:
         tw = xp.ascontiguousarray(xp.swapaxes(tw, -1, -2))
-    if L == 0:  # the empty product is the 1 x 1 identity
-        d = Ak - 1
-        residual2 = float(xp.vdot(d, d).real)
-    norm2 = float(xp.vdot(Ak, Ak).real)
     err = np.sqrt(residual2 / norm2) if norm2 > 0 else np.sqrt(residual2)
     return ButterflyFactorization(tw, float(err))
 

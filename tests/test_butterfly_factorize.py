@@ -138,9 +138,11 @@ def test_peel_level_kernel_matches_array_reference(L, C_log, dt, seed):
     M = random_array(rng, (C, N, N), dt)
     tw_fast = np.zeros((N // 2, C, 2, 2), dt)
     tw_ref = np.zeros((N // 2, C, 2, 2), dt)
-    out, r2 = peel_level(M, tw_fast)
-    out_ref, r2_ref = _peel_level_xp(np, M, tw_ref)
+    out, r2, m2 = peel_level(M, tw_fast)
+    out_ref, r2_ref, m2_ref = _peel_level_xp(np, M, tw_ref)
     tol = tolerance(dt, N) * 10
+    norm2 = float(np.sum(np.abs(M.astype(np.complex128)) ** 2))
+    assert m2 == pytest.approx(norm2, rel=tol) and float(m2_ref) == pytest.approx(norm2, rel=tol)
     # singular vectors are unique up to a phase: compare the rank-one products u v^H
     for a in range(N // 2):
         for b in range(2):

@@ -6,10 +6,12 @@ view ``tw_k`` of shape ``(N//2, C, 2, 2)`` (factor ``k = log2(C)`` of the twiddl
 ``j = a*C + c`` at ``tw_k[a, c]``), both of one kernel dtype. For every ``c``, ``a`` and row
 parity ``b`` it replaces the ``(N/2, 2)`` submatrix ``X = M[c, b::2, 2a:2a+2]`` by its best
 rank-one approximation ``u v^H`` (``v`` the unit top right singular vector, ``u = X v``),
-writes ``v^H`` into row ``b`` of block ``tw_k[a, c]`` and returns ``(out, residual2)``: the
-stack of the ``u``, ``out[b*C + c, r, a] = u[r]``, shape ``(2C, N/2, N/2)``, and the float
-``sum ||X - u v^H||_F^2`` over all submatrices (computed entry by entry, not as
-``||X||^2 - sigma^2``, which would cancel to ``sqrt(eps)`` accuracy for an exact butterfly).
+writes ``v^H`` into row ``b`` of block ``tw_k[a, c]`` and returns ``(out, residual2,
+norm2)``: the stack of the ``u``, ``out[b*C + c, r, a] = u[r]``, shape ``(2C, N/2, N/2)``,
+the float ``sum ||X - u v^H||_F^2`` over all submatrices (computed entry by entry, not as
+``||X||^2 - sigma^2``, which would cancel to ``sqrt(eps)`` accuracy for an exact butterfly)
+and the float ``||M||_F^2`` (the traces of the Gram matrices, free here; ``numpy.vdot`` would
+call a multithreaded BLAS whose start-up costs more than the whole factorization at small n).
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ def peel_level(M, tw_k):
     out = np.empty((2 * C, H, H), dtype=M.dtype)
     nblk = (H + A_BLOCK - 1) // A_BLOCK
     res = np.zeros(2 * C * nblk, dtype=np.float64)
+    nrm = np.zeros(2 * C * nblk, dtype=np.float64)
     nblk = (H + A_BLOCK - 1) // A_BLOCK
     for task in prange(2 * C * nblk):
         cb = task // nblk
@@ -78,7 +81,9 @@ def peel_level(M, tw_k):
                 g01[t] += np.conj(x0) * x1
         v0 = np.empty(m, dtype=M.dtype)
         v1 = np.empty(m, dtype=M.dtype)
+        tr = 0.0
         for t in range(m):
+            tr += g00[t].real + g11[t].real
             e0, e1 = _top_eigenvector(g00[t].real, g11[t].real, g01[t])
             v0[t] = e0
             v1[t] = e1
@@ -95,4 +100,5 @@ def peel_level(M, tw_k):
                 orow[a0 + t] = u
                 acc += _abs2(x0 - u * np.conj(v0[t])) + _abs2(x1 - u * np.conj(v1[t]))
         res[task] = acc
-    return out, res.sum()
+        nrm[task] = tr
+    return out, res.sum(), nrm.sum()
