@@ -320,3 +320,22 @@ def test_array_api_path_used_for_cupy_gives_the_same_factorization(monkeypatch, 
     B_fast = sl.butterfly_to_dense(tw_fast.astype(np.complex128), increasing_stride=inc)
     B_xp = sl.butterfly_to_dense(tw_xp.astype(np.complex128), increasing_stride=inc)
     assert dense_error(B_fast, B_xp) <= tolerance(dt, 64) * 10
+
+
+@pytest.mark.parametrize("dt", [np.float64, np.complex128])
+def test_relaxed_permutation_kernels_match_numpy(dt):
+    from structlin._cpu.butterfly_factorize import mix_backward, mix_forward, residual
+
+    rng = np.random.default_rng(6)
+    z = random_array(rng, (5, 16), dt)
+    g = random_array(rng, (5, 16), dt)
+    idx = rng.permutation(16)
+    inv = np.argsort(idx)
+    w = 0.3
+    np.testing.assert_allclose(mix_forward(z, idx, w), (1 - w) * z + w * z[:, idx], rtol=1e-14)
+    g_in, dw = mix_backward(g, z, idx, inv, w)
+    np.testing.assert_allclose(g_in, (1 - w) * g + w * g[:, inv], rtol=1e-14)
+    assert dw == pytest.approx(float(np.vdot(g, z[:, idx] - z).real), rel=1e-12)
+    res, r2 = residual(z, g)
+    np.testing.assert_array_equal(res, z - g)
+    assert r2 == pytest.approx(float(np.vdot(z - g, z - g).real), rel=1e-12)

@@ -12,6 +12,12 @@ the float ``sum ||X - u v^H||_F^2`` over all submatrices (computed entry by entr
 ``||X||^2 - sigma^2``, which would cancel to ``sqrt(eps)`` accuracy for an exact butterfly)
 and the float ``||M||_F^2`` (the traces of the Gram matrices, free here; ``numpy.vdot`` would
 call a multithreaded BLAS whose start-up costs more than the whole factorization at small n).
+
+The fit (:func:`structlin.butterfly_fit`) also uses three small kernels on ``(rows, n)``
+stacks: ``mix_forward`` / ``mix_backward`` apply one move ``x -> (1 - w) x + w x[idx]`` of the
+relaxed permutation and its VJP, and ``residual`` forms ``z - target`` with its squared norm.
+They replace NumPy's ``vdot`` and fancy indexing, which under load cost more (a multithreaded
+BLAS start-up per call) than the butterfly products of the same step.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["peel_level"]
+__all__ = ["mix_backward", "mix_forward", "peel_level", "residual"]
 
 #: columns pairs per task: a row segment of 2*A_BLOCK entries stays in L1 across the rows
 A_BLOCK = 64
@@ -102,3 +108,45 @@ def peel_level(M, tw_k):
         res[task] = acc
         nrm[task] = tr
     return out, res.sum(), nrm.sum()
+
+
+@njit(cache=True, parallel=True)
+def mix_forward(z, idx, w):
+    rows, n = z.shape
+    out = np.empty_like(z)
+    for i in prange(rows):
+        for j in range(n):
+            out[i, j] = (1.0 - w) * z[i, j] + w * z[i, idx[j]]
+    return out
+
+
+@njit(cache=True, parallel=True)
+def mix_backward(g, z, idx, inv, w):
+    """Return ``(g_in, dl/dw)`` for ``y = (1 - w) z + w z[:, idx]`` and upstream ``g``."""
+    rows, n = z.shape
+    g_in = np.empty_like(g)
+    acc = np.zeros(rows, dtype=np.float64)
+    for i in prange(rows):
+        s = 0.0
+        for j in range(n):
+            d = z[i, idx[j]] - z[i, j]
+            s += (np.conj(g[i, j]) * d).real
+            g_in[i, j] = (1.0 - w) * g[i, j] + w * g[i, inv[j]]
+        acc[i] = s
+    return g_in, acc.sum()
+
+
+@njit(cache=True, parallel=True)
+def residual(z, target):
+    """Return ``(z - target, ||z - target||_F^2)``."""
+    rows, n = z.shape
+    res = np.empty_like(z)
+    acc = np.zeros(rows, dtype=np.float64)
+    for i in prange(rows):
+        s = 0.0
+        for j in range(n):
+            d = z[i, j] - target[i, j]
+            res[i, j] = d
+            s += _abs2(d)
+        acc[i] = s
+    return res, acc.sum()
