@@ -25,26 +25,9 @@ import numpy as np
 from _harness import Case, rel_error
 
 import structlin
+from structlin.butterfly_factorize import _reference_factorize_svd
 
 SEED = 20240604
-
-
-def numpy_svd_factorize(A: np.ndarray) -> np.ndarray:
-    """The hierarchical algorithm with ``numpy.linalg.svd`` on the batched ``(n/2, 2)`` blocks."""
-    n = A.shape[0]
-    L = n.bit_length() - 1
-    tw = np.empty((L, n // 2, 2, 2), A.dtype)
-    M = A.reshape(1, n, n)
-    for k in range(L):
-        C, H = 1 << k, M.shape[1] // 2
-        X = M.reshape(C, H, 2, H, 2).transpose(0, 2, 3, 1, 4)  # (c, b, a, r, d)
-        U, S, Vh = np.linalg.svd(X, full_matrices=False)
-        tw[k].reshape(H, C, 2, 2)[:] = Vh[..., 0, :].transpose(2, 0, 1, 3)
-        u = U[..., 0] * S[..., :1]  # (c, b, a, r)
-        M = np.ascontiguousarray(u.transpose(1, 0, 3, 2)).reshape(2 * C, H, H)
-    if L:
-        tw[L - 1] *= M.reshape(2, n // 2).T[:, :, None]
-    return tw
 
 
 def factorize_case(n: int, dtype, notes: str = "") -> Case:
@@ -65,7 +48,7 @@ def factorize_case(n: int, dtype, notes: str = "") -> Case:
         name=f"butterfly_factorize {dtype.name}",
         size=f"n={n}",
         fn=lambda: structlin.butterfly_factorize(A),
-        baseline=lambda: numpy_svd_factorize(A),
+        baseline=lambda: _reference_factorize_svd(A),
         baseline_name="same algorithm, numpy batched SVD",
         work=5.0 * n * n * dtype.itemsize,
         unit="byte",

@@ -93,6 +93,28 @@ def _peel_level_xp(xp, M, tw_k):
     return out, residual2, norm2
 
 
+def _reference_factorize_svd(A: np.ndarray) -> np.ndarray:
+    """Plain-NumPy reference: the same hierarchy with ``numpy.linalg.svd`` on every block.
+
+    Returns the twiddle (increasing strides). Used by the tests and as the benchmark's
+    baseline (what a user transcribing Zheng et al.'s algorithm would write).
+    """
+    n = A.shape[0]
+    L = n.bit_length() - 1
+    tw = np.empty((L, n // 2, 2, 2), A.dtype)
+    M = A.reshape(1, n, n)
+    for k in range(L):
+        C, H = 1 << k, M.shape[1] // 2
+        X = M.reshape(C, H, 2, H, 2).transpose(0, 2, 3, 1, 4)  # (c, b, a, r, d)
+        U, S, Vh = np.linalg.svd(X, full_matrices=False)
+        tw[k].reshape(H, C, 2, 2)[:] = Vh[..., 0, :].transpose(2, 0, 1, 3)
+        u = U[..., 0] * S[..., :1]  # (c, b, a, r)
+        M = np.ascontiguousarray(u.transpose(1, 0, 3, 2)).reshape(2 * C, H, H)
+    if L:
+        tw[L - 1] *= M.reshape(2, n // 2).T[:, :, None]
+    return tw
+
+
 def butterfly_factorize(A: Any, *, increasing_stride: bool = True) -> ButterflyFactorization:
     """Return the butterfly approximation of a dense matrix and its relative error.
 

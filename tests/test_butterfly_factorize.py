@@ -10,7 +10,12 @@ from scipy.linalg import hadamard
 
 import structlin as sl
 from structlin._cpu.butterfly_factorize import peel_level
-from structlin.butterfly_factorize import _Objective, _peel_level_xp, _permutation_ops
+from structlin.butterfly_factorize import (
+    _Objective,
+    _peel_level_xp,
+    _permutation_ops,
+    _reference_factorize_svd,
+)
 from tests.strategies import dtypes, log2_sizes, random_array, seeds, tolerance
 
 
@@ -339,3 +344,14 @@ def test_relaxed_permutation_kernels_match_numpy(dt):
     res, r2 = residual(z, g)
     np.testing.assert_array_equal(res, z - g)
     assert r2 == pytest.approx(float(np.vdot(z - g, z - g).real), rel=1e-12)
+
+
+@given(L=log2_sizes(7), dt=dtypes(), seed=seeds())
+def test_fast_factorization_equals_the_batched_svd_reference(L, dt, seed):
+    n = 1 << L
+    A = random_array(np.random.default_rng(seed), (n, n), dt)
+    tw = sl.butterfly_factorize(A).twiddle
+    tw_ref = _reference_factorize_svd(A)
+    B = sl.butterfly_to_dense(tw.astype(np.complex128))
+    B_ref = sl.butterfly_to_dense(tw_ref.astype(np.complex128))
+    assert dense_error(B_ref, B) <= tolerance(dt, n) * 10
