@@ -59,7 +59,7 @@ def _check_matrix(xp, A, name: str = "A") -> int:
 
 
 def _peel_level_xp(xp, M, tw_k):
-    """Array-API version of ``peel_level`` (the CuPy path and the kernels' reference).
+    """Array-API reference of the ``peel_level`` kernels (Numba and CUDA), any namespace.
 
     See :mod:`structlin._cpu.butterfly_factorize` for the contract.
     """
@@ -121,8 +121,8 @@ def butterfly_factorize(A: Any, *, increasing_stride: bool = True) -> ButterflyF
     Parameters
     ----------
     A : array_like, shape (n, n)
-        A square matrix, ``n`` a power of two, finite. NumPy (Numba kernels) or CuPy (batched
-        CuPy array operations; no custom CUDA kernel).
+        A square matrix, ``n`` a power of two, finite. NumPy (Numba kernels) or CuPy (CUDA
+        kernel).
     increasing_stride : bool, default True
         The factor order of the result: True for ``B = F_{L-1} ... F_0`` (factor 0 applied
         first), False for ``B = F_0 ... F_{L-1}``.
@@ -178,8 +178,9 @@ def butterfly_factorize(A: Any, *, increasing_stride: bool = True) -> ButterflyF
     identity.
 
     On the CPU each level is one parallel Numba kernel that streams the rows of the current
-    stack twice (Gram matrices, then the left factor). On the GPU the same level is a few
-    batched CuPy reductions and elementwise operations.
+    stack twice (Gram matrices, then the left factor and the residual). On the GPU each level
+    is one CUDA kernel with a thread per rank-one problem (coalesced reads of the row
+    segments), and the error stays on the device until it is returned.
 
     Examples
     --------

@@ -1,7 +1,7 @@
-"""The CuPy path of butterfly_factorize against the NumPy (Numba) path; butterfly_fit refuses CuPy.
+"""The CUDA path of butterfly_factorize against the NumPy (Numba) path; butterfly_fit refuses CuPy.
 
-The CuPy path has no custom CUDA kernel (batched CuPy array operations per level), so there is
-no ``.cu`` source to compile in the CPU suite; these tests need a GPU.
+The kernel's indexing is also checked without a GPU, through the host shim, in
+``tests/test_gpu_compile_butterfly_factorize.py``; these tests need a GPU.
 """
 
 from __future__ import annotations
