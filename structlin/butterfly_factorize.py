@@ -507,10 +507,16 @@ def butterfly_fit(
     The relaxed permutation (Dao et al. 2019, Section 3.2) is a sequence of moves for the
     block sizes ``m = n, n/2, ..., 4``: separate even and odd entries within each block,
     reverse the first half, reverse the second half; each move ``x -> x[idx]`` enters as
-    ``(1 - w) x + w x[idx]`` with ``w = sigmoid(logit)``. After the main fit every ``w`` is
-    rounded to 0 or 1, which gives a true permutation (the separations at every size
-    compose to the bit reversal), and the butterflies are re-fitted for ``refit_maxiter``
-    iterations. The problem is not convex: the error reached depends on ``rng``.
+    ``(1 - w) x + w x[idx]`` with ``w = sigmoid(logit)``. After the main fit the weights
+    are made hard (0 or 1), which gives a true permutation (the separations at every size
+    compose to the bit reversal). Instead of annealing the logits, the rounding is improved
+    by a discrete search scored with the exact :func:`butterfly_factorize` of ``A[:, perm]``
+    (``O(n^2)`` per score, ``64 (log2(n) - 1)`` scores for a greedy pass with a look-ahead of
+    two block sizes, then single flips from it and from the rounded relaxation); with
+    ``n_factors_products > 1`` that score is a proxy (one butterfly). The butterflies are then
+    re-fitted for ``refit_maxiter`` iterations, starting from the better of the relaxed fit
+    and the exact factorization of ``A[:, perm]``. The problem is not convex: the error
+    reached depends on ``rng``.
 
     Examples
     --------
