@@ -161,12 +161,17 @@ def butterfly_factorize(A: Any, *, increasing_stride: bool = True) -> ButterflyF
     level touches half the entries of the previous one, so the total work is ``O(n^2)``
     (about ``12 n^2`` flops, ``2 n^2`` memory reads) and the extra memory ``n^2 / 2``
     entries. This is the hierarchical algorithm of Le Magoarou and Gribonval (IEEE JSTSP
-    2016, arXiv:1506.07300) with the fixed butterfly supports, whose error is within a
-    factor depending only on ``L`` of the best butterfly approximation and which is exact
-    when ``A`` is a butterfly (Zheng, Riccietti and Gribonval, "Efficient identification
-    of butterfly sparse matrix factorizations", SIAM J. Math. Data Sci. 2023,
-    arXiv:2110.01230). Scalings are not unique: a block row may be scaled by ``c`` and the
-    matching column of the next factor by ``1/c``.
+    2016, arXiv:1506.07300) with the fixed butterfly supports, split one factor at a time
+    from the right (the "unbalanced" tree); it is exact when ``A`` is a butterfly (Zheng,
+    Riccietti and Gribonval, "Efficient identification of butterfly sparse matrix
+    factorizations", SIAM J. Math. Data Sci. 2023, arXiv:2110.01230). The first split is
+    optimal, so its residual is at most the best butterfly error; for bounds of the total
+    error by a constant times the best, see Le, Zheng, Riccietti and Gribonval, "Butterfly
+    factorization with error guarantees", arXiv:2411.04506 (no such constant is claimed
+    for this implementation beyond what the tests check: exactness, optimality at
+    ``n = 4``, an error close to the noise level for a noisy butterfly). Scalings are not
+    unique: a block row may be scaled by ``c`` and the matching column of the next factor
+    by ``1/c``.
 
     ``increasing_stride=False`` factorizes ``A^T`` and transposes the blocks. The relative
     error costs nothing extra and never forms ``B``: since every right singular vector
