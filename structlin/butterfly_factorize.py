@@ -159,8 +159,9 @@ def butterfly_factorize(A: Any, *, increasing_stride: bool = True) -> ButterflyF
     eigenvector of a 2x2 Gram matrix, in closed form). The left group is then ``2``
     independent butterflies of size ``n/2``, factorized in the same way, and so on: each
     level touches half the entries of the previous one, so the total work is ``O(n^2)``
-    (about ``12 n^2`` flops, ``2 n^2`` memory reads) and the extra memory ``n^2 / 2``
-    entries. This is the hierarchical algorithm of Le Magoarou and Gribonval (IEEE JSTSP
+    (about ``17 n^2`` real flops, ``4 n^2`` entries read and ``n^2`` written) and the extra
+    memory ``n^2 / 2`` entries (plus the copy of ``A`` when it needs a dtype or layout
+    change). This is the hierarchical algorithm of Le Magoarou and Gribonval (IEEE JSTSP
     2016, arXiv:1506.07300) with the fixed butterfly supports, split one factor at a time
     from the right (the "unbalanced" tree); it is exact when ``A`` is a butterfly (Zheng,
     Riccietti and Gribonval, "Efficient identification of butterfly sparse matrix
