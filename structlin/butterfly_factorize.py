@@ -593,9 +593,7 @@ def butterfly_fit(
     perm = np.arange(n)
     if ops:
         choice = _harden_permutation(target.T, ops, np.asarray(logits) > 0)
-        for idx, on in zip(ops, choice, strict=True):
-            if on:
-                perm = perm[idx]
+        perm = _permutation_from(ops, choice, n)
         refit = _Objective(target, K, L, complex_, [], False, np.zeros(0))
         # M = B P with P x = x[perm] means A[:, perm] = B: the re-fit's target is A[:, perm]
         refit.target = np.ascontiguousarray(target[perm])
