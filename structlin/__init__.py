@@ -7,6 +7,7 @@ from structlin.butterfly import (
     butterfly_to_dense,
     random_butterfly,
 )
+from structlin.butterfly_factorize import butterfly_factorize, butterfly_fit
 from structlin.butterfly_inverse import (
     butterfly_inverse,
     butterfly_logdet,
@@ -70,6 +71,8 @@ __all__ = [
     "butterfly_dct",
     "butterfly_dft",
     "butterfly_dst",
+    "butterfly_factorize",
+    "butterfly_fit",
     "butterfly_hadamard",
     "butterfly_inverse",
     "butterfly_logdet",

@@ -171,6 +171,26 @@ def _pixelfly_rows(rng: np.random.Generator) -> list[Row]:
     ]
 
 
+def _butterfly_factorize_rows(rng: np.random.Generator) -> list[Row]:
+    import structlin as sl
+    from structlin.butterfly_factorize import _reference_factorize_svd
+
+    n = 1024
+    A = rng.standard_normal((n, n))
+
+    def dense_error(tw):
+        B = sl.butterfly_to_dense(tw)
+        return np.array([np.linalg.norm(A - B) / np.linalg.norm(A)])
+
+    # both sides return the relative error: the error column is their disagreement
+    return [
+        Row("butterfly_factorize float64", f"n={n}",
+            lambda: np.array([sl.butterfly_factorize(A).relative_error]),
+            "numpy batched SVD + dense error",
+            lambda: dense_error(_reference_factorize_svd(A))),
+    ]
+
+
 #: (family, row builder); each later family appends its own
 TOUR: list[tuple[str, Callable[[np.random.Generator], list[Row]]]] = [
     ("butterfly", _butterfly_rows),
@@ -179,6 +199,7 @@ TOUR: list[tuple[str, Callable[[np.random.Generator], list[Row]]]] = [
     ("butterfly_inverse", _butterfly_inverse_rows),
     ("conv", _conv_rows),
     ("pixelfly", _pixelfly_rows),
+    ("butterfly_factorize", _butterfly_factorize_rows),
 ]
 
 

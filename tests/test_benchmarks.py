@@ -21,7 +21,7 @@ sys.path.insert(0, str(BENCH_DIR))
 
 import _harness  # noqa: E402
 
-FAMILIES = ("butterfly", "hadamard", "butterfly_special", "butterfly_inverse", "conv", "pixelfly")
+FAMILIES = ("butterfly", "hadamard", "butterfly_special", "butterfly_inverse", "conv", "pixelfly", "butterfly_factorize")
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,106 @@
+"""The CUDA level kernel of butterfly_factorize runs through the host thread shim of
+``tests/test_gpu_compile.py`` (one std::thread per CUDA thread), driven by the real launcher on
+NumPy arrays, and must agree with the Numba kernel. This checks the kernel's indexing and
+arithmetic without a GPU (not its performance)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.strategies import random_array, tolerance
+from tests.test_gpu_compile import _EMU_TYPES, _SHIM, _compile
+
+
+def _emulator_source() -> str:
+    src = _compile.load_source("butterfly_factorize").replace("#pragma once", "")
+    parts = ["#include <cmath>", _SHIM, f"namespace emu_bf {{\nusing std::sqrt;\n{src}\n}}",
+             'extern "C" {']
+    for t, code in _EMU_TYPES.items():
+        tt = "emu_bf::" + t if t.startswith("sl::") else t
+        parts.append(f"""
+void butterfly_factorize_level_{code}(long long nb, int nt, long long sm, void* M, void* out,
+        void* tw, void* sums, long long C, long long N) {{
+    emu_launch(nb, nt, sm, [=] {{ emu_bf::butterfly_factorize_level<{tt}>(
+        ({tt}*)M, ({tt}*)out, ({tt}*)tw, (double*)sums, C, N); }});
+}}""")
+    parts.append("}")
+    return "\n".join(parts)
+
+
+@pytest.fixture(scope="module")
+def emulated(tmp_path_factory):
+    """The launcher module with CuPy, kernel lookup and launch replaced by the host shim."""
+    import ctypes
+    import shutil
+    import subprocess
+    import types
+
+    cxx = shutil.which("g++") or shutil.which("clang++")
+    if cxx is None:
+        pytest.skip("no host C++ compiler for the kernel emulation")
+    d = tmp_path_factory.mktemp("emu_bf")
+    (d / "emu.cpp").write_text(_emulator_source())
+    subprocess.run(
+        [cxx, "-std=c++20", "-O1", "-shared", "-fPIC", "-pthread", "-w",
+         str(d / "emu.cpp"), "-o", str(d / "emu.so")],
+        check=True, capture_output=True,
+    )
+    lib = ctypes.CDLL(str(d / "emu.so"))
+
+    def launch(kernel, blocks, threads, args, smem):
+        template, t = kernel[:-1].split("<", 1)
+        cargs = [ctypes.c_longlong(blocks), ctypes.c_int(threads), ctypes.c_longlong(smem)]
+        for a in args:
+            if isinstance(a, np.ndarray):
+                assert a.flags.c_contiguous
+                cargs.append(ctypes.c_void_p(a.ctypes.data))
+            else:
+                assert isinstance(a, np.int64), type(a)
+                cargs.append(ctypes.c_longlong(int(a)))
+        getattr(lib, f"{template}_{_EMU_TYPES[t]}")(*cargs)
+
+    from structlin.gpu import butterfly_factorize as gpu_bf
+
+    fake_cupy = types.SimpleNamespace(empty=np.empty, zeros=np.zeros, float64=np.float64,
+                                      ndarray=np.ndarray)
+    mp = pytest.MonkeyPatch()
+    mp.setattr(gpu_bf, "cupy", fake_cupy)
+    mp.setattr(gpu_bf, "get_kernel", lambda name, exprs, expr: expr)
+    mp.setattr(gpu_bf, "launch", launch)
+    yield gpu_bf
+    mp.undo()
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64, np.complex64, np.complex128])
+@pytest.mark.parametrize("C,N", [(1, 2), (1, 64), (2, 16), (4, 32), (8, 4), (1, 1024)])
+def test_emulated_cuda_level_matches_numba_level(emulated, dt, C, N):
+    from structlin._cpu.butterfly_factorize import peel_level
+
+    M = random_array(np.random.default_rng(C * N), (C, N, N), dt)
+    M[0, :, :2] = 0  # a zero submatrix: the eigenvector falls back to (1, 0) on both paths
+    tw_gpu = np.zeros((N // 2, C, 2, 2), dt)
+    tw_cpu = np.zeros((N // 2, C, 2, 2), dt)
+    out_gpu, r2_gpu, m2_gpu = emulated.peel_level(M, tw_gpu)
+    out_cpu, r2_cpu, m2_cpu = peel_level(M, tw_cpu)
+    tol = tolerance(dt, N) * 10
+    scale = float(np.abs(M).max())
+    # same formulas in the same order: equal up to rounding (no phase ambiguity)
+    assert np.abs(tw_gpu - tw_cpu).max() <= tol
+    assert np.abs(out_gpu - out_cpu).max() <= tol * scale * np.sqrt(N)
+    assert float(r2_gpu) == pytest.approx(r2_cpu, rel=tol, abs=tol * float(m2_cpu))
+    assert float(m2_gpu) == pytest.approx(m2_cpu, rel=tol)
+
+
+def test_emulated_cuda_path_factorizes_the_bit_reversed_dft_exactly(emulated, monkeypatch):
+    import importlib
+
+    import structlin as sl
+
+    bf = importlib.import_module("structlin.butterfly_factorize")
+    monkeypatch.setattr(bf, "kernels", lambda xp, family: emulated)
+    n = 64
+    F = np.fft.fft(np.eye(n))[:, sl.bit_reversal_permutation(n)]
+    tw, err = sl.butterfly_factorize(F)
+    assert err <= 1e-14
+    np.testing.assert_allclose(sl.butterfly_to_dense(tw), F, atol=1e-12)
