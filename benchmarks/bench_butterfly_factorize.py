@@ -25,7 +25,7 @@ import numpy as np
 from _harness import Case, rel_error
 
 import structlin
-from structlin.butterfly_factorize import _reference_factorize_svd
+from structlin.butterfly_factorization import _reference_factorize_svd
 
 SEED = 20240604
 

@@ -7,7 +7,7 @@ from structlin.butterfly import (
     butterfly_to_dense,
     random_butterfly,
 )
-from structlin.butterfly_factorize import butterfly_factorize, butterfly_fit
+from structlin.butterfly_factorization import butterfly_factorize, butterfly_fit
 from structlin.butterfly_inverse import (
     butterfly_inverse,
     butterfly_logdet,

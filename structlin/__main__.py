@@ -173,7 +173,7 @@ def _pixelfly_rows(rng: np.random.Generator) -> list[Row]:
 
 def _butterfly_factorize_rows(rng: np.random.Generator) -> list[Row]:
     import structlin as sl
-    from structlin.butterfly_factorize import _reference_factorize_svd
+    from structlin.butterfly_factorization import _reference_factorize_svd
 
     n = 1024
     A = rng.standard_normal((n, n))

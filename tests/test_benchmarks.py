@@ -21,7 +21,15 @@ sys.path.insert(0, str(BENCH_DIR))
 
 import _harness  # noqa: E402
 
-FAMILIES = ("butterfly", "hadamard", "butterfly_special", "butterfly_inverse", "conv", "pixelfly", "butterfly_factorize")
+FAMILIES = (
+    "butterfly",
+    "hadamard",
+    "butterfly_special",
+    "butterfly_inverse",
+    "butterfly_factorize",
+    "conv",
+    "pixelfly",
+)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from scipy.linalg import hadamard
 
 import structlin as sl
 from structlin._cpu.butterfly_factorize import peel_level
-from structlin.butterfly_factorize import (
+from structlin.butterfly_factorization import (
     _Objective,
     _peel_level_xp,
     _permutation_ops,
@@ -314,7 +314,7 @@ def test_array_api_path_used_for_cupy_gives_the_same_factorization(monkeypatch, 
     import types
 
     # the package attribute of this name is the function: take the module from sys.modules
-    bf = importlib.import_module("structlin.butterfly_factorize")
+    bf = importlib.import_module("structlin.butterfly_factorization")
 
     A = random_array(np.random.default_rng(4), (64, 64), dt)
     tw_fast, err_fast = sl.butterfly_factorize(A, increasing_stride=inc)

@@ -97,7 +97,7 @@ def test_emulated_cuda_path_factorizes_the_bit_reversed_dft_exactly(emulated, mo
 
     import structlin as sl
 
-    bf = importlib.import_module("structlin.butterfly_factorize")
+    bf = importlib.import_module("structlin.butterfly_factorization")
     monkeypatch.setattr(bf, "kernels", lambda xp, family: emulated)
     n = 64
     F = np.fft.fft(np.eye(n))[:, sl.bit_reversal_permutation(n)]
