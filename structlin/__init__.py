@@ -2,6 +2,7 @@
 
 from structlin.butterfly import (
     bit_reversal_permutation,
+    bit_reverse,
     butterfly_multiply,
     butterfly_multiply_vjp,
     butterfly_to_dense,
@@ -67,6 +68,7 @@ __all__ = [
     "FFTConvPlan",
     "FFTConvStream",
     "bit_reversal_permutation",
+    "bit_reverse",
     "butterfly_circulant",
     "butterfly_dct",
     "butterfly_dft",

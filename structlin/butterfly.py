@@ -358,6 +358,50 @@ def bit_reversal_permutation(n: int) -> np.ndarray:
     return p
 
 
+def bit_reverse(x: Any) -> Any:
+    """Return ``x`` with its last axis bit-reversed: ``x[..., bit_reversal_permutation(n)]``.
+
+    Parameters
+    ----------
+    x : array, shape (..., n)
+        NumPy or CuPy array; ``n`` a power of two.
+
+    Returns
+    -------
+    array, shape (..., n)
+        A new array of ``x``'s dtype (``x`` is not modified).
+
+    Raises
+    ------
+    ValueError
+        If ``x`` is 0-d or ``n`` is not a power of two.
+
+    Notes
+    -----
+    The permutation is applied row by row with a parallel Numba gather (each row is read from
+    cache while it is written), several times faster than ``numpy.take`` along the last axis;
+    on the GPU it is ``cupy.take``. It is the input order of the butterfly DFT
+    (:func:`structlin.butterfly_dft`): ``butterfly_multiply(butterfly_dft(n), bit_reverse(x))``
+    equals ``numpy.fft.fft(x)``. The permutation is its own inverse.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from structlin import bit_reverse
+    >>> bit_reverse(np.arange(8.0))
+    array([0., 4., 2., 6., 1., 5., 3., 7.])
+    """
+    xp = array_namespace(x=x)
+    check_min_ndim(x, 1, "x", "(..., n)")
+    n = x.shape[-1]
+    check_power_of_two(n, "x", "last-axis length")
+    p = bit_reversal_permutation(n)
+    if xp is np:
+        x2, batch = flatten_batch(np.ascontiguousarray(x))
+        return restore_batch(kernels(xp, "butterfly").gather_last(x2, p), batch)
+    return xp.take(x, xp.asarray(p), axis=-1)
+
+
 def random_butterfly(
     n: int,
     *,

@@ -174,6 +174,24 @@ def test_bit_reversal_permutation():
         np.testing.assert_array_equal(p[p], np.arange(n))
 
 
+@given(L=log2_sizes(10), batch=batch_shapes(), dt=dtypes(), seed=seeds())
+def test_bit_reverse_equals_indexing_with_the_permutation(L, batch, dt, seed):
+    x = random_array(np.random.default_rng(seed), (*batch, 1 << L), dt)
+    x0 = x.copy()
+    y = sl.bit_reverse(x)
+    assert y.dtype == x.dtype and y.shape == x.shape
+    np.testing.assert_array_equal(y, x[..., sl.bit_reversal_permutation(1 << L)])
+    np.testing.assert_array_equal(sl.bit_reverse(y), x)  # an involution
+    np.testing.assert_array_equal(x, x0)
+
+
+def test_bit_reverse_bad_inputs():
+    with pytest.raises(ValueError, match="x"):
+        sl.bit_reverse(np.float64(1.0))
+    with pytest.raises(ValueError, match="x must have a last-axis length that is a power of two"):
+        sl.bit_reverse(np.ones((2, 6)))
+
+
 def test_empty_batch_returns_empty():
     tw = sl.random_butterfly(8, rng=0)
     y = sl.butterfly_multiply(tw, np.zeros((0, 3, 8), np.float32))

@@ -21,7 +21,7 @@ from numba import njit, prange
 from structlin._cpu._schedule import column_tile, n_chunks, plan_passes
 from structlin._cpu._simd import butterfly_block, butterfly_spaced_block
 
-__all__ = ["apply", "apply_vjp"]
+__all__ = ["apply", "apply_vjp", "gather_last"]
 
 
 @njit(cache=True, inline="always")
@@ -671,3 +671,20 @@ def apply_vjp(tw: np.ndarray, x: np.ndarray, g: np.ndarray, increasing: bool):
     gsum = gacc.sum(axis=0)
     gtw = np.ascontiguousarray(np.moveaxis(gsum.reshape(2, 2, L, n // 2), (0, 1), (2, 3)))
     return gtw, gx
+
+
+@njit(cache=True, parallel=True)
+def _gather_rows(x, idx, out):
+    for r in prange(x.shape[0]):
+        xr = x[r]
+        yr = out[r]
+        for i in range(idx.shape[0]):
+            yr[i] = xr[idx[i]]
+
+
+def gather_last(x: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``x[:, idx]`` for C-contiguous ``(batch, n)`` ``x``: rows in parallel, each from cache."""
+    out = np.empty((x.shape[0], idx.shape[0]), dtype=x.dtype)
+    if x.shape[0]:
+        _gather_rows(x, idx, out)
+    return out
