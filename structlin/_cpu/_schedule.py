@@ -16,6 +16,8 @@ fits the budget, the schedule has a single pass: one read and one write of ``x``
 
 from __future__ import annotations
 
+import functools
+
 import numba
 from numba import njit
 
@@ -50,6 +52,33 @@ def plan_passes(
         passes.append((k0, k0 + nl, w))
         k0 += nl
     return passes
+
+
+#: elements of ``x`` below which a call runs on the calling thread only: waking Numba's pool
+#: costs microseconds on an idle machine and milliseconds when the other cores are busy, more
+#: than the whole transform of a few thousand elements
+SERIAL_ELEMENTS = 1 << 14
+
+
+def serial_when_small(arg: int = 0):
+    """Decorate a kernel entry point: it runs on one thread when its positional argument ``arg``
+    (the data array) has fewer than :data:`SERIAL_ELEMENTS` elements."""
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            threads = numba.get_num_threads()
+            if threads == 1 or args[arg].size >= SERIAL_ELEMENTS:
+                return fn(*args, **kwargs)
+            numba.set_num_threads(1)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                numba.set_num_threads(threads)
+
+        return wrapper
+
+    return decorate
 
 
 def n_chunks(n_tiles: int) -> int:

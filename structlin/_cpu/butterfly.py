@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from structlin._cpu._schedule import column_tile, n_chunks, plan_passes
+from structlin._cpu._schedule import column_tile, n_chunks, plan_passes, serial_when_small
 from structlin._cpu._simd import butterfly_block, butterfly_spaced_block
 
 __all__ = ["apply", "apply_vjp", "gather_last"]
@@ -584,6 +584,7 @@ def _passes(L: int, R: int, itemsize: int, increasing: bool, stash: bool = False
     return _ordered(passes, increasing)
 
 
+@serial_when_small(arg=1)
 def apply(tw: np.ndarray, x: np.ndarray, increasing: bool) -> np.ndarray:
     """Return ``M x`` row by row (see the module docstring for the contract)."""
     b, n = x.shape
@@ -638,6 +639,7 @@ def _apply_segments(t, x, out, increasing):
     return out
 
 
+@serial_when_small(arg=1)
 def apply_vjp(tw: np.ndarray, x: np.ndarray, g: np.ndarray, increasing: bool):
     """Return ``(gtw, gx)`` for ``y = M x`` and the output gradient ``g``."""
     b, n = x.shape
@@ -682,6 +684,7 @@ def _gather_rows(x, idx, out):
             yr[i] = xr[idx[i]]
 
 
+@serial_when_small(arg=0)
 def gather_last(x: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """``x[:, idx]`` for C-contiguous ``(batch, n)`` ``x``: rows in parallel, each from cache."""
     out = np.empty((x.shape[0], idx.shape[0]), dtype=x.dtype)

@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from structlin._cpu._schedule import n_chunks
+from structlin._cpu._schedule import n_chunks, serial_when_small
 
 __all__ = ["inverse_vjp", "invert", "slogdet"]
 
@@ -247,6 +247,7 @@ def _chunks(nb: int) -> int:
     return n_chunks(max(1, nb // CHUNK_BLOCKS))
 
 
+@serial_when_small(arg=0)
 def invert(tw: np.ndarray, scale: float = 1.0, adjoint: bool = False):
     """Return ``(scale * T^-1 or scale * T^-H per block, min rcond, its flat block index)``.
 
@@ -269,6 +270,7 @@ def invert(tw: np.ndarray, scale: float = 1.0, adjoint: bool = False):
     return out, float(part_rcond[c]), int(part_index[c])
 
 
+@serial_when_small(arg=0)
 def slogdet(tw: np.ndarray):
     """Return ``(sign, logabsdet)`` of the product of the blocks' determinants."""
     t = _blocks(tw)
@@ -288,6 +290,7 @@ def slogdet(tw: np.ndarray):
     return sign, float(part_log.sum())
 
 
+@serial_when_small(arg=0)
 def inverse_vjp(inv: np.ndarray, ginv: np.ndarray) -> np.ndarray:
     """Return ``-V^H G V^H`` for every block ``V`` of ``inv`` and ``G`` of ``ginv``."""
     out = np.empty_like(inv)

@@ -30,6 +30,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from structlin._cpu._schedule import serial_when_small
+
 __all__ = [
     "gather",
     "gather_packed",
@@ -155,6 +157,7 @@ def _take_real_packed(v, ic, cw, out):
                 out[(ra + 1) // c, k, (ra + 1) % c] = w.real * vb.imag + w.imag * vb.real
 
 
+@serial_when_small(arg=0)
 def gather_packed(x3: np.ndarray, ia: np.ndarray, wa: np.ndarray, ib: np.ndarray,
                   wb: np.ndarray, m: int) -> np.ndarray:
     """Packed :func:`gather` (real weights): two real rows per complex row, ``(ceil(b c/2), m)``."""
@@ -165,6 +168,7 @@ def gather_packed(x3: np.ndarray, ia: np.ndarray, wa: np.ndarray, ib: np.ndarray
     return out
 
 
+@serial_when_small(arg=0)
 def take_real_packed(v: np.ndarray, ic: np.ndarray, cw: np.ndarray, b: int, c: int) -> np.ndarray:
     """Packed :func:`take_real`: separate the two real rows of each complex row, ``(b, N, c)``."""
     out = np.empty((b, ic.shape[0], c), dtype=v.real.dtype)
@@ -173,6 +177,7 @@ def take_real_packed(v: np.ndarray, ic: np.ndarray, cw: np.ndarray, b: int, c: i
     return out
 
 
+@serial_when_small(arg=0)
 def gather(x3: np.ndarray, ia: np.ndarray, wa: np.ndarray, ib: np.ndarray, wb: np.ndarray,
            m: int) -> np.ndarray:
     """Return ``u = wa * x3[:, ia] + wb * x3[:, ib]`` per real row, complex ``(b * c, m)``."""
@@ -187,6 +192,7 @@ def gather(x3: np.ndarray, ia: np.ndarray, wa: np.ndarray, ib: np.ndarray, wb: n
     return out
 
 
+@serial_when_small(arg=0)
 def take_real(v: np.ndarray, ic: np.ndarray, cw: np.ndarray, c: int) -> np.ndarray:
     """Return ``y3[r, k, q] = Re(cw[k] * v[r*c + q, ic[k]])``, real ``(b, N, c)``."""
     out = np.empty((v.shape[0] // c, ic.shape[0], c), dtype=v.real.dtype)
@@ -195,6 +201,7 @@ def take_real(v: np.ndarray, ic: np.ndarray, cw: np.ndarray, c: int) -> np.ndarr
     return out
 
 
+@serial_when_small(arg=0)
 def take_real_transpose(g3: np.ndarray, ic: np.ndarray, cw: np.ndarray, m: int) -> np.ndarray:
     """Transpose of :func:`take_real`: ``u[row, ic[k]] += conj(cw[k]) * g3[r, k, q]``."""
     b, _, c = g3.shape
@@ -204,6 +211,7 @@ def take_real_transpose(g3: np.ndarray, ic: np.ndarray, cw: np.ndarray, m: int) 
     return out
 
 
+@serial_when_small(arg=0)
 def gather_transpose(u: np.ndarray, ia: np.ndarray, wa: np.ndarray, ib: np.ndarray,
                      wb: np.ndarray, n: int, c: int) -> np.ndarray:
     """Transpose of :func:`gather`: ``x3[r, ia[i], q] += Re(conj(wa[i]) * u[r*c + q, i])``."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from structlin._cpu._schedule import column_tile, n_chunks, plan_passes
+from structlin._cpu._schedule import column_tile, n_chunks, plan_passes, serial_when_small
 from structlin._cpu._simd import hadamard_block
 
 __all__ = ["fwht"]
@@ -142,6 +142,7 @@ def _column_pass(x, k0, k1, W, nchunk):
                 xr[off0 + t * S : off0 + t * S + W] = buf[t]
 
 
+@serial_when_small(arg=0)
 def fwht(x: np.ndarray, scale: float = 1.0) -> np.ndarray:
     """Return ``scale * x @ H.T`` for C-contiguous ``x`` of shape ``(batch, n)``."""
     b, n = x.shape

@@ -28,6 +28,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from structlin._cpu._schedule import serial_when_small
+
 __all__ = ["bsr_grad_blocks", "matmul"]
 
 #: OpenBLAS runs a GEMM with ``m * n * k`` below this on the calling thread only
@@ -97,6 +99,7 @@ def _matmul(x, xv, wp, indptr, indices, bs, rows_per_tile, y):
             out_cols[b] = out[b]
 
 
+@serial_when_small(arg=3)
 def matmul(blocks: np.ndarray, indptr: np.ndarray, indices: np.ndarray, x: np.ndarray,
            U: np.ndarray, xv: np.ndarray) -> np.ndarray:
     """Return ``x @ S.T + xv @ U.T`` for the block-CSR matrix ``S`` (see the module docstring)."""
@@ -140,6 +143,7 @@ def _grad_blocks(g, x, indptr, indices, bs, rows_per_tile, gb):
             gb[p0 + q] = acc[:, q * bs : (q + 1) * bs]
 
 
+@serial_when_small(arg=0)
 def bsr_grad_blocks(g: np.ndarray, x: np.ndarray, indptr: np.ndarray, indices: np.ndarray,
                     rows: np.ndarray) -> np.ndarray:
     """Return ``G[k] = g[:, I_k]^T @ conj(x[:, J_k])`` (see the module docstring)."""
