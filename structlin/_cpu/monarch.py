@@ -1,0 +1,210 @@
+"""Numba kernels for chains of block-diagonal factors (Monarch, order-p Monarch, BTT).
+
+Contract (shared with ``structlin.gpu.monarch``). A *factor* is ``(w, pre, post)`` with ``w``
+C-contiguous of shape ``(pre * post, n_out, n_in)`` and the dtype of ``x``. It maps a row of
+length ``pre * n_in * post``, viewed as ``(pre, n_in, post)``, to a row of length
+``pre * n_out * post``, viewed as ``(pre, n_out, post)``::
+
+    y[P, o, Q] = sum_i w[P * post + Q, o, i] * x[P, i, Q]
+
+i.e. a block-diagonal matrix acting along the middle axis, one block per ``(P, Q)``. The two
+Monarch factors are ``(w1, k, 1)`` and ``(w2, 1, l)``: the transpose between them is only a
+change of the view, never a copy.
+
+- ``apply(x, factors)``: ``x`` C-contiguous ``(batch, n)``; returns the chain's product, the
+  factors applied in order. Batch tiles of ``T`` rows run in parallel; each tile goes through
+  every factor while it stays in cache (the intermediates never reach memory), and each block
+  product is one BLAS GEMM on a gathered ``(T, n_in)`` panel (``np.dot`` in Numba calls BLAS).
+- ``weight_grad(x, gy, pre, post, n_out)``: ``G[b] = sum_rows gy_b^T conj(x_b)`` for every
+  block ``b``, shape ``(pre * post, n_out, n_in)``: the gradient of the factor's weights.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import get_num_threads, njit, prange
+
+__all__ = ["apply", "weight_grad"]
+
+#: bytes of a tile's working set (input, output and intermediates of one batch tile) aimed at
+#: the L2 cache, so that every factor after the first reads its input from cache
+TILE_BYTES = 1 << 21
+MIN_ROWS = 16
+MAX_ROWS = 128
+
+
+@njit(cache=True, inline="always")
+def _to_features(src, r0, nt, dst):
+    """``dst[f, t] = src[r0 + t, f]`` for ``t < nt`` (zeros beyond): a tile, feature-major."""
+    n = src.shape[1]
+    T = dst.shape[1]
+    if nt < T:
+        dst[:, nt:] = 0
+    for f0 in range(0, n, 16):
+        f1 = min(f0 + 16, n)
+        for t in range(nt):
+            row = src[r0 + t]
+            for f in range(f0, f1):
+                dst[f, t] = row[f]
+
+
+@njit(cache=True, inline="always")
+def _to_rows(src, dst, r0, nt):
+    """``dst[r0 + t, f] = src[f, t]`` for ``t < nt``: a feature-major tile back to rows."""
+    n = src.shape[0]
+    for f0 in range(0, n, 16):
+        f1 = min(f0 + 16, n)
+        for t in range(nt):
+            row = dst[r0 + t]
+            for f in range(f0, f1):
+                row[f] = src[f, t]
+
+
+@njit(cache=True, inline="always")
+def _factor_tile(src, dst, w, pre, post, gbuf, obuf):
+    """Apply one factor to a feature-major tile: ``dst`` ``(pre*n_out*post, T)`` from ``src``.
+
+    With the batch innermost, every panel row is a contiguous run of ``T`` values whatever the
+    factor's ``post`` stride, so gathering a block's panel is a copy of whole rows and the
+    block product is one GEMM ``w[blk] @ panel`` of shape ``(n_out, n_in) @ (n_in, T)``.
+    """
+    n_out = w.shape[1]
+    n_in = w.shape[2]
+    for P in range(pre):
+        for Q in range(post):
+            blk = P * post + Q
+            ib = P * n_in * post + Q
+            ob = P * n_out * post + Q
+            for i in range(n_in):
+                gbuf[i, :] = src[ib + i * post]
+            np.dot(w[blk], gbuf, obuf)
+            for o in range(n_out):
+                dst[ob + o * post, :] = obuf[o]
+
+
+@njit(cache=True, parallel=True)
+def _apply2(x, w1, pre1, post1, w2, pre2, post2, T, nchunk):
+    """Two factors fused per batch tile (the Monarch product)."""
+    b = x.shape[0]
+    n_mid = pre1 * w1.shape[1] * post1
+    n_out = pre2 * w2.shape[1] * post2
+    y = np.empty((b, n_out), dtype=x.dtype)
+    n_tiles = (b + T - 1) // T
+    for ci in prange(nchunk):
+        g1 = np.empty((w1.shape[2], T), dtype=x.dtype)
+        o1 = np.empty((w1.shape[1], T), dtype=x.dtype)
+        g2 = np.empty((w2.shape[2], T), dtype=x.dtype)
+        o2 = np.empty((w2.shape[1], T), dtype=x.dtype)
+        xin = np.empty((x.shape[1], T), dtype=x.dtype)
+        mid = np.empty((n_mid, T), dtype=x.dtype)
+        out = np.empty((n_out, T), dtype=x.dtype)
+        lo = ci * n_tiles // nchunk
+        hi = (ci + 1) * n_tiles // nchunk
+        for tile in range(lo, hi):
+            r0 = tile * T
+            nt = min(T, b - r0)
+            _to_features(x, r0, nt, xin)
+            _factor_tile(xin, mid, w1, pre1, post1, g1, o1)
+            _factor_tile(mid, out, w2, pre2, post2, g2, o2)
+            _to_rows(out, y, r0, nt)
+    return y
+
+
+@njit(cache=True, parallel=True)
+def _apply1(x, w, pre, post, T, nchunk):
+    b = x.shape[0]
+    n_out = pre * w.shape[1] * post
+    y = np.empty((b, n_out), dtype=x.dtype)
+    n_tiles = (b + T - 1) // T
+    for ci in prange(nchunk):
+        g = np.empty((w.shape[2], T), dtype=x.dtype)
+        o = np.empty((w.shape[1], T), dtype=x.dtype)
+        xin = np.empty((x.shape[1], T), dtype=x.dtype)
+        out = np.empty((n_out, T), dtype=x.dtype)
+        lo = ci * n_tiles // nchunk
+        hi = (ci + 1) * n_tiles // nchunk
+        for tile in range(lo, hi):
+            r0 = tile * T
+            nt = min(T, b - r0)
+            _to_features(x, r0, nt, xin)
+            _factor_tile(xin, out, w, pre, post, g, o)
+            _to_rows(out, y, r0, nt)
+    return y
+
+
+@njit(cache=True, parallel=True)
+def _weight_grad(x, gy, pre, post, n_out, T, G):
+    """``G[blk] = sum_rows gy_blk^T conj(x_blk)``; parallel over blocks, batch in tiles."""
+    b = x.shape[0]
+    n_in = G.shape[2]
+    nblk = pre * post
+    for blk in prange(nblk):
+        P = blk // post
+        Q = blk - P * post
+        ib = P * n_in * post + Q
+        ob = P * n_out * post + Q
+        gx = np.zeros((T, n_in), dtype=x.dtype)
+        gg = np.zeros((T, n_out), dtype=x.dtype)
+        acc = np.zeros((n_out, n_in), dtype=x.dtype)
+        part = np.empty((n_out, n_in), dtype=x.dtype)
+        for r0 in range(0, b, T):
+            nt = min(T, b - r0)
+            if nt < T:
+                gx[:, :] = 0
+                gg[:, :] = 0
+            for t in range(nt):
+                xr = x[r0 + t]
+                gr = gy[r0 + t]
+                for i in range(n_in):
+                    gx[t, i] = np.conj(xr[ib + i * post])
+                for o in range(n_out):
+                    gg[t, o] = gr[ob + o * post]
+            np.dot(gg.T, gx, part)
+            acc += part
+        G[blk] = acc
+
+
+def _rows(widths: list[int], itemsize: int, batch: int) -> int:
+    """Rows per batch tile: the tile's rows across all factors fit :data:`TILE_BYTES`."""
+    per_row = sum(widths) * itemsize
+    T = MIN_ROWS
+    while T * 2 <= MAX_ROWS and T * 2 * per_row <= TILE_BYTES:
+        T *= 2
+    return max(1, min(T, batch))
+
+
+def apply(x: np.ndarray, factors, precision: str = "highest") -> np.ndarray:
+    """Return the product of the chain ``factors`` with each row of ``x`` (module contract).
+
+    ``precision`` is accepted for the GPU's sake: the CPU always computes in full precision.
+    """
+    b = x.shape[0]
+    factors = list(factors)
+    widths = [x.shape[1]] + [pre * w.shape[1] * post for w, pre, post in factors]
+    if b == 0 or any(v == 0 for v in widths) or any(w.shape[2] == 0 for w, _, _ in factors):
+        y = np.zeros((b, widths[-1]), dtype=x.dtype)
+        return y
+    T = _rows(widths, x.itemsize, b)
+    nchunk = max(1, min(get_num_threads(), (b + T - 1) // T))
+    while factors:
+        if len(factors) >= 2:
+            (w1, p1, q1), (w2, p2, q2) = factors[:2]
+            x = _apply2(x, w1, p1, q1, w2, p2, q2, T, nchunk)
+            factors = factors[2:]
+        else:
+            w, p, q = factors[0]
+            x = _apply1(x, w, p, q, T, nchunk)
+            factors = factors[1:]
+    return x
+
+
+def weight_grad(x: np.ndarray, gy: np.ndarray, pre: int, post: int, n_out: int) -> np.ndarray:
+    """Return the weight gradient ``(pre * post, n_out, n_in)`` of one factor (module contract)."""
+    b, n = x.shape
+    n_in = n // (pre * post)
+    G = np.zeros((pre * post, n_out, n_in), dtype=x.dtype)
+    if b == 0 or G.size == 0:
+        return G
+    T = max(1, min(256, b))
+    _weight_grad(x, gy, pre, post, n_out, T, G)
+    return G
