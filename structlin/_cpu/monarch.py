@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 from numba import get_num_threads, njit, prange
 
-__all__ = ["apply", "weight_grad"]
+__all__ = ["apply", "low_rank", "weight_grad"]
 
 #: bytes of a tile's working set (input, output and intermediates of one batch tile) aimed at
 #: the L2 cache, so that every factor after the first reads its input from cache
@@ -208,3 +208,165 @@ def weight_grad(x: np.ndarray, gy: np.ndarray, pre: int, post: int, n_out: int) 
     T = max(1, min(256, b))
     _weight_grad(x, gy, pre, post, n_out, T, G)
     return G
+
+
+@njit(cache=True, inline="always")
+def _norm(v):
+    acc = 0.0
+    for i in range(v.shape[0]):
+        acc += v[i].real * v[i].real + v[i].imag * v[i].imag
+    return np.sqrt(acc)
+
+
+@njit(cache=True, inline="always")
+def _dotc(a, b):
+    acc = a[0] * 0
+    for i in range(a.shape[0]):
+        acc += np.conj(a[i]) * b[i]
+    return acc
+
+
+@njit(cache=True, inline="always")
+def _orth_into(K, nk, w):
+    """Orthogonalize ``w`` against rows ``0 .. nk-1`` of ``K`` (two passes) and store it in
+    row ``nk``; a vector that the previous rows already span is stored as zero."""
+    n = w.shape[0]
+    before = _norm(w)
+    for _ in range(2):
+        for i in range(nk):
+            c = _dotc(K[i], w)
+            ki = K[i]
+            for t in range(n):
+                w[t] -= c * ki[t]
+    nrm = _norm(w)
+    out = K[nk]
+    if nrm > 1e-12 * before and nrm > 0:
+        for t in range(n):
+            out[t] = w[t] / nrm
+    else:
+        out[:] = 0
+
+
+@njit(cache=True, inline="always")
+def _gram_apply(A, Ah, v, tmp, out):
+    """``out = A^H (A v)`` with explicit loops (rows of ``A`` and ``Ah`` are contiguous)."""
+    m, n = A.shape
+    for i in range(m):
+        tmp[i] = _dotc_plain(A[i], v)
+    for j in range(n):
+        out[j] = _dotc_plain(Ah[j], tmp)
+
+
+@njit(cache=True, inline="always")
+def _dotc_plain(a, b):
+    acc = a[0] * 0
+    for i in range(a.shape[0]):
+        acc += a[i] * b[i]
+    return acc
+
+
+@njit(cache=True, parallel=True, fastmath={"contract", "reassoc"})
+def _low_rank(S, Sh, X0, dim, tol, max_restarts, L, R):
+    """Top-``r`` right singular vectors of every ``S[b]`` (``m >= n``) by restarted block
+    Lanczos on ``S^H S`` (applied as two products, never formed), with full
+    reorthogonalization and Rayleigh-Ritz on the whole Krylov basis; writes balanced factors
+    ``L[b] (m, r)`` and ``R[b] (r, n)`` with ``S ~ L R``."""
+    nb, m, n = S.shape
+    r = X0.shape[1]
+    eps = 2.220446049250313e-16  # the caller works in double precision
+    for b in prange(nb):
+        A = S[b]
+        Ah = Sh[b]
+        total = 0.0
+        for i in range(m):
+            total += _norm(A[i]) ** 2
+        K = np.zeros((dim, n), dtype=S.dtype)
+        AK = np.zeros((dim, n), dtype=S.dtype)
+        w = np.empty(n, dtype=S.dtype)
+        tmp = np.empty(m, dtype=S.dtype)
+        H = np.empty((dim, dim), dtype=S.dtype)
+        X = X0[b].copy()
+        prev = -1.0
+        for _ in range(max_restarts):
+            for i in range(r):
+                w[:] = X[i]
+                _orth_into(K, i, w)
+            for j in range(r, dim):
+                _gram_apply(A, Ah, K[j - r], tmp, AK[j - r])
+                w[:] = AK[j - r]
+                _orth_into(K, j, w)
+            for j in range(max(dim - r, 0), dim):
+                _gram_apply(A, Ah, K[j], tmp, AK[j])
+            for i in range(dim):
+                for j in range(i, dim):
+                    h = _dotc(K[i], AK[j])
+                    H[i, j] = h
+                    H[j, i] = np.conj(h)
+            theta, W = np.linalg.eigh(H)
+            energy = 0.0
+            for q in range(r):
+                col = dim - 1 - q
+                energy += theta[col].real
+                xq = X[q]
+                xq[:] = 0
+                for i in range(dim):
+                    c = W[i, col]
+                    ki = K[i]
+                    for t in range(n):
+                        xq[t] += c * ki[t]
+            if dim >= n:
+                break
+            # energy still missing <= sum of |G x - theta x|^2 / gap (Rayleigh-Ritz bounds)
+            gap = theta[dim - r] - theta[dim - r - 1]
+            miss = 0.0
+            for q in range(r):
+                _gram_apply(A, Ah, X[q], tmp, w)
+                th = theta[dim - 1 - q]
+                res = 0.0
+                for t in range(n):
+                    d = w[t] - th * X[q, t]
+                    res += d.real * d.real + d.imag * d.imag
+                miss += res
+            limit = max(tol * (total - energy), 16 * eps * total)
+            if miss <= limit * max(gap, 0.0) or abs(energy - prev) <= limit:
+                break
+            prev = energy
+        for q in range(r):
+            for i in range(m):
+                tmp[i] = _dotc_plain(A[i], X[q])
+            sig = _norm(tmp)
+            if sig > 0:
+                sq = np.sqrt(sig)
+                for i in range(m):
+                    L[b, i, q] = tmp[i] / sq
+                for t in range(n):
+                    R[b, q, t] = sq * np.conj(X[q, t])
+
+
+def low_rank(S: np.ndarray, rank: int, tol: float, max_iter: int):
+    """Best rank-``rank`` factors ``S[b] ~ L[b] @ R[b]`` of a stack ``S (nb, m, n)``.
+
+    ``L (nb, m, rank)`` and ``R (nb, rank, n)``, balanced (column ``q`` of ``L`` and row ``q``
+    of ``R`` both have norm ``sqrt(sigma_q)``). ``rank <= min(m, n)``; ``max_iter`` bounds
+    the Lanczos restarts, ``tol`` the growth of the captured energy (relative to the residual
+    energy) at which they stop.
+    """
+    nb, m, n = S.shape
+    wide = m < n
+    if wide:
+        S = np.conj(np.swapaxes(S, 1, 2))
+        m, n = n, m
+    S = np.ascontiguousarray(S)
+    Sh = np.ascontiguousarray(np.conj(np.swapaxes(S, 1, 2)))
+    L = np.zeros((nb, m, rank), dtype=S.dtype)
+    R = np.zeros((nb, rank, n), dtype=S.dtype)
+    if nb and rank:
+        rng = np.random.default_rng(0)
+        X0 = rng.standard_normal((nb, rank, n))
+        if S.dtype.kind == "c":
+            X0 = X0 + 1j * rng.standard_normal((nb, rank, n))
+        dim = min(n, max(3 * rank, rank + 12))
+        _low_rank(S, Sh, X0.astype(S.dtype), dim, tol, max_iter, L, R)
+    if wide:
+        L, R = np.conj(np.swapaxes(R, 1, 2)), np.conj(np.swapaxes(L, 1, 2))
+    return np.ascontiguousarray(L), np.ascontiguousarray(R)
