@@ -56,5 +56,5 @@ def test_gpu_order_p_btt_and_projection_match_cpu(cp):
 
 
 def test_gpu_rejects_numpy_mixed_with_cupy(cp):
-    with pytest.raises(TypeError, match="x is a cupy.ndarray but w1 is a numpy.ndarray"):
+    with pytest.raises(TypeError, match=r"w2 is a cupy\.ndarray but w1 is a numpy\.ndarray"):
         sl.monarch_multiply(np.ones((2, 2, 2)), cp.ones((2, 2, 2)), cp.ones(4))
