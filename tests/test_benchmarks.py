@@ -21,7 +21,7 @@ sys.path.insert(0, str(BENCH_DIR))
 
 import _harness  # noqa: E402
 
-FAMILIES = ("butterfly", "hadamard")
+FAMILIES = ("butterfly", "hadamard", "monarch")
 
 
 @pytest.fixture(scope="module")
