@@ -195,8 +195,10 @@ def monarch_multiply(w1: Any, w2: Any, x: Any, *, precision: Precision = "highes
     x : array_like, shape (..., k*p)
         Vectors along the last axis; any leading batch dimensions.
     precision : {"highest", "tf32", "bf16"}, default "highest"
-        On the GPU, ``"tf32"``/``"bf16"`` let float32 block products use tensor cores with
-        TF32/BF16 inputs (float32 accumulation). The CPU always computes in full precision.
+        Opt-in reduced-precision inputs for the GPU's float32 block products (tensor cores
+        with TF32/BF16 inputs and float32 accumulation). That GPU path is not implemented
+        yet: on CuPy arrays anything but ``"highest"`` raises ``NotImplementedError``. The CPU
+        accepts every value and always computes in full precision.
 
     Returns
     -------
@@ -212,6 +214,8 @@ def monarch_multiply(w1: Any, w2: Any, x: Any, *, precision: Precision = "highes
         ``x``'s last axis is not ``k*p`` long.
     TypeError
         If a dtype is not numeric, or NumPy and CuPy arrays are mixed.
+    NotImplementedError
+        On CuPy arrays, for ``precision`` other than ``"highest"``.
 
     See Also
     --------
