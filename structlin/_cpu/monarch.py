@@ -133,35 +133,43 @@ def _apply1(x, w, pre, post, T, nchunk):
 
 
 @njit(cache=True, parallel=True)
-def _weight_grad(x, gy, pre, post, n_out, T, G):
-    """``G[blk] = sum_rows gy_blk^T conj(x_blk)``; parallel over blocks, batch in tiles."""
+def _weight_grad(x, gy, pre, post, T, gacc):
+    """``gacc[chunk, blk] = sum over the chunk's rows of gy_blk^T conj(x_blk)``.
+
+    Batch tiles are stored feature-major (as in the product), so every block's panels are
+    copies of whole rows and its contribution is one GEMM ``(n_out, T) @ (T, n_in)``; each
+    parallel chunk owns an accumulator, summed by the caller.
+    """
     b = x.shape[0]
-    n_in = G.shape[2]
-    nblk = pre * post
-    for blk in prange(nblk):
-        P = blk // post
-        Q = blk - P * post
-        ib = P * n_in * post + Q
-        ob = P * n_out * post + Q
-        gx = np.zeros((T, n_in), dtype=x.dtype)
-        gg = np.zeros((T, n_out), dtype=x.dtype)
-        acc = np.zeros((n_out, n_in), dtype=x.dtype)
+    nchunk, _, n_out, n_in = gacc.shape
+    n_tiles = (b + T - 1) // T
+    for ci in prange(nchunk):
+        xt = np.empty((x.shape[1], T), dtype=x.dtype)
+        gt = np.empty((gy.shape[1], T), dtype=x.dtype)
+        px = np.empty((n_in, T), dtype=x.dtype)
+        pg = np.empty((n_out, T), dtype=x.dtype)
         part = np.empty((n_out, n_in), dtype=x.dtype)
-        for r0 in range(0, b, T):
+        lo = ci * n_tiles // nchunk
+        hi = (ci + 1) * n_tiles // nchunk
+        for tile in range(lo, hi):
+            r0 = tile * T
             nt = min(T, b - r0)
-            if nt < T:
-                gx[:, :] = 0
-                gg[:, :] = 0
-            for t in range(nt):
-                xr = x[r0 + t]
-                gr = gy[r0 + t]
-                for i in range(n_in):
-                    gx[t, i] = np.conj(xr[ib + i * post])
-                for o in range(n_out):
-                    gg[t, o] = gr[ob + o * post]
-            np.dot(gg.T, gx, part)
-            acc += part
-        G[blk] = acc
+            _to_features(x, r0, nt, xt)
+            _to_features(gy, r0, nt, gt)
+            for P in range(pre):
+                for Q in range(post):
+                    blk = P * post + Q
+                    ib = P * n_in * post + Q
+                    ob = P * n_out * post + Q
+                    for i in range(n_in):
+                        src = xt[ib + i * post]
+                        dst = px[i]
+                        for t in range(T):
+                            dst[t] = np.conj(src[t])
+                    for o in range(n_out):
+                        pg[o, :] = gt[ob + o * post]
+                    np.dot(pg, px.T, part)
+                    gacc[ci, blk] += part
 
 
 def _rows(widths: list[int], itemsize: int, batch: int) -> int:
@@ -202,13 +210,13 @@ def weight_grad(x: np.ndarray, gy: np.ndarray, pre: int, post: int, n_out: int) 
     """Return the weight gradient ``(pre * post, n_out, n_in)`` of one factor (module contract)."""
     b, n = x.shape
     n_in = n // (pre * post)
-    G = np.zeros((pre * post, n_out, n_in), dtype=x.dtype)
-    if b == 0 or G.size == 0:
-        return G
-    T = max(1, min(256, b))
-    _weight_grad(x, gy, pre, post, n_out, T, G)
-    return G
-
+    if b == 0 or n_in == 0 or n_out == 0:
+        return np.zeros((pre * post, n_out, n_in), dtype=x.dtype)
+    T = _rows([n, gy.shape[1]], x.itemsize, b)
+    nchunk = max(1, min(get_num_threads(), (b + T - 1) // T))
+    gacc = np.zeros((nchunk, pre * post, n_out, n_in), dtype=x.dtype)
+    _weight_grad(x, gy, pre, post, T, gacc)
+    return gacc.sum(axis=0) if nchunk > 1 else gacc[0]
 
 @njit(cache=True, inline="always")
 def _norm(v):
