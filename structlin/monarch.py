@@ -426,8 +426,11 @@ def _monarch_project(xp, A, w1_shape, w2_shape, tol, max_iter):
     pair = (j * k + c)[order]
     counts = np.bincount(pair, minlength=l * k)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    # A[a*l + j, c*p + d] -> slices[j, c] of shape (s, p)
-    A4 = A.reshape(s, l, k, p).transpose(1, 2, 0, 3)
+    # A[a*l + j, c*p + d] -> slice j*k + c of shape (s, p): one transposing copy of A, then
+    # (unless every pair has the same rank) a gather along the first axis only
+    slices = xp.ascontiguousarray(A.reshape(s, l, k, p).transpose(1, 2, 0, 3)).reshape(
+        l * k, s, p
+    )
     w2t = w2.transpose(0, 2, 1)  # (l, r, s) view: w2t[j, t] is column t of block j
     for rank in np.unique(counts):
         if rank == 0:  # no middle index connects these blocks: the slice stays zero
@@ -435,7 +438,7 @@ def _monarch_project(xp, A, w1_shape, w2_shape, tol, max_iter):
         pairs = np.flatnonzero(counts == rank)
         idx = starts[pairs][:, None] + np.arange(rank)[None, :]
         jj, cc = pairs // k, pairs % k
-        S = A4[xp.asarray(jj), xp.asarray(cc)]  # (npairs, s, p)
+        S = slices if pairs.size == l * k else slices[xp.asarray(pairs)]  # (npairs, s, p)
         L, R = _batched_low_rank(xp, S, int(rank), tol, max_iter)
         ee = xp.asarray(e[order][idx])
         tt = xp.asarray(t[order][idx])

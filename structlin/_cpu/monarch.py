@@ -256,13 +256,18 @@ def _orth_into(K, nk, w):
 
 
 @njit(cache=True, inline="always")
-def _gram_apply(A, Ah, v, tmp, out):
-    """``out = A^H (A v)`` with explicit loops (rows of ``A`` and ``Ah`` are contiguous)."""
+def _gram_apply(A, v, tmp, out):
+    """``out = A^H (A v)``: dots with the rows of ``A``, then a sum of conjugated rows (both
+    loops run along contiguous rows, so no transposed copy of ``A`` is needed)."""
     m, n = A.shape
     for i in range(m):
         tmp[i] = _dotc_plain(A[i], v)
-    for j in range(n):
-        out[j] = _dotc_plain(Ah[j], tmp)
+    out[:] = 0
+    for i in range(m):
+        ai = A[i]
+        c = tmp[i]
+        for j in range(n):
+            out[j] += np.conj(ai[j]) * c
 
 
 @njit(cache=True, inline="always")
@@ -274,7 +279,7 @@ def _dotc_plain(a, b):
 
 
 @njit(cache=True, parallel=True, fastmath={"contract", "reassoc"})
-def _low_rank(S, Sh, X0, dim, tol, max_restarts, L, R):
+def _low_rank(S, X0, dim, tol, max_restarts, L, R):
     """Top-``r`` right singular vectors of every ``S[b]`` (``m >= n``) by restarted block
     Lanczos on ``S^H S`` (applied as two products, never formed), with full
     reorthogonalization and Rayleigh-Ritz on the whole Krylov basis; writes balanced factors
@@ -284,7 +289,6 @@ def _low_rank(S, Sh, X0, dim, tol, max_restarts, L, R):
     eps = 2.220446049250313e-16  # the caller works in double precision
     for b in prange(nb):
         A = S[b]
-        Ah = Sh[b]
         total = 0.0
         for i in range(m):
             total += _norm(A[i]) ** 2
@@ -300,11 +304,11 @@ def _low_rank(S, Sh, X0, dim, tol, max_restarts, L, R):
                 w[:] = X[i]
                 _orth_into(K, i, w)
             for j in range(r, dim):
-                _gram_apply(A, Ah, K[j - r], tmp, AK[j - r])
+                _gram_apply(A, K[j - r], tmp, AK[j - r])
                 w[:] = AK[j - r]
                 _orth_into(K, j, w)
             for j in range(max(dim - r, 0), dim):
-                _gram_apply(A, Ah, K[j], tmp, AK[j])
+                _gram_apply(A, K[j], tmp, AK[j])
             for i in range(dim):
                 for j in range(i, dim):
                     h = _dotc(K[i], AK[j])
@@ -328,7 +332,7 @@ def _low_rank(S, Sh, X0, dim, tol, max_restarts, L, R):
             gap = theta[dim - r] - theta[dim - r - 1]
             miss = 0.0
             for q in range(r):
-                _gram_apply(A, Ah, X[q], tmp, w)
+                _gram_apply(A, X[q], tmp, w)
                 th = theta[dim - 1 - q]
                 res = 0.0
                 for t in range(n):
@@ -365,7 +369,6 @@ def low_rank(S: np.ndarray, rank: int, tol: float, max_iter: int):
         S = np.conj(np.swapaxes(S, 1, 2))
         m, n = n, m
     S = np.ascontiguousarray(S)
-    Sh = np.ascontiguousarray(np.conj(np.swapaxes(S, 1, 2)))
     L = np.zeros((nb, m, rank), dtype=S.dtype)
     R = np.zeros((nb, rank, n), dtype=S.dtype)
     if nb and rank:
@@ -374,7 +377,7 @@ def low_rank(S: np.ndarray, rank: int, tol: float, max_iter: int):
         if S.dtype.kind == "c":
             X0 = X0 + 1j * rng.standard_normal((nb, rank, n))
         dim = min(n, max(3 * rank, rank + 12))
-        _low_rank(S, Sh, X0.astype(S.dtype), dim, tol, max_iter, L, R)
+        _low_rank(S, X0.astype(S.dtype), dim, tol, max_iter, L, R)
     if wide:
         L, R = np.conj(np.swapaxes(R, 1, 2)), np.conj(np.swapaxes(L, 1, 2))
     return np.ascontiguousarray(L), np.ascontiguousarray(R)
