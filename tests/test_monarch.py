@@ -510,3 +510,36 @@ def test_btt_bad_inputs():
         sl.btt_project(np.ones((4, 4)), 0, nblocks=2)
     with pytest.raises(ValueError, match="must divide A's shape"):
         sl.btt_project(np.ones((4, 6)), 1, nblocks=4)
+
+
+# ------------------------------------------------------------------ NumPy mixed with CuPy
+
+
+@pytest.fixture
+def fake_cupy(monkeypatch):
+    """A stand-in ``cupy`` module, so that the mixing check is tested without a GPU."""
+    import sys
+    import types
+
+    mod = types.ModuleType("cupy")
+
+    class ndarray(np.ndarray):
+        pass
+
+    mod.ndarray = ndarray
+    monkeypatch.setitem(sys.modules, "cupy", mod)
+    return mod
+
+
+def test_mixing_numpy_and_cupy_is_refused_naming_both_arguments(fake_cupy):
+    def gpu(shape):
+        return np.ones(shape).view(fake_cupy.ndarray)
+
+    with pytest.raises(TypeError, match=r"x is a cupy\.ndarray but w1 is a numpy\.ndarray"):
+        sl.monarch_multiply(np.ones((2, 2, 2)), np.ones((2, 2, 2)), gpu(4))
+    with pytest.raises(TypeError, match=r"grad is a cupy\.ndarray but w1"):
+        sl.monarch_multiply_vjp(np.ones((2, 2, 2)), np.ones((2, 2, 2)), np.ones(4), gpu(4))
+    with pytest.raises(TypeError, match=r"factors\[1\] is a cupy\.ndarray but factors\[0\]"):
+        sl.monarch_order_p_multiply([np.ones((2, 2, 2)), gpu((2, 2, 2))], np.ones(4))
+    with pytest.raises(TypeError, match=r"w2 is a cupy\.ndarray but w1"):
+        sl.btt_multiply(np.ones((1, 1, 1, 2)), gpu((1, 2, 1, 1)), np.ones(2))
