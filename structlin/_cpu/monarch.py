@@ -78,6 +78,9 @@ def _factor_tile(src, dst, w, pre, post, gbuf, obuf):
             blk = P * post + Q
             ib = P * n_in * post + Q
             ob = P * n_out * post + Q
+            if post == 1:  # the panels are contiguous rows of the tiles: no copies
+                np.dot(w[blk], src[ib : ib + n_in], dst[ob : ob + n_out])
+                continue
             for i in range(n_in):
                 gbuf[i, :] = src[ib + i * post]
             np.dot(w[blk], gbuf, obuf)
