@@ -190,6 +190,29 @@ def _butterfly_factorize_rows(rng: np.random.Generator) -> list[Row]:
     ]
 
 
+def _monarch_rows(rng: np.random.Generator) -> list[Row]:
+    import structlin as sl
+
+    b, batch = 64, 1024
+    n = b * b
+    w1 = (rng.standard_normal((b, b, b)) / b**0.5).astype(np.float32)
+    w2 = (rng.standard_normal((b, b, b)) / b**0.5).astype(np.float32)
+    x = rng.standard_normal((batch, n)).astype(np.float32)
+    M = sl.monarch_to_dense(w1, w2)
+    A = rng.standard_normal((1024, 1024))
+    A4 = A.reshape(32, 32, 32, 32).transpose(1, 2, 0, 3)
+    return [
+        Row("monarch_multiply float32", f"n={n}, batch={batch}",
+            lambda: sl.monarch_multiply(w1, w2, x), "x @ M.T (BLAS)", lambda: x @ M.T),
+        # the error column compares the singular values kept with those of the exact SVDs
+        Row("monarch_project float64", "1024x1024, 32 blocks",
+            lambda: np.sort(np.linalg.norm(sl.monarch_project(A, nblocks=32)[0], axis=2)
+                            .ravel() ** 2),
+            "exact SVD of each slice",
+            lambda: np.sort(np.linalg.svd(A4, compute_uv=False)[..., 0].ravel())),
+    ]
+
+
 #: (family, row builder); each later family appends its own
 TOUR: list[tuple[str, Callable[[np.random.Generator], list[Row]]]] = [
     ("butterfly", _butterfly_rows),
@@ -199,6 +222,7 @@ TOUR: list[tuple[str, Callable[[np.random.Generator], list[Row]]]] = [
     ("conv", _conv_rows),
     ("pixelfly", _pixelfly_rows),
     ("butterfly_factorize", _butterfly_factorize_rows),
+    ("monarch", _monarch_rows),
 ]
 
 

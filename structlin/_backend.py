@@ -170,6 +170,11 @@ def grad_as(xp: ModuleType, g: Any, dtype: np.dtype) -> Any:
     return xp.ascontiguousarray(g, dtype=dtype)
 
 
+def grad_like(xp: ModuleType, g: Any, arg: Any) -> Any:
+    """:func:`grad_as` in the dtype of the argument ``arg`` (promoted to floating point)."""
+    return grad_as(xp, g, result_dtype(a=arg))
+
+
 def flatten_batch(a: Any, core_ndim: int = 1) -> tuple[Any, tuple[int, ...]]:
     """View ``a`` of shape ``(*batch, *core)`` as ``(prod(batch), *core)``.
 

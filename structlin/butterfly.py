@@ -23,7 +23,7 @@ from structlin._backend import (
     array_namespace,
     as_kernel_array,
     flatten_batch,
-    grad_as,
+    grad_like,
     kernels,
     restore_batch,
     result_dtype,
@@ -180,11 +180,6 @@ def butterfly_multiply(
     return restore_batch(y, batch)
 
 
-def _grad_dtype(a) -> np.dtype:
-    """Gradients have the dtype of their argument (as in PyTorch), after promotion to float."""
-    return result_dtype(a=a)
-
-
 def butterfly_multiply_vjp(
     twiddle: Any,
     x: Any,
@@ -253,8 +248,7 @@ def butterfly_multiply_vjp(
     return _cast_grad(xp, gtw, twiddle), restore_batch(_cast_grad(xp, gx, x), batch)
 
 
-def _cast_grad(xp, g, arg):
-    return grad_as(xp, g, _grad_dtype(arg))
+_cast_grad = grad_like
 
 
 def _reference_apply(xp, tw, x, increasing: bool):

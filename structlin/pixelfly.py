@@ -34,8 +34,8 @@ from structlin._backend import (
     restore_batch,
     result_dtype,
 )
+from structlin._backend import grad_like as _cast_grad
 from structlin._validate import check_min_ndim, check_shape, log2_exact
-from structlin.butterfly import _cast_grad
 
 __all__ = [
     "flat_block_butterfly_mask",

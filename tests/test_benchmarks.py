@@ -28,6 +28,7 @@ FAMILIES = (
     "butterfly_inverse",
     "butterfly_factorize",
     "conv",
+    "monarch",
     "pixelfly",
 )
 

@@ -1,0 +1,419 @@
+"""Numba kernels for chains of block-diagonal factors (Monarch, order-p Monarch, BTT).
+
+Contract (shared with ``structlin.gpu.monarch``). A *factor* is ``(w, pre, post)`` with ``w``
+C-contiguous of shape ``(pre * post, n_out, n_in)`` and the dtype of ``x``. It maps a row of
+length ``pre * n_in * post``, viewed as ``(pre, n_in, post)``, to a row of length
+``pre * n_out * post``, viewed as ``(pre, n_out, post)``::
+
+    y[P, o, Q] = sum_i w[P * post + Q, o, i] * x[P, i, Q]
+
+i.e. a block-diagonal matrix acting along the middle axis, one block per ``(P, Q)``. The two
+Monarch factors are ``(w1, k, 1)`` and ``(w2, 1, l)``: the transpose between them is only a
+change of the view, never a copy.
+
+- ``apply(x, factors)``: ``x`` C-contiguous ``(batch, n)``; returns the chain's product, the
+  factors applied in order. Batch tiles of ``T`` rows run in parallel; each tile goes through
+  every factor while it stays in cache (the intermediates never reach memory), and each block
+  product is one BLAS GEMM on a gathered ``(T, n_in)`` panel (``np.dot`` in Numba calls BLAS).
+- ``weight_grad(x, gy, pre, post, n_out)``: ``G[b] = sum_rows gy_b^T conj(x_b)`` for every
+  block ``b``, shape ``(pre * post, n_out, n_in)``: the gradient of the factor's weights.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+
+import numpy as np
+from numba import get_num_threads, njit, prange
+
+__all__ = ["apply", "low_rank", "weight_grad"]
+
+#: bytes of a tile's working set (input, output and intermediates of one batch tile) aimed at
+#: the L2 cache, so that every factor after the first reads its input from cache
+TILE_BYTES = 1 << 21
+MIN_ROWS = 16
+MAX_ROWS = 128
+
+
+@njit(cache=True, inline="always")
+def _to_features(src, r0, nt, dst):
+    """``dst[f, t] = src[r0 + t, f]`` for ``t < nt`` (zeros beyond): a tile, feature-major."""
+    n = src.shape[1]
+    T = dst.shape[1]
+    if nt < T:
+        dst[:, nt:] = 0
+    for f0 in range(0, n, 16):
+        f1 = min(f0 + 16, n)
+        for t in range(nt):
+            row = src[r0 + t]
+            for f in range(f0, f1):
+                dst[f, t] = row[f]
+
+
+@njit(cache=True, inline="always")
+def _to_rows(src, dst, r0, nt):
+    """``dst[r0 + t, f] = src[f, t]`` for ``t < nt``: a feature-major tile back to rows."""
+    n = src.shape[0]
+    for f0 in range(0, n, 16):
+        f1 = min(f0 + 16, n)
+        for t in range(nt):
+            row = dst[r0 + t]
+            for f in range(f0, f1):
+                row[f] = src[f, t]
+
+
+@njit(cache=True, inline="always")
+def _factor_tile(src, dst, w, pre, post, gbuf, obuf):
+    """Apply one factor to a feature-major tile: ``dst`` ``(pre*n_out*post, T)`` from ``src``.
+
+    With the batch innermost, every panel row is a contiguous run of ``T`` values whatever the
+    factor's ``post`` stride, so gathering a block's panel is a copy of whole rows and the
+    block product is one GEMM ``w[blk] @ panel`` of shape ``(n_out, n_in) @ (n_in, T)``.
+    """
+    n_out = w.shape[1]
+    n_in = w.shape[2]
+    for P in range(pre):
+        for Q in range(post):
+            blk = P * post + Q
+            ib = P * n_in * post + Q
+            ob = P * n_out * post + Q
+            if post == 1:  # the panels are contiguous rows of the tiles: no copies
+                np.dot(w[blk], src[ib : ib + n_in], dst[ob : ob + n_out])
+                continue
+            for i in range(n_in):
+                gbuf[i, :] = src[ib + i * post]
+            np.dot(w[blk], gbuf, obuf)
+            for o in range(n_out):
+                dst[ob + o * post, :] = obuf[o]
+
+
+@njit(cache=True, parallel=True)
+def _apply2(x, w1, pre1, post1, w2, pre2, post2, T, nchunk):
+    """Two factors fused per batch tile (the Monarch product)."""
+    b = x.shape[0]
+    n_mid = pre1 * w1.shape[1] * post1
+    n_out = pre2 * w2.shape[1] * post2
+    y = np.empty((b, n_out), dtype=x.dtype)
+    n_tiles = (b + T - 1) // T
+    for ci in prange(nchunk):
+        g1 = np.empty((w1.shape[2], T), dtype=x.dtype)
+        o1 = np.empty((w1.shape[1], T), dtype=x.dtype)
+        g2 = np.empty((w2.shape[2], T), dtype=x.dtype)
+        o2 = np.empty((w2.shape[1], T), dtype=x.dtype)
+        xin = np.empty((x.shape[1], T), dtype=x.dtype)
+        mid = np.empty((n_mid, T), dtype=x.dtype)
+        out = np.empty((n_out, T), dtype=x.dtype)
+        lo = ci * n_tiles // nchunk
+        hi = (ci + 1) * n_tiles // nchunk
+        for tile in range(lo, hi):
+            r0 = tile * T
+            nt = min(T, b - r0)
+            _to_features(x, r0, nt, xin)
+            _factor_tile(xin, mid, w1, pre1, post1, g1, o1)
+            _factor_tile(mid, out, w2, pre2, post2, g2, o2)
+            _to_rows(out, y, r0, nt)
+    return y
+
+
+@njit(cache=True, parallel=True)
+def _apply1(x, w, pre, post, T, nchunk):
+    b = x.shape[0]
+    n_out = pre * w.shape[1] * post
+    y = np.empty((b, n_out), dtype=x.dtype)
+    n_tiles = (b + T - 1) // T
+    for ci in prange(nchunk):
+        g = np.empty((w.shape[2], T), dtype=x.dtype)
+        o = np.empty((w.shape[1], T), dtype=x.dtype)
+        xin = np.empty((x.shape[1], T), dtype=x.dtype)
+        out = np.empty((n_out, T), dtype=x.dtype)
+        lo = ci * n_tiles // nchunk
+        hi = (ci + 1) * n_tiles // nchunk
+        for tile in range(lo, hi):
+            r0 = tile * T
+            nt = min(T, b - r0)
+            _to_features(x, r0, nt, xin)
+            _factor_tile(xin, out, w, pre, post, g, o)
+            _to_rows(out, y, r0, nt)
+    return y
+
+
+@njit(cache=True, parallel=True)
+def _weight_grad(x, gy, pre, post, T, gacc):
+    """``gacc[chunk, blk] = sum over the chunk's rows of gy_blk^T conj(x_blk)``.
+
+    Batch tiles are stored feature-major (as in the product), so every block's panels are
+    copies of whole rows and its contribution is one GEMM ``(n_out, T) @ (T, n_in)``; each
+    parallel chunk owns an accumulator, summed by the caller.
+    """
+    b = x.shape[0]
+    nchunk, _, n_out, n_in = gacc.shape
+    n_tiles = (b + T - 1) // T
+    for ci in prange(nchunk):
+        xt = np.empty((x.shape[1], T), dtype=x.dtype)
+        gt = np.empty((gy.shape[1], T), dtype=x.dtype)
+        px = np.empty((n_in, T), dtype=x.dtype)
+        pg = np.empty((n_out, T), dtype=x.dtype)
+        part = np.empty((n_out, n_in), dtype=x.dtype)
+        lo = ci * n_tiles // nchunk
+        hi = (ci + 1) * n_tiles // nchunk
+        for tile in range(lo, hi):
+            r0 = tile * T
+            nt = min(T, b - r0)
+            _to_features(x, r0, nt, xt)
+            _to_features(gy, r0, nt, gt)
+            for P in range(pre):
+                for Q in range(post):
+                    blk = P * post + Q
+                    ib = P * n_in * post + Q
+                    ob = P * n_out * post + Q
+                    for i in range(n_in):
+                        src = xt[ib + i * post]
+                        dst = px[i]
+                        for t in range(T):
+                            dst[t] = np.conj(src[t])
+                    for o in range(n_out):
+                        pg[o, :] = gt[ob + o * post]
+                    np.dot(pg, px.T, part)
+                    gacc[ci, blk] += part
+
+
+@functools.cache
+def _blas_controller():
+    """threadpoolctl's controller of the loaded BLAS libraries (None without threadpoolctl)."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return None
+    return ThreadpoolController()
+
+
+def _serial_blas(nchunk: int):
+    """Keep BLAS single-threaded while ``nchunk > 1`` Numba threads each call it.
+
+    The block GEMMs are small (e.g. 64 x 64 x 32): OpenBLAS would otherwise start its own
+    threads inside every Numba thread, and the oversubscribed cores run the product up to
+    8x slower (measured on 2 cores).
+    """
+    controller = _blas_controller() if nchunk > 1 else None
+    if controller is None:
+        return contextlib.nullcontext()
+    return controller.limit(limits=1, user_api="blas")
+
+
+def _rows(widths: list[int], itemsize: int, batch: int) -> int:
+    """Rows per batch tile: the tile's rows across all factors fit :data:`TILE_BYTES`."""
+    per_row = sum(widths) * itemsize
+    T = MIN_ROWS
+    while T * 2 <= MAX_ROWS and T * 2 * per_row <= TILE_BYTES:
+        T *= 2
+    return max(1, min(T, batch))
+
+
+def apply(x: np.ndarray, factors, precision: str = "highest") -> np.ndarray:
+    """Return the product of the chain ``factors`` with each row of ``x`` (module contract).
+
+    ``precision`` is accepted for the GPU's sake: the CPU always computes in full precision.
+    """
+    b = x.shape[0]
+    factors = list(factors)
+    widths = [x.shape[1]] + [pre * w.shape[1] * post for w, pre, post in factors]
+    if b == 0 or any(v == 0 for v in widths) or any(w.shape[2] == 0 for w, _, _ in factors):
+        y = np.zeros((b, widths[-1]), dtype=x.dtype)
+        return y
+    T = _rows(widths, x.itemsize, b)
+    nchunk = max(1, min(get_num_threads(), (b + T - 1) // T))
+    with _serial_blas(nchunk):
+        return _apply_chain(x, factors, T, nchunk)
+
+
+def _apply_chain(x, factors, T, nchunk):
+    while factors:
+        if len(factors) >= 2:
+            (w1, p1, q1), (w2, p2, q2) = factors[:2]
+            x = _apply2(x, w1, p1, q1, w2, p2, q2, T, nchunk)
+            factors = factors[2:]
+        else:
+            w, p, q = factors[0]
+            x = _apply1(x, w, p, q, T, nchunk)
+            factors = factors[1:]
+    return x
+
+
+def weight_grad(x: np.ndarray, gy: np.ndarray, pre: int, post: int, n_out: int) -> np.ndarray:
+    """Return the weight gradient ``(pre * post, n_out, n_in)`` of one factor (module contract)."""
+    b, n = x.shape
+    n_in = n // (pre * post)
+    if b == 0 or n_in == 0 or n_out == 0:
+        return np.zeros((pre * post, n_out, n_in), dtype=x.dtype)
+    T = _rows([n, gy.shape[1]], x.itemsize, b)
+    nchunk = max(1, min(get_num_threads(), (b + T - 1) // T))
+    gacc = np.zeros((nchunk, pre * post, n_out, n_in), dtype=x.dtype)
+    with _serial_blas(nchunk):
+        _weight_grad(x, gy, pre, post, T, gacc)
+    return gacc.sum(axis=0) if nchunk > 1 else gacc[0]
+
+@njit(cache=True, inline="always")
+def _norm(v):
+    acc = 0.0
+    for i in range(v.shape[0]):
+        acc += v[i].real * v[i].real + v[i].imag * v[i].imag
+    return np.sqrt(acc)
+
+
+@njit(cache=True, inline="always")
+def _dotc(a, b):
+    acc = a[0] * 0
+    for i in range(a.shape[0]):
+        acc += np.conj(a[i]) * b[i]
+    return acc
+
+
+@njit(cache=True, inline="always")
+def _orth_into(K, nk, w):
+    """Orthogonalize ``w`` against rows ``0 .. nk-1`` of ``K`` (two passes) and store it in
+    row ``nk``; a vector that the previous rows already span is stored as zero."""
+    n = w.shape[0]
+    before = _norm(w)
+    for _ in range(2):
+        for i in range(nk):
+            c = _dotc(K[i], w)
+            ki = K[i]
+            for t in range(n):
+                w[t] -= c * ki[t]
+    nrm = _norm(w)
+    out = K[nk]
+    if nrm > 1e-12 * before and nrm > 0:
+        for t in range(n):
+            out[t] = w[t] / nrm
+    else:
+        out[:] = 0
+
+
+@njit(cache=True, inline="always")
+def _gram_apply(A, v, tmp, out):
+    """``out = A^H (A v)``: dots with the rows of ``A``, then a sum of conjugated rows (both
+    loops run along contiguous rows, so no transposed copy of ``A`` is needed)."""
+    m, n = A.shape
+    for i in range(m):
+        tmp[i] = _dotc_plain(A[i], v)
+    out[:] = 0
+    for i in range(m):
+        ai = A[i]
+        c = tmp[i]
+        for j in range(n):
+            out[j] += np.conj(ai[j]) * c
+
+
+@njit(cache=True, inline="always")
+def _dotc_plain(a, b):
+    acc = a[0] * 0
+    for i in range(a.shape[0]):
+        acc += a[i] * b[i]
+    return acc
+
+
+@njit(cache=True, parallel=True, fastmath={"contract", "reassoc"})
+def _low_rank(S, X0, dim, tol, max_restarts, L, R):
+    """Top-``r`` right singular vectors of every ``S[b]`` (``m >= n``) by restarted block
+    Lanczos on ``S^H S`` (applied as two products, never formed), with full
+    reorthogonalization and Rayleigh-Ritz on the whole Krylov basis; writes balanced factors
+    ``L[b] (m, r)`` and ``R[b] (r, n)`` with ``S ~ L R``."""
+    nb, m, n = S.shape
+    r = X0.shape[1]
+    eps = 2.220446049250313e-16  # the caller works in double precision
+    for b in prange(nb):
+        A = S[b]
+        total = 0.0
+        for i in range(m):
+            total += _norm(A[i]) ** 2
+        K = np.zeros((dim, n), dtype=S.dtype)
+        AK = np.zeros((dim, n), dtype=S.dtype)
+        w = np.empty(n, dtype=S.dtype)
+        tmp = np.empty(m, dtype=S.dtype)
+        H = np.empty((dim, dim), dtype=S.dtype)
+        X = X0[b].copy()
+        prev = -1.0
+        for _ in range(max_restarts):
+            for i in range(r):
+                w[:] = X[i]
+                _orth_into(K, i, w)
+            for j in range(r, dim):
+                _gram_apply(A, K[j - r], tmp, AK[j - r])
+                w[:] = AK[j - r]
+                _orth_into(K, j, w)
+            for j in range(max(dim - r, 0), dim):
+                _gram_apply(A, K[j], tmp, AK[j])
+            for i in range(dim):
+                for j in range(i, dim):
+                    h = _dotc(K[i], AK[j])
+                    H[i, j] = h
+                    H[j, i] = np.conj(h)
+            theta, W = np.linalg.eigh(H)
+            energy = 0.0
+            for q in range(r):
+                col = dim - 1 - q
+                energy += theta[col].real
+                xq = X[q]
+                xq[:] = 0
+                for i in range(dim):
+                    c = W[i, col]
+                    ki = K[i]
+                    for t in range(n):
+                        xq[t] += c * ki[t]
+            if dim >= n:
+                break
+            # energy still missing <= sum of |G x - theta x|^2 / gap (Rayleigh-Ritz bounds)
+            gap = theta[dim - r] - theta[dim - r - 1]
+            miss = 0.0
+            for q in range(r):
+                _gram_apply(A, X[q], tmp, w)
+                th = theta[dim - 1 - q]
+                res = 0.0
+                for t in range(n):
+                    d = w[t] - th * X[q, t]
+                    res += d.real * d.real + d.imag * d.imag
+                miss += res
+            limit = max(tol * (total - energy), 16 * eps * total)
+            if miss <= limit * max(gap, 0.0) or abs(energy - prev) <= limit:
+                break
+            prev = energy
+        for q in range(r):
+            for i in range(m):
+                tmp[i] = _dotc_plain(A[i], X[q])
+            sig = _norm(tmp)
+            if sig > 0:
+                sq = np.sqrt(sig)
+                for i in range(m):
+                    L[b, i, q] = tmp[i] / sq
+                for t in range(n):
+                    R[b, q, t] = sq * np.conj(X[q, t])
+
+
+def low_rank(S: np.ndarray, rank: int, tol: float, max_iter: int):
+    """Best rank-``rank`` factors ``S[b] ~ L[b] @ R[b]`` of a stack ``S (nb, m, n)``.
+
+    ``L (nb, m, rank)`` and ``R (nb, rank, n)``, balanced (column ``q`` of ``L`` and row ``q``
+    of ``R`` both have norm ``sqrt(sigma_q)``). ``rank <= min(m, n)``; ``max_iter`` bounds
+    the Lanczos restarts, ``tol`` the growth of the captured energy (relative to the residual
+    energy) at which they stop.
+    """
+    nb, m, n = S.shape
+    wide = m < n
+    if wide:
+        S = np.conj(np.swapaxes(S, 1, 2))
+        m, n = n, m
+    S = np.ascontiguousarray(S)
+    L = np.zeros((nb, m, rank), dtype=S.dtype)
+    R = np.zeros((nb, rank, n), dtype=S.dtype)
+    if nb and rank:
+        rng = np.random.default_rng(0)
+        X0 = rng.standard_normal((nb, rank, n))
+        if S.dtype.kind == "c":
+            X0 = X0 + 1j * rng.standard_normal((nb, rank, n))
+        dim = min(n, max(3 * rank, rank + 12))
+        with _serial_blas(get_num_threads()):  # eigh calls LAPACK in every Numba thread
+            _low_rank(S, X0.astype(S.dtype), dim, tol, max_iter, L, R)
+    if wide:
+        L, R = np.conj(np.swapaxes(R, 1, 2)), np.conj(np.swapaxes(L, 1, 2))
+    return np.ascontiguousarray(L), np.ascontiguousarray(R)

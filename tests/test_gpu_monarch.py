@@ -1,0 +1,60 @@
+"""Monarch, order-p Monarch and BTT on CuPy arrays against the NumPy path (needs a GPU)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import structlin as sl
+from tests.strategies import random_array, tolerance
+
+pytestmark = pytest.mark.gpu
+
+
+@pytest.fixture(scope="module")
+def cp():
+    return pytest.importorskip("cupy")
+
+
+def _err(a, b):
+    b = np.asarray(b)
+    return float(np.max(np.abs(np.asarray(a) - b)) / max(np.max(np.abs(b)), 1e-300))
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64, np.complex64, np.complex128])
+@pytest.mark.parametrize("s1,s2,batch", [((4, 4, 4), (4, 4, 4), 5), ((2, 35, 33), (5, 3, 14), 70),
+                                         ((64, 64, 64), (64, 64, 64), 300)])
+def test_gpu_multiply_and_vjp_match_cpu(cp, dt, s1, s2, batch):
+    rng = np.random.default_rng(0)
+    w1, w2 = random_array(rng, s1, dt), random_array(rng, s2, dt)
+    x = random_array(rng, (batch, s1[0] * s1[2]), dt)
+    g = random_array(rng, (batch, s2[0] * s2[1]), dt)
+    y = sl.monarch_multiply(cp.asarray(w1), cp.asarray(w2), cp.asarray(x))
+    assert isinstance(y, cp.ndarray) and y.dtype == dt
+    tol = tolerance(dt, x.shape[-1]) * 4
+    assert _err(y.get(), sl.monarch_multiply(w1, w2, x)) < tol
+    got = sl.monarch_multiply_vjp(cp.asarray(w1), cp.asarray(w2), cp.asarray(x), cp.asarray(g))
+    for a, b in zip(got, sl.monarch_multiply_vjp(w1, w2, x, g), strict=True):
+        assert _err(a.get(), b) < tol * 16
+
+
+def test_gpu_order_p_btt_and_projection_match_cpu(cp):
+    rng = np.random.default_rng(1)
+    fs = [rng.standard_normal((16, 4, 4)) for _ in range(3)]
+    x = rng.standard_normal((7, 64))
+    y = sl.monarch_order_p_multiply([cp.asarray(f) for f in fs], cp.asarray(x))
+    assert _err(y.get(), sl.monarch_order_p_multiply(fs, x)) < 1e-12
+    b1, b2 = rng.standard_normal((4, 2, 4, 4)), rng.standard_normal((4, 4, 4, 2))
+    y = sl.btt_multiply(cp.asarray(b1), cp.asarray(b2), cp.asarray(rng.standard_normal((3, 16))))
+    assert y.shape == (3, 16)
+    A = rng.standard_normal((64, 64))
+    w1, w2 = sl.monarch_project(cp.asarray(A), nblocks=8)
+    c1, c2 = sl.monarch_project(A, nblocks=8)
+    e_gpu = np.linalg.norm(A - sl.monarch_to_dense(w1.get(), w2.get()))
+    e_cpu = np.linalg.norm(A - sl.monarch_to_dense(c1, c2))
+    assert abs(e_gpu - e_cpu) <= 1e-6 * e_cpu
+
+
+def test_gpu_rejects_numpy_mixed_with_cupy(cp):
+    with pytest.raises(TypeError, match=r"w2 is a cupy\.ndarray but w1 is a numpy\.ndarray"):
+        sl.monarch_multiply(np.ones((2, 2, 2)), cp.ones((2, 2, 2)), cp.ones(4))

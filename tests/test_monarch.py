@@ -1,0 +1,545 @@
+"""Monarch, order-p Monarch and BTT: products, VJPs and projections against dense references."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import structlin as sl
+from tests import conformance as cf
+from tests.strategies import batch_shapes, dtypes, random_array, seeds, tolerance
+
+# ------------------------------------------------------------------ specs and strategies
+
+
+def _zeros_like_input(p, y, n_in):
+    return np.zeros((*y.shape[:-1], n_in), dtype=y.dtype)
+
+
+def monarch_spec() -> cf.OperatorSpec:
+    def vjp(p, x, g):
+        g1, g2, gx = sl.monarch_multiply_vjp(p["w1"], p["w2"], x, g)
+        return {"w1": g1, "w2": g2, "x": gx}
+
+    def adjoint(p, y):
+        n_in = p["w1"].shape[0] * p["w1"].shape[2]
+        return sl.monarch_multiply_vjp(p["w1"], p["w2"], _zeros_like_input(p, y, n_in), y)[2]
+
+    return cf.OperatorSpec(
+        fast=lambda p, x: sl.monarch_multiply(p["w1"], p["w2"], x),
+        dense=lambda p: sl.monarch_to_dense(p["w1"], p["w2"]),
+        vjp=vjp,
+        adjoint=adjoint,
+    )
+
+
+def btt_spec() -> cf.OperatorSpec:
+    def vjp(p, x, g):
+        g1, g2, gx = sl.btt_multiply_vjp(p["w1"], p["w2"], x, g)
+        return {"w1": g1, "w2": g2, "x": gx}
+
+    return cf.OperatorSpec(
+        fast=lambda p, x: sl.btt_multiply(p["w1"], p["w2"], x),
+        dense=lambda p: sl.btt_to_dense(p["w1"], p["w2"]),
+        vjp=vjp,
+    )
+
+
+def order_p_spec(p_len: int) -> cf.OperatorSpec:
+    def factors(p):
+        return [p[f"f{i}"] for i in range(p_len)]
+
+    def vjp(p, x, g):
+        gfs, gx = sl.monarch_order_p_multiply_vjp(factors(p), x, g)
+        return {**{f"f{i}": gf for i, gf in enumerate(gfs)}, "x": gx}
+
+    return cf.OperatorSpec(
+        fast=lambda p, x: sl.monarch_order_p_multiply(factors(p), x),
+        dense=lambda p: sl.monarch_order_p_to_dense(factors(p)),
+        vjp=vjp,
+    )
+
+
+@st.composite
+def monarch_shapes(draw, max_side: int = 5):
+    """``(k, q, p)`` and ``(l, s, r)`` with ``l*r = k*q``: square, rectangular, any block count."""
+    k = draw(st.integers(1, max_side))
+    q = draw(st.integers(1, max_side))
+    p = draw(st.integers(1, max_side))
+    l = draw(st.sampled_from([d for d in range(1, k * q + 1) if (k * q) % d == 0]))
+    s = draw(st.integers(1, max_side))
+    return (k, q, p), (l, s, k * q // l)
+
+
+def monarch_params(rng, s1, s2, dt1, dt2=None):
+    return {"w1": random_array(rng, s1, dt1, 0.7), "w2": random_array(rng, s2, dt2 or dt1, 0.7)}
+
+
+# ------------------------------------------------------------------ Monarch multiply
+
+
+@given(shapes=monarch_shapes(), batch=batch_shapes(), wdt=dtypes(), xdt=dtypes(), seed=seeds())
+def test_multiply_matches_dense(shapes, batch, wdt, xdt, seed):
+    rng = np.random.default_rng(seed)
+    s1, s2 = shapes
+    p = monarch_params(rng, s1, s2, wdt)
+    x = random_array(rng, (*batch, s1[0] * s1[2]), xdt)
+    spec = monarch_spec()
+    cf.check_matches_dense(spec, p, x)
+    cf.check_result_dtype(spec, p, x)
+    cf.check_inputs_not_modified(spec, p, x)
+
+
+@given(shapes=monarch_shapes(), dt=dtypes(), seed=seeds())
+def test_adjoint_dot_test(shapes, dt, seed):
+    rng = np.random.default_rng(seed)
+    s1, s2 = shapes
+    p = monarch_params(rng, s1, s2, dt)
+    x = random_array(rng, (3, s1[0] * s1[2]), dt)
+    y = random_array(rng, (3, s2[0] * s2[1]), dt)
+    cf.check_dot_test(monarch_spec(), p, x, y)
+
+
+@pytest.mark.parametrize("s1,s2", [((3, 3, 3), (3, 3, 3)), ((2, 3, 5), (3, 4, 2)),
+                                   ((4, 2, 3), (8, 5, 1)), ((2, 4, 3), (1, 6, 8))])
+@pytest.mark.parametrize("wdt,xdt", [("float64", "float64"), ("complex128", "complex128"),
+                                     ("float64", "complex128"), ("complex128", "float64")])
+def test_vjp_matches_finite_differences(s1, s2, wdt, xdt):
+    rng = np.random.default_rng(1)
+    p = monarch_params(rng, s1, s2, wdt)
+    x = random_array(rng, (2, 3, s1[0] * s1[2]), xdt)
+    g = random_array(rng, (2, 3, s2[0] * s2[1]), np.result_type(wdt, xdt))
+    cf.check_vjp(monarch_spec(), p, x, g, rng=rng)
+
+
+@given(shapes=monarch_shapes(), dt=dtypes(), seed=seeds())
+def test_vjp_grad_x_is_adjoint_times_grad_and_dtypes_follow_arguments(shapes, dt, seed):
+    rng = np.random.default_rng(seed)
+    s1, s2 = shapes
+    w1 = random_array(rng, s1, dt)
+    w2 = random_array(rng, s2, np.float32)
+    x = random_array(rng, (4, s1[0] * s1[2]), np.float64)
+    g = random_array(rng, (4, s2[0] * s2[1]), np.result_type(dt, np.float64))
+    g1, g2, gx = sl.monarch_multiply_vjp(w1, w2, x, g)
+    M = sl.monarch_to_dense(w1.astype(np.complex128), w2)
+    assert cf._rel_err(gx, (g @ M.conj()).real) <= tolerance(dt, 16) * 4
+    assert (g1.dtype, g2.dtype, gx.dtype) == (w1.dtype, np.float32, np.float64)
+
+
+@pytest.mark.parametrize("batch,dt", [(2048, np.float32), (300, np.complex64), (37, np.float64)])
+def test_large_square_monarch_matches_dense(batch, dt):
+    # 64 blocks of 64: several batch tiles, a partial last tile, parallel chunks
+    rng = np.random.default_rng(batch)
+    p = monarch_params(rng, (64, 64, 64), (64, 64, 64), dt)
+    x = random_array(rng, (batch, 4096), dt)
+    y = sl.monarch_multiply(p["w1"], p["w2"], x)
+    # the reference in blocks, in double precision
+    w1 = p["w1"].astype(np.complex128)
+    w2 = p["w2"].astype(np.complex128)
+    u = np.einsum("kqp,bkp->bkq", w1, x.reshape(batch, 64, 64))
+    want = np.einsum("lsr,brl->bsl", w2, u.reshape(batch, 64, 64)).reshape(batch, 4096)
+    assert cf._rel_err(y, want) <= tolerance(dt, 4096)
+
+
+def fly_reference(x, w1_bfly, w2_bfly):
+    """HazyResearch/fly's ``blockdiag_butterfly_multiply_reference`` (version 2), in NumPy."""
+    batch_shape, _n = x.shape[:-1], x.shape[-1]
+    k, _q, p = w1_bfly.shape
+    l, s, r = w2_bfly.shape
+    x_reshaped = x.reshape(-1, k, p)
+    out1 = np.einsum("kqp,bkp->bkq", w1_bfly, x_reshaped)
+    out1 = out1.reshape(-1, r, l).transpose(0, 2, 1)  # 'b (r l) -> b l r'
+    out2 = np.einsum("lsr,blr->bsl", w2_bfly, out1)
+    return out2.reshape(*batch_shape, s * l)
+
+
+@given(shapes=monarch_shapes(), seed=seeds())
+def test_fly_layout_weights_give_fly_products_and_round_trip(shapes, seed):
+    rng = np.random.default_rng(seed)
+    s1, s2 = shapes
+    w1, w2 = rng.standard_normal(s1), rng.standard_normal(s2)
+    x = rng.standard_normal((2, 3, s1[0] * s1[2]))
+    np.testing.assert_allclose(sl.monarch_multiply(w1, w2, x), fly_reference(x, w1, w2),
+                               rtol=1e-12, atol=1e-12)
+    # projecting the dense matrix gives factors of the same matrix, in the same layout
+    M = sl.monarch_to_dense(w1, w2)
+    v1, v2 = sl.monarch_project(M, s1, s2)
+    assert v1.shape == s1 and v2.shape == s2
+    np.testing.assert_allclose(fly_reference(x, v1, v2), x @ M.T, rtol=1e-9, atol=1e-9)
+
+
+def test_butterfly_is_a_monarch_product_of_its_two_halves():
+    # factors 0..L/2-1 act inside contiguous blocks of b = sqrt(n) entries: w1; factors
+    # L/2..L-1 act on entries b apart: w2, reached by the (r, l) -> (l, r) view. No other
+    # permutation is needed in fly's convention.
+    L, b = 8, 16
+    tw = sl.random_butterfly(1 << L, rng=0)
+    low, high = tw.copy(), tw.copy()
+    low[L // 2 :] = np.eye(2)
+    high[: L // 2] = np.eye(2)
+    B1, B2 = sl.butterfly_to_dense(low), sl.butterfly_to_dense(high)
+    w1 = np.stack([B1[c * b : (c + 1) * b, c * b : (c + 1) * b] for c in range(b)])
+    w2 = np.stack([B2[j::b, j::b] for j in range(b)])
+    B = sl.butterfly_to_dense(tw)
+    np.testing.assert_allclose(sl.monarch_to_dense(w1, w2), B, atol=1e-12)
+    v1, v2 = sl.monarch_project(B, nblocks=b)
+    np.testing.assert_allclose(sl.monarch_to_dense(v1, v2), B, atol=1e-10)
+
+
+def dft_monarch(b):
+    """Cooley-Tukey: F_n[:, perm] = Monarch with w1[c, j, d] = w_b^{jd} w_n^{jc} and
+    w2[j, a, c] = w_b^{ac}, where perm[c*b + d] = d*b + c (n = b^2)."""
+    n = b * b
+    wb = np.exp(-2j * np.pi / b)
+    wn = np.exp(-2j * np.pi / n)
+    c, j, d = np.meshgrid(np.arange(b), np.arange(b), np.arange(b), indexing="ij")
+    w1 = wb ** (j * d) * wn ** (j * c)
+    _jj, a, cc = np.meshgrid(np.arange(b), np.arange(b), np.arange(b), indexing="ij")
+    w2 = wb ** (a * cc)
+    perm = (np.arange(n) % b) * b + np.arange(n) // b
+    return w1, w2, perm
+
+
+@pytest.mark.parametrize("b", [1, 2, 4, 16])
+def test_dft_on_transposed_input_is_exactly_monarch(b):
+    n = b * b
+    w1, w2, perm = dft_monarch(b)
+    x = np.random.default_rng(b).standard_normal((3, n)) + 0j
+    np.testing.assert_allclose(sl.monarch_multiply(w1, w2, x[..., perm]), np.fft.fft(x),
+                               atol=1e-10 * n)
+    F = np.fft.fft(np.eye(n))
+    v1, v2 = sl.monarch_project(F[:, perm], nblocks=b)
+    np.testing.assert_allclose(sl.monarch_to_dense(v1, v2), F[:, perm], atol=1e-10 * n)
+
+
+def test_empty_batch_nan_propagation_and_integer_promotion():
+    w1, w2 = np.ones((2, 3, 2)), np.ones((3, 2, 2))
+    y = sl.monarch_multiply(w1, w2, np.zeros((0, 2, 4), np.float32))
+    assert y.shape == (0, 2, 6) and y.dtype == np.float64
+    g1, g2, gx = sl.monarch_multiply_vjp(w1, w2, np.zeros((0, 4)), np.zeros((0, 6)))
+    assert gx.shape == (0, 4)
+    np.testing.assert_array_equal(g1, 0)
+    np.testing.assert_array_equal(g2, 0)
+    x = np.zeros((2, 4))
+    x[0, 1] = np.nan
+    y = sl.monarch_multiply(w1, w2, x)
+    assert np.isnan(y[0]).any() and not np.isnan(y[1]).any()
+    yi = sl.monarch_multiply(np.ones((2, 3, 2), np.int64), np.ones((3, 2, 2), bool),
+                             np.arange(4))
+    assert yi.dtype == np.float64
+    np.testing.assert_allclose(yi, sl.monarch_to_dense(w1, w2) @ np.arange(4.0))
+
+
+def test_precision_argument_is_checked_and_cpu_computes_in_full_precision():
+    rng = np.random.default_rng(0)
+    w1, w2 = rng.standard_normal((4, 4, 4)), rng.standard_normal((4, 4, 4))
+    x = rng.standard_normal((2, 16))
+    for prec in ("tf32", "bf16"):
+        np.testing.assert_array_equal(sl.monarch_multiply(w1, w2, x, precision=prec),
+                                      sl.monarch_multiply(w1, w2, x))
+    with pytest.raises(ValueError, match="precision must be one of"):
+        sl.monarch_multiply(w1, w2, x, precision="fp8")
+
+
+@pytest.mark.parametrize("w1,w2,x,exc,match", [
+    (np.ones((2, 3, 4)), np.ones((4, 5, 2)), np.ones(8), ValueError,
+     r"l\*r = 8 inputs, but w1 of shape \(k, q, p\) = \(2, 3, 4\) gives k\*q = 6"),
+    (np.ones((2, 3, 4)), np.ones((3, 5, 2)), np.ones(7), ValueError,
+     r"x has length n_in = 7 .* needs k\*p = 8"),
+    (np.ones((2, 3)), np.ones((3, 5, 2)), np.ones(6), ValueError,
+     r"w1 must have 3 dimensions, shape \(k, q, p\)"),
+    (np.ones((2, 3, 4)), np.ones((3, 5, 2, 1)), np.ones(8), ValueError,
+     r"w2 must have 3 dimensions, shape \(l, s, r\)"),
+    (np.ones((2, 3, 4)), np.ones((3, 5, 2)), np.float64(1.0), ValueError,
+     "x must have at least 1 dimension"),
+    (np.ones((2, 3, 4)), np.ones((3, 5, 2)), np.array(["a"] * 8), TypeError,
+     "x must have a numeric dtype"),
+    (np.ones((2, 3, 4), dtype=object), np.ones((3, 5, 2)), np.ones(8), TypeError,
+     "w1 must have a numeric dtype"),
+])
+def test_bad_inputs_raise_naming_the_argument(w1, w2, x, exc, match):
+    with pytest.raises(exc, match=match):
+        sl.monarch_multiply(w1, w2, x)
+
+
+def test_bad_grad_and_projection_arguments():
+    w1, w2 = np.ones((2, 3, 4)), np.ones((3, 5, 2))
+    with pytest.raises(ValueError, match=r"grad must have shape \(2, 15\)"):
+        sl.monarch_multiply_vjp(w1, w2, np.ones((2, 8)), np.ones((2, 14)))
+    A = np.ones((15, 8))
+    with pytest.raises(ValueError, match=r"k\*p = n_in and l\*s = n_out"):
+        sl.monarch_project(A, (2, 3, 4), (3, 4, 2))
+    with pytest.raises(ValueError, match=r"l\*r = 9 inputs, but .* k\*q = 6"):
+        sl.monarch_project(A, (2, 3, 4), (3, 5, 3))
+    with pytest.raises(ValueError, match="nblocks must be a positive divisor"):
+        sl.monarch_project(A, nblocks=3)
+    with pytest.raises(ValueError, match="not both"):
+        sl.monarch_project(A, (2, 3, 4), (3, 5, 2), nblocks=1)
+    with pytest.raises(ValueError, match="give w1_shape and w2_shape, or nblocks"):
+        sl.monarch_project(A, (2, 3, 4))
+    with pytest.raises(ValueError, match="A must be finite"):
+        sl.monarch_project(np.full((4, 4), np.nan), nblocks=2)
+    with pytest.raises(ValueError, match="A must have 2 dimensions"):
+        sl.monarch_project(np.ones(4), nblocks=2)
+    with pytest.raises(ValueError, match="w1_shape must be 3 positive integers"):
+        sl.monarch_project(A, (2, 3), (3, 5, 2))
+    with pytest.raises(ValueError, match="tol must be in"):
+        sl.monarch_project(A, nblocks=1, tol=2.0)
+
+
+# ------------------------------------------------------------------ projection
+
+
+def optimal_error(A, s1, s2, rank_per_middle=1):
+    """Brute force: the slice of each (output block j, input block c) and its SVD tail."""
+    k, q, p = s1
+    l, _s, _r = s2
+    err2 = 0.0
+    for j in range(l):
+        for c in range(k):
+            rank = sum(1 for e in range(q) if (c * q + e) % l == j)
+            sv = np.linalg.svd(A[j::l, c * p : (c + 1) * p], compute_uv=False)
+            err2 += float(np.sum(sv[rank:] ** 2))
+    return np.sqrt(err2)
+
+
+@given(shapes=monarch_shapes(), seed=seeds(), complex_=st.booleans())
+def test_projection_error_equals_the_slicewise_svd_optimum(shapes, seed, complex_):
+    rng = np.random.default_rng(seed)
+    s1, s2 = shapes
+    A = random_array(rng, (s2[0] * s2[1], s1[0] * s1[2]),
+                     np.complex128 if complex_ else np.float64)
+    w1, w2 = sl.monarch_project(A, s1, s2)
+    err = np.linalg.norm(A - sl.monarch_to_dense(w1, w2))
+    best = optimal_error(A, s1, s2)
+    assert abs(err - best) <= 1e-6 * max(best, 1e-12) + 1e-10 * np.linalg.norm(A)
+
+
+@given(shapes=monarch_shapes(), seed=seeds(), dt=dtypes())
+def test_projection_of_a_monarch_matrix_is_exact(shapes, seed, dt):
+    rng = np.random.default_rng(seed)
+    s1, s2 = shapes
+    M = sl.monarch_to_dense(random_array(rng, s1, dt), random_array(rng, s2, dt))
+    w1, w2 = sl.monarch_project(M, s1, s2)
+    assert w1.dtype == dt and w2.dtype == dt
+    assert cf._rel_err(sl.monarch_to_dense(w1, w2), M) <= tolerance(dt, M.size)
+
+
+def test_projection_residual_is_stationary_for_the_factors():
+    # at the optimum the gradient of ||A - M(w1, w2)||^2 vanishes; the VJP with x = I computes it
+    rng = np.random.default_rng(5)
+    s1, s2 = (3, 4, 5), (6, 2, 2)
+    A = rng.standard_normal((12, 15))
+    w1, w2 = sl.monarch_project(A, s1, s2)
+    R = sl.monarch_to_dense(w1, w2) - A
+    g1, g2, _ = sl.monarch_multiply_vjp(w1, w2, np.eye(15), R.T)
+    assert np.linalg.norm(g1) + np.linalg.norm(g2) <= 1e-8 * np.linalg.norm(A)
+
+
+def test_projection_of_4096_square_matrix_matches_exact_svd():
+    rng = np.random.default_rng(0)
+    b = 64
+    A = rng.standard_normal((b * b, b * b)).astype(np.float32)
+    w1, w2 = sl.monarch_project(A, nblocks=b)
+    assert w1.dtype == np.float32 and w1.shape == (b, b, b)
+    A64 = A.astype(np.float64)
+    err = np.linalg.norm(A64 - sl.monarch_to_dense(w1.astype(np.float64), w2.astype(np.float64)))
+    sv = np.linalg.svd(A64.reshape(b, b, b, b).transpose(1, 2, 0, 3), compute_uv=False)
+    best = np.sqrt(np.sum(A64**2) - np.sum(sv[..., 0] ** 2))
+    # the factors are rounded to float32: that, not the iterations, limits the agreement
+    assert abs(err - best) <= 1e-6 * best
+
+
+# ------------------------------------------------------------------ order p
+
+
+@st.composite
+def order_p_factor_shapes(draw):
+    p_len = draw(st.integers(1, 3))
+    ins = draw(st.lists(st.integers(1, 3), min_size=p_len, max_size=p_len))
+    outs = draw(st.lists(st.integers(1, 3), min_size=p_len, max_size=p_len))
+    shapes = []
+    for i in range(p_len):
+        ax = p_len - 1 - i
+        blocks = int(np.prod(ins[:ax])) * int(np.prod(outs[ax + 1 :]))
+        shapes.append((blocks, outs[ax], ins[ax]))
+    return shapes, ins, outs
+
+
+@given(fs=order_p_factor_shapes(), batch=batch_shapes(2), dt=dtypes(), seed=seeds())
+def test_order_p_multiply_matches_dense(fs, batch, dt, seed):
+    shapes, ins, _ = fs
+    rng = np.random.default_rng(seed)
+    p = {f"f{i}": random_array(rng, s, dt, 0.7) for i, s in enumerate(shapes)}
+    x = random_array(rng, (*batch, int(np.prod(ins))), dt)
+    spec = order_p_spec(len(shapes))
+    cf.check_matches_dense(spec, p, x)
+    cf.check_result_dtype(spec, p, x)
+    cf.check_inputs_not_modified(spec, p, x)
+
+
+def test_order_p_dense_reference_is_the_product_of_axis_factors():
+    # independent check of the convention: factor i acts on axis p-1-i with its block picked
+    # by the other axes (inputs before, outputs after), via a kron-free explicit loop
+    rng = np.random.default_rng(0)
+    fs = [rng.standard_normal((4, 2, 2)) for _ in range(3)]
+    M = np.zeros((8, 8))
+    for o in np.ndindex(2, 2, 2):
+        for i in np.ndindex(2, 2, 2):
+            v = fs[0][i[0] * 2 + i[1], o[2], i[2]]  # axis 2: block (i0, i1)
+            v *= fs[1][i[0] * 2 + o[2], o[1], i[1]]  # axis 1: block (i0, o2)
+            v *= fs[2][o[1] * 2 + o[2], o[0], i[0]]  # axis 0: block (o1, o2)
+            M[np.ravel_multi_index(o, (2, 2, 2)), np.ravel_multi_index(i, (2, 2, 2))] = v
+    np.testing.assert_allclose(sl.monarch_order_p_to_dense(fs), M, atol=1e-14)
+
+
+def test_order_p_of_two_factors_is_monarch_with_l_equal_q():
+    rng = np.random.default_rng(2)
+    f = [rng.standard_normal((3, 4, 5)), rng.standard_normal((4, 2, 3))]
+    np.testing.assert_allclose(sl.monarch_order_p_to_dense(f), sl.monarch_to_dense(*f),
+                               atol=1e-14)
+    A = rng.standard_normal((8, 15))
+    g = sl.monarch_order_p_project(A, (3, 5), (2, 4))
+    w1, w2 = sl.monarch_project(A, (3, 4, 5), (4, 2, 3))
+    np.testing.assert_allclose(np.linalg.norm(A - sl.monarch_order_p_to_dense(g)),
+                               np.linalg.norm(A - sl.monarch_to_dense(w1, w2)), rtol=1e-9)
+
+
+@pytest.mark.parametrize("dt", ["float64", "complex128"])
+def test_order_p_vjp_matches_finite_differences(dt):
+    rng = np.random.default_rng(3)
+    shapes = [(4, 2, 3), (4, 3, 2), (6, 2, 2)]  # in (2, 2, 3) -> out (2, 3, 2)
+    p = {f"f{i}": random_array(rng, s, dt, 0.7) for i, s in enumerate(shapes)}
+    x = random_array(rng, (2, 12), dt)
+    g = random_array(rng, (2, 12), dt)
+    cf.check_vjp(order_p_spec(3), p, x, g, rng=rng)
+
+
+@given(fs=order_p_factor_shapes(), seed=seeds())
+def test_order_p_projection_of_an_order_p_monarch_is_exact(fs, seed):
+    shapes, ins, outs = fs
+    rng = np.random.default_rng(seed)
+    factors = [rng.standard_normal(s) for s in shapes]
+    M = sl.monarch_order_p_to_dense(factors)
+    g = sl.monarch_order_p_project(M, ins, outs)
+    assert [w.shape for w in g] == [tuple(s) for s in shapes]
+    assert cf._rel_err(sl.monarch_order_p_to_dense(g), M) <= 1e-10
+
+
+def test_order_p_bad_inputs():
+    f = [np.ones((4, 2, 2))] * 3
+    with pytest.raises(ValueError, match=r"factors\[1\] acts on axis 1 .* = 4 blocks"):
+        sl.monarch_order_p_multiply([f[0], np.ones((3, 2, 2)), f[2]], np.ones(8))
+    with pytest.raises(ValueError, match=r"x has length n_in = 6"):
+        sl.monarch_order_p_multiply(f, np.ones(6))
+    with pytest.raises(TypeError, match="factors must be a sequence"):
+        sl.monarch_order_p_multiply(np.ones((4, 2, 2)), np.ones(8))
+    with pytest.raises(ValueError, match="at least one factor"):
+        sl.monarch_order_p_multiply([], np.ones(8))
+    with pytest.raises(ValueError, match=r"factors\[0\] must have 3 dimensions"):
+        sl.monarch_order_p_multiply([np.ones((4, 2))], np.ones(2))
+    with pytest.raises(ValueError, match=r"A must have shape \(8, 8\)"):
+        sl.monarch_order_p_project(np.ones((8, 4)), (2, 2, 2))
+    with pytest.raises(ValueError, match="equally long"):
+        sl.monarch_order_p_project(np.ones((8, 8)), (2, 2, 2), (4, 2))
+    with pytest.raises(ValueError, match=r"grad must have shape \(8,\)"):
+        sl.monarch_order_p_multiply_vjp(f, np.ones(8), np.ones(7))
+
+
+# ------------------------------------------------------------------ BTT
+
+
+@st.composite
+def btt_shapes(draw):
+    k, rank, l, p, s = (draw(st.integers(1, 4)) for _ in range(5))
+    return (k, rank, l, p), (l, s, k, rank)
+
+
+@given(shapes=btt_shapes(), batch=batch_shapes(2), dt=dtypes(), seed=seeds())
+def test_btt_multiply_matches_dense(shapes, batch, dt, seed):
+    rng = np.random.default_rng(seed)
+    s1, s2 = shapes
+    p = monarch_params(rng, s1, s2, dt)
+    x = random_array(rng, (*batch, s1[0] * s1[3]), dt)
+    cf.check_matches_dense(btt_spec(), p, x)
+    cf.check_result_dtype(btt_spec(), p, x)
+    cf.check_inputs_not_modified(btt_spec(), p, x)
+
+
+def test_btt_of_rank_one_is_monarch():
+    rng = np.random.default_rng(0)
+    w1, w2 = rng.standard_normal((3, 1, 4, 5)), rng.standard_normal((4, 2, 3, 1))
+    np.testing.assert_allclose(sl.btt_to_dense(w1, w2),
+                               sl.monarch_to_dense(w1[:, 0], w2[..., 0]), atol=1e-14)
+
+
+@pytest.mark.parametrize("dt", ["float64", "complex128"])
+def test_btt_vjp_matches_finite_differences(dt):
+    rng = np.random.default_rng(4)
+    p = monarch_params(rng, (2, 3, 3, 4), (3, 2, 2, 3), dt)
+    x = random_array(rng, (3, 8), dt)
+    g = random_array(rng, (3, 6), dt)
+    cf.check_vjp(btt_spec(), p, x, g, rng=rng)
+
+
+@given(seed=seeds(), rank=st.integers(1, 4), k=st.integers(1, 3), l=st.integers(1, 3))
+def test_btt_projection_error_equals_the_rank_r_slice_optimum(seed, rank, k, l):
+    rng = np.random.default_rng(seed)
+    p, s = 4, 3
+    A = rng.standard_normal((l * s, k * p))
+    w1, w2 = sl.btt_project(A, rank, nblocks=(k, l))
+    err = np.linalg.norm(A - sl.btt_to_dense(w1, w2))
+    err2 = 0.0
+    for j in range(l):
+        for c in range(k):
+            sv = np.linalg.svd(A[j::l, c * p : (c + 1) * p], compute_uv=False)
+            err2 += np.sum(sv[rank:] ** 2)
+    assert abs(err - np.sqrt(err2)) <= 1e-6 * np.sqrt(err2) + 1e-10 * np.linalg.norm(A)
+
+
+def test_btt_bad_inputs():
+    with pytest.raises(ValueError, match=r"disagree on \(k, rank, l\)"):
+        sl.btt_multiply(np.ones((2, 3, 4, 5)), np.ones((4, 2, 2, 2)), np.ones(10))
+    with pytest.raises(ValueError, match=r"w1 must have 4 dimensions, shape \(k, rank, l, p\)"):
+        sl.btt_multiply(np.ones((2, 3, 4)), np.ones((4, 2, 2, 3)), np.ones(10))
+    with pytest.raises(ValueError, match=r"x has length n_in = 9 .* needs k\*p = 10"):
+        sl.btt_multiply(np.ones((2, 3, 4, 5)), np.ones((4, 2, 2, 3)), np.ones(9))
+    with pytest.raises(ValueError, match="rank must be a positive integer"):
+        sl.btt_project(np.ones((4, 4)), 0, nblocks=2)
+    with pytest.raises(ValueError, match="must divide A's shape"):
+        sl.btt_project(np.ones((4, 6)), 1, nblocks=4)
+
+
+# ------------------------------------------------------------------ NumPy mixed with CuPy
+
+
+@pytest.fixture
+def fake_cupy(monkeypatch):
+    """A stand-in ``cupy`` module, so that the mixing check is tested without a GPU."""
+    import sys
+    import types
+
+    mod = types.ModuleType("cupy")
+
+    class ndarray(np.ndarray):
+        pass
+
+    mod.ndarray = ndarray
+    monkeypatch.setitem(sys.modules, "cupy", mod)
+    return mod
+
+
+def test_mixing_numpy_and_cupy_is_refused_naming_both_arguments(fake_cupy):
+    def gpu(shape):
+        return np.ones(shape).view(fake_cupy.ndarray)
+
+    with pytest.raises(TypeError, match=r"x is a cupy\.ndarray but w1 is a numpy\.ndarray"):
+        sl.monarch_multiply(np.ones((2, 2, 2)), np.ones((2, 2, 2)), gpu(4))
+    with pytest.raises(TypeError, match=r"grad is a cupy\.ndarray but w1"):
+        sl.monarch_multiply_vjp(np.ones((2, 2, 2)), np.ones((2, 2, 2)), np.ones(4), gpu(4))
+    with pytest.raises(TypeError, match=r"factors\[1\] is a cupy\.ndarray but factors\[0\]"):
+        sl.monarch_order_p_multiply([np.ones((2, 2, 2)), gpu((2, 2, 2))], np.ones(4))
+    with pytest.raises(TypeError, match=r"w2 is a cupy\.ndarray but w1"):
+        sl.btt_multiply(np.ones((1, 1, 1, 2)), gpu((1, 2, 1, 1)), np.ones(2))
