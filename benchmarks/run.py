@@ -29,6 +29,9 @@ from typing import Any
 # slower both ways). A passive wait policy removes that cross-talk and barely changes either
 # side's own time. It must be set before libgomp loads; an explicit setting is kept.
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+# OpenBLAS (pthreads build, as in NumPy's wheels) ignores OMP_WAIT_POLICY: its workers spin for
+# 2**THREAD_TIMEOUT cycles after each call (about 0.1 s by default); 2**4 lets them sleep at once
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
