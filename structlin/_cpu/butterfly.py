@@ -235,21 +235,19 @@ def _pass_segments(xin, xout, coefs, k1, increasing, rows, nchunk):
                     nl = min(4, k1 - k0)
                     _spaced(xout, xout, r0, r1, base, m, k0, nl, coefs, True)
                     k0 += nl
+            elif k1 == kb:
+                _contiguous(xin, xout, r0, r1, base, m, coefs, False)
             else:
-                first = True
+                # copy the tile first: the spaced groups read 16 strided lines at a time,
+                # which the hardware prefetcher serves well from cache but not from memory
+                for r in range(r0, r1):
+                    xout[r][base : base + m] = xin[r][base : base + m]
                 k1r = k1
                 while k1r > kb:
                     nl = min(4, k1r - kb)
-                    if first:
-                        _spaced(xin, xout, r0, r1, base, m, k1r - nl, nl, coefs, False)
-                    else:
-                        _spaced(xout, xout, r0, r1, base, m, k1r - nl, nl, coefs, False)
-                    first = False
+                    _spaced(xout, xout, r0, r1, base, m, k1r - nl, nl, coefs, False)
                     k1r -= nl
-                if first:
-                    _contiguous(xin, xout, r0, r1, base, m, coefs, False)
-                else:
-                    _contiguous(xout, xout, r0, r1, base, m, coefs, False)
+                _contiguous(xout, xout, r0, r1, base, m, coefs, False)
 
 
 #: bytes of one transposed tile row: the first pass keeps ``ROW_BYTES // itemsize`` rows side
@@ -676,7 +674,7 @@ def apply_vjp(tw: np.ndarray, x: np.ndarray, g: np.ndarray, increasing: bool):
 
 
 @njit(cache=True, parallel=True)
-def _gather_rows(x, idx, out):
+def _gather_rows(x, idx, out):  # idx is int32: the row, the index and the output fit in L1
     for r in prange(x.shape[0]):
         xr = x[r]
         yr = out[r]
@@ -689,5 +687,5 @@ def gather_last(x: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """``x[:, idx]`` for C-contiguous ``(batch, n)`` ``x``: rows in parallel, each from cache."""
     out = np.empty((x.shape[0], idx.shape[0]), dtype=x.dtype)
     if x.shape[0]:
-        _gather_rows(x, idx, out)
+        _gather_rows(x, idx.astype(np.int32), out)
     return out
