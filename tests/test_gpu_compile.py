@@ -148,27 +148,36 @@ void fwht_pass_{code}(long long nb, int nt, long long sm, void* x, void* y, long
     return "\n".join(parts)
 
 
-@pytest.fixture(scope="module")
-def emulated(tmp_path_factory):
-    """Patch the launchers to run on the host emulator; yields (butterfly, hadamard)."""
+def compile_emulator(tmp_path_factory, name: str, source: str):
+    """Compile an emulator source (the shim plus kernels) with the host C++ compiler and load it;
+    skip the calling test when there is no compiler."""
     import ctypes
     import shutil
     import subprocess
-    import types
-
-    import numpy as np
 
     cxx = shutil.which("g++") or shutil.which("clang++")
     if cxx is None:
         pytest.skip("no host C++ compiler for the kernel emulation")
-    d = tmp_path_factory.mktemp("emu")
-    (d / "emu.cpp").write_text(_emulator_source())
-    subprocess.run(
+    d = tmp_path_factory.mktemp(name)
+    (d / "emu.cpp").write_text(source)
+    proc = subprocess.run(
         [cxx, "-std=c++20", "-O1", "-shared", "-fPIC", "-pthread", "-w",
          str(d / "emu.cpp"), "-o", str(d / "emu.so")],
-        check=True, capture_output=True,
+        capture_output=True, text=True, check=False,
     )
-    lib = ctypes.CDLL(str(d / "emu.so"))
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return ctypes.CDLL(str(d / "emu.so"))
+
+
+@pytest.fixture(scope="module")
+def emulated(tmp_path_factory):
+    """Patch the launchers to run on the host emulator; yields (butterfly, hadamard)."""
+    import ctypes
+    import types
+
+    import numpy as np
+
+    lib = compile_emulator(tmp_path_factory, "emu", _emulator_source())
 
     def launch(kernel, blocks, threads, args, smem):
         template, t = kernel[:-1].split("<", 1)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.strategies import random_array, tolerance
-from tests.test_gpu_compile import _EMU_TYPES, _SHIM, _compile
+from tests.test_gpu_compile import _EMU_TYPES, _SHIM, _compile, compile_emulator
 
 
 def _emulator_source() -> str:
@@ -32,21 +32,9 @@ void butterfly_factorize_level_{code}(long long nb, int nt, long long sm, void* 
 def emulated(tmp_path_factory):
     """The launcher module with CuPy, kernel lookup and launch replaced by the host shim."""
     import ctypes
-    import shutil
-    import subprocess
     import types
 
-    cxx = shutil.which("g++") or shutil.which("clang++")
-    if cxx is None:
-        pytest.skip("no host C++ compiler for the kernel emulation")
-    d = tmp_path_factory.mktemp("emu_bf")
-    (d / "emu.cpp").write_text(_emulator_source())
-    subprocess.run(
-        [cxx, "-std=c++20", "-O1", "-shared", "-fPIC", "-pthread", "-w",
-         str(d / "emu.cpp"), "-o", str(d / "emu.so")],
-        check=True, capture_output=True,
-    )
-    lib = ctypes.CDLL(str(d / "emu.so"))
+    lib = compile_emulator(tmp_path_factory, "emu_bf", _emulator_source())
 
     def launch(kernel, blocks, threads, args, smem):
         template, t = kernel[:-1].split("<", 1)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from structlin._cpu import butterfly_inverse as cpu
-from tests.test_gpu_compile import _EMU_TYPES, _SHARED_DECL, _SHIM, _compile
+from tests.test_gpu_compile import _EMU_TYPES, _SHARED_DECL, _SHIM, _compile, compile_emulator
 
 DTYPES = ("float32", "float64", "complex64", "complex128")
 KERNELS = {
@@ -54,22 +54,9 @@ def _emulator_source() -> str:
 def gpu(tmp_path_factory):
     """``structlin.gpu.butterfly_inverse`` with its launches run by the host emulator."""
     import ctypes
-    import shutil
-    import subprocess
     import types
 
-    cxx = shutil.which("g++") or shutil.which("clang++")
-    if cxx is None:
-        pytest.skip("no host C++ compiler for the kernel emulation")
-    d = tmp_path_factory.mktemp("emu_inverse")
-    (d / "emu.cpp").write_text(_emulator_source())
-    proc = subprocess.run(
-        [cxx, "-std=c++20", "-O1", "-shared", "-fPIC", "-pthread", "-w",
-         str(d / "emu.cpp"), "-o", str(d / "emu.so")],
-        capture_output=True, text=True, check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    lib = ctypes.CDLL(str(d / "emu.so"))
+    lib = compile_emulator(tmp_path_factory, "emu_inverse", _emulator_source())
 
     def launch(kernel, blocks, threads, args, smem):
         template, t = kernel[:-1].split("<", 1)

@@ -10,15 +10,13 @@ share the contract. (NVRTC compilation of the source is checked by ``test_gpu_co
 from __future__ import annotations
 
 import ctypes
-import shutil
-import subprocess
 import types
 
 import numpy as np
 import pytest
 
 from structlin._cpu import butterfly_special as cpu
-from tests.test_gpu_compile import _SHARED_DECL, _SHIM, _compile
+from tests.test_gpu_compile import _SHARED_DECL, _SHIM, _compile, compile_emulator
 
 _SIGS = {
     "special_gather_packed": "void* x, void* ia, void* wa, void* ib, void* wb, void* u, "
@@ -70,18 +68,7 @@ def _source() -> str:
 
 @pytest.fixture(scope="module")
 def emulated(tmp_path_factory):
-    cxx = shutil.which("g++") or shutil.which("clang++")
-    if cxx is None:
-        pytest.skip("no host C++ compiler for the kernel emulation")
-    d = tmp_path_factory.mktemp("emu_special")
-    (d / "emu.cpp").write_text(_source())
-    proc = subprocess.run(
-        [cxx, "-std=c++20", "-O1", "-shared", "-fPIC", "-pthread", "-w",
-         str(d / "emu.cpp"), "-o", str(d / "emu.so")],
-        capture_output=True, text=True, check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    lib = ctypes.CDLL(str(d / "emu.so"))
+    lib = compile_emulator(tmp_path_factory, "emu_special", _source())
 
     def launch(kernel, blocks, threads, args, smem):
         template, t = kernel[:-1].split("<", 1)

@@ -13,15 +13,13 @@ backward pipeline -- not performance nor anything warp-level.
 from __future__ import annotations
 
 import ctypes
-import shutil
-import subprocess
 import types
 import zlib
 
 import numpy as np
 import pytest
 
-from tests.test_gpu_compile import _SHARED_DECL, _SHIM, _compile
+from tests.test_gpu_compile import _SHARED_DECL, _SHIM, _compile, compile_emulator
 
 _TYPES = {"float": "f32", "double": "f64", "sl::complex<float>": "c64",
           "sl::complex<double>": "c128"}
@@ -61,17 +59,7 @@ void conv_pass_{code}(long long nb, int nt, long long sm, {params}) {{
 @pytest.fixture(scope="module")
 def conv(tmp_path_factory):
     """The launcher module with CuPy replaced by NumPy and launches sent to the emulator."""
-    cxx = shutil.which("g++") or shutil.which("clang++")
-    if cxx is None:
-        pytest.skip("no host C++ compiler for the kernel emulation")
-    d = tmp_path_factory.mktemp("emu_conv")
-    (d / "emu.cpp").write_text(_emulator_source())
-    subprocess.run(
-        [cxx, "-std=c++20", "-O1", "-shared", "-fPIC", "-pthread", "-w",
-         str(d / "emu.cpp"), "-o", str(d / "emu.so")],
-        check=True, capture_output=True,
-    )
-    lib = ctypes.CDLL(str(d / "emu.so"))
+    lib = compile_emulator(tmp_path_factory, "emu_conv", _emulator_source())
 
     def launch(kernel, blocks, threads, args, smem):
         template, t = kernel[:-1].split("<", 1)

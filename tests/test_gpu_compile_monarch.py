@@ -11,7 +11,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.test_gpu_compile import _EMU_TYPES, _SHARED_DECL, _SHIM, SOURCES, _compile
+from tests.test_gpu_compile import (
+    _EMU_TYPES,
+    _SHARED_DECL,
+    _SHIM,
+    SOURCES,
+    _compile,
+    compile_emulator,
+)
 
 
 def test_monarch_source_is_listed_and_compiles():
@@ -48,21 +55,9 @@ void blockdiag_weight_grad_{code}(long long nb, int nt, long long sm, void* x, v
 def emulated(tmp_path_factory):
     """``structlin.gpu.monarch`` with its launches running on the host emulator."""
     import ctypes
-    import shutil
-    import subprocess
     import types
 
-    cxx = shutil.which("g++") or shutil.which("clang++")
-    if cxx is None:
-        pytest.skip("no host C++ compiler for the kernel emulation")
-    d = tmp_path_factory.mktemp("emu_monarch")
-    (d / "emu.cpp").write_text(_emulator_source())
-    subprocess.run(
-        [cxx, "-std=c++20", "-O1", "-shared", "-fPIC", "-pthread", "-w",
-         str(d / "emu.cpp"), "-o", str(d / "emu.so")],
-        check=True, capture_output=True,
-    )
-    lib = ctypes.CDLL(str(d / "emu.so"))
+    lib = compile_emulator(tmp_path_factory, "emu_monarch", _emulator_source())
 
     def launch(kernel, blocks, threads, args, smem):
         template, t = kernel[:-1].split("<", 1)

@@ -11,14 +11,12 @@ of the same source is checked by ``test_gpu_compile.py`` (every ``.cu`` file).
 from __future__ import annotations
 
 import ctypes
-import shutil
-import subprocess
 import types
 
 import numpy as np
 import pytest
 
-from tests.test_gpu_compile import _EMU_TYPES, _SHARED_DECL, _SHIM, _compile
+from tests.test_gpu_compile import _EMU_TYPES, _SHARED_DECL, _SHIM, _compile, compile_emulator
 
 EMU_DTYPES = ("float32", "float64", "complex64", "complex128")
 
@@ -52,17 +50,7 @@ void pixelfly_bsr_grad_blocks_{code}(long long nb, int nt, long long sm, void* g
 @pytest.fixture(scope="module")
 def emulated(tmp_path_factory):
     """The launcher module :mod:`structlin.gpu.pixelfly`, patched to run on the host shim."""
-    cxx = shutil.which("g++") or shutil.which("clang++")
-    if cxx is None:
-        pytest.skip("no host C++ compiler for the kernel emulation")
-    d = tmp_path_factory.mktemp("emu_pixelfly")
-    (d / "emu.cpp").write_text(_emulator_source())
-    subprocess.run(
-        [cxx, "-std=c++20", "-O1", "-shared", "-fPIC", "-pthread", "-w",
-         str(d / "emu.cpp"), "-o", str(d / "emu.so")],
-        check=True, capture_output=True,
-    )
-    lib = ctypes.CDLL(str(d / "emu.so"))
+    lib = compile_emulator(tmp_path_factory, "emu_pixelfly", _emulator_source())
 
     def launch(kernel, blocks, threads, args, smem):
         assert smem <= 48 * 1024, smem  # every geometry fits without opting in
