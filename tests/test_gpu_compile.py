@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 ARCHS = ("compute_80", "compute_90")
@@ -148,6 +149,31 @@ void fwht_pass_{code}(long long nb, int nt, long long sm, void* x, void* y, long
     return "\n".join(parts)
 
 
+def ctypes_launcher(lib, scalars=(np.int32, np.int64, np.float64)):
+    """A ``launch(kernel, blocks, threads, args, smem)`` replacement that calls the emulated
+    ``<template>_<type code>`` entry point of ``lib``: arrays (C-contiguous) and ``None`` as
+    pointers, ``scalars`` as C ints, long longs and doubles."""
+    import ctypes
+
+    c_of = {np.int32: ctypes.c_int, np.int64: ctypes.c_longlong, np.float64: ctypes.c_double}
+
+    def launch(kernel, blocks, threads, args, smem):
+        template, t = kernel[:-1].split("<", 1)
+        cargs = [ctypes.c_longlong(blocks), ctypes.c_int(threads), ctypes.c_longlong(smem)]
+        for a in args:
+            if a is None:
+                cargs.append(ctypes.c_void_p(None))
+            elif isinstance(a, np.ndarray):
+                assert a.flags.c_contiguous
+                cargs.append(ctypes.c_void_p(a.ctypes.data))
+            else:
+                assert type(a) in scalars, type(a)
+                cargs.append(c_of[type(a)](a.item()))
+        getattr(lib, f"{template}_{_EMU_TYPES[t]}")(*cargs)
+
+    return launch
+
+
 def compile_emulator(tmp_path_factory, name: str, source: str):
     """Compile an emulator source (the shim plus kernels) with the host C++ compiler and load it;
     skip the calling test when there is no compiler."""
@@ -172,26 +198,13 @@ def compile_emulator(tmp_path_factory, name: str, source: str):
 @pytest.fixture(scope="module")
 def emulated(tmp_path_factory):
     """Patch the launchers to run on the host emulator; yields (butterfly, hadamard)."""
-    import ctypes
     import types
 
     import numpy as np
 
     lib = compile_emulator(tmp_path_factory, "emu", _emulator_source())
 
-    def launch(kernel, blocks, threads, args, smem):
-        template, t = kernel[:-1].split("<", 1)
-        cargs = [ctypes.c_longlong(blocks), ctypes.c_int(threads), ctypes.c_longlong(smem)]
-        for a in args:
-            if isinstance(a, np.ndarray):
-                assert a.flags.c_contiguous
-                cargs.append(ctypes.c_void_p(a.ctypes.data))
-            elif isinstance(a, np.int64):
-                cargs.append(ctypes.c_longlong(int(a)))
-            else:
-                assert isinstance(a, np.int32), type(a)
-                cargs.append(ctypes.c_int(int(a)))
-        getattr(lib, f"{template}_{_EMU_TYPES[t]}")(*cargs)
+    launch = ctypes_launcher(lib)
 
     from structlin.gpu import butterfly, hadamard
 

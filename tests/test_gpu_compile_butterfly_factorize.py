@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.strategies import random_array, tolerance
-from tests.test_gpu_compile import _EMU_TYPES, _SHIM, _compile, compile_emulator
+from tests.test_gpu_compile import _EMU_TYPES, _SHIM, _compile, compile_emulator, ctypes_launcher
 
 
 def _emulator_source() -> str:
@@ -31,22 +31,11 @@ void butterfly_factorize_level_{code}(long long nb, int nt, long long sm, void* 
 @pytest.fixture(scope="module")
 def emulated(tmp_path_factory):
     """The launcher module with CuPy, kernel lookup and launch replaced by the host shim."""
-    import ctypes
     import types
 
     lib = compile_emulator(tmp_path_factory, "emu_bf", _emulator_source())
 
-    def launch(kernel, blocks, threads, args, smem):
-        template, t = kernel[:-1].split("<", 1)
-        cargs = [ctypes.c_longlong(blocks), ctypes.c_int(threads), ctypes.c_longlong(smem)]
-        for a in args:
-            if isinstance(a, np.ndarray):
-                assert a.flags.c_contiguous
-                cargs.append(ctypes.c_void_p(a.ctypes.data))
-            else:
-                assert isinstance(a, np.int64), type(a)
-                cargs.append(ctypes.c_longlong(int(a)))
-        getattr(lib, f"{template}_{_EMU_TYPES[t]}")(*cargs)
+    launch = ctypes_launcher(lib, scalars=(np.int64,))
 
     from structlin.gpu import butterfly_factorize as gpu_bf
 

@@ -15,7 +15,14 @@ import numpy as np
 import pytest
 
 from structlin._cpu import butterfly_inverse as cpu
-from tests.test_gpu_compile import _EMU_TYPES, _SHARED_DECL, _SHIM, _compile, compile_emulator
+from tests.test_gpu_compile import (
+    _EMU_TYPES,
+    _SHARED_DECL,
+    _SHIM,
+    _compile,
+    compile_emulator,
+    ctypes_launcher,
+)
 
 DTYPES = ("float32", "float64", "complex64", "complex128")
 KERNELS = {
@@ -53,26 +60,11 @@ def _emulator_source() -> str:
 @pytest.fixture(scope="module")
 def gpu(tmp_path_factory):
     """``structlin.gpu.butterfly_inverse`` with its launches run by the host emulator."""
-    import ctypes
     import types
 
     lib = compile_emulator(tmp_path_factory, "emu_inverse", _emulator_source())
 
-    def launch(kernel, blocks, threads, args, smem):
-        template, t = kernel[:-1].split("<", 1)
-        cargs = [ctypes.c_longlong(blocks), ctypes.c_int(threads), ctypes.c_longlong(smem)]
-        for a in args:
-            if isinstance(a, np.ndarray):
-                assert a.flags.c_contiguous
-                cargs.append(ctypes.c_void_p(a.ctypes.data))
-            elif isinstance(a, np.int64):
-                cargs.append(ctypes.c_longlong(int(a)))
-            elif isinstance(a, np.float64):
-                cargs.append(ctypes.c_double(float(a)))
-            else:
-                assert isinstance(a, np.int32), type(a)
-                cargs.append(ctypes.c_int(int(a)))
-        getattr(lib, f"{template}_{_EMU_TYPES[t]}")(*cargs)
+    launch = ctypes_launcher(lib)
 
     from structlin.gpu import butterfly_inverse
 

@@ -9,14 +9,13 @@ share the contract. (NVRTC compilation of the source is checked by ``test_gpu_co
 
 from __future__ import annotations
 
-import ctypes
 import types
 
 import numpy as np
 import pytest
 
 from structlin._cpu import butterfly_special as cpu
-from tests.test_gpu_compile import _SHARED_DECL, _SHIM, _compile, compile_emulator
+from tests.test_gpu_compile import _SHARED_DECL, _SHIM, _compile, compile_emulator, ctypes_launcher
 
 _SIGS = {
     "special_gather_packed": "void* x, void* ia, void* wa, void* ib, void* wb, void* u, "
@@ -70,19 +69,7 @@ def _source() -> str:
 def emulated(tmp_path_factory):
     lib = compile_emulator(tmp_path_factory, "emu_special", _source())
 
-    def launch(kernel, blocks, threads, args, smem):
-        template, t = kernel[:-1].split("<", 1)
-        cargs = [ctypes.c_longlong(blocks), ctypes.c_int(threads), ctypes.c_longlong(smem)]
-        for a in args:
-            if isinstance(a, np.ndarray):
-                assert a.flags.c_contiguous
-                cargs.append(ctypes.c_void_p(a.ctypes.data))
-            elif isinstance(a, np.int64):
-                cargs.append(ctypes.c_longlong(int(a)))
-            else:
-                assert isinstance(a, np.int32), type(a)
-                cargs.append(ctypes.c_int(int(a)))
-        getattr(lib, f"{template}_{'f32' if t == 'float' else 'f64'}")(*cargs)
+    launch = ctypes_launcher(lib)
 
     from structlin.gpu import butterfly_special as gpu
 

@@ -12,17 +12,21 @@ backward pipeline -- not performance nor anything warp-level.
 
 from __future__ import annotations
 
-import ctypes
 import types
 import zlib
 
 import numpy as np
 import pytest
 
-from tests.test_gpu_compile import _SHARED_DECL, _SHIM, _compile, compile_emulator
+from tests.test_gpu_compile import (
+    _EMU_TYPES,
+    _SHARED_DECL,
+    _SHIM,
+    _compile,
+    compile_emulator,
+    ctypes_launcher,
+)
 
-_TYPES = {"float": "f32", "double": "f64", "sl::complex<float>": "c64",
-          "sl::complex<double>": "c128"}
 _PTRS = ("a", "agate", "bufin", "bufout", "spec", "tab", "out0", "out1", "u", "pre", "D",
          "post", "g")
 _SCALARS = (("long long", "B"), ("int", "H"), ("long long", "L"), ("long long", "n_out"),
@@ -40,7 +44,7 @@ def _emulator_source() -> str:
     src = src.replace(_SHARED_DECL, "#define sl_shared sl_shared_ptr")
     parts = [_SHIM, f"namespace emu_conv {{\n{src}\n}}", 'extern "C" {']
     params = ", ".join([f"void* {p}" for p in _PTRS] + [f"{t} {n}" for t, n in _SCALARS])
-    for t, code in _TYPES.items():
+    for t, code in _EMU_TYPES.items():
         tt = "emu_conv::" + t if t.startswith("sl::") else t
         ct = f"emu_conv::cplx<{tt}>"
         casts = []
@@ -61,23 +65,7 @@ def conv(tmp_path_factory):
     """The launcher module with CuPy replaced by NumPy and launches sent to the emulator."""
     lib = compile_emulator(tmp_path_factory, "emu_conv", _emulator_source())
 
-    def launch(kernel, blocks, threads, args, smem):
-        template, t = kernel[:-1].split("<", 1)
-        cargs = [ctypes.c_longlong(blocks), ctypes.c_int(threads), ctypes.c_longlong(smem)]
-        for a in args:
-            if a is None:
-                cargs.append(ctypes.c_void_p(None))
-            elif isinstance(a, np.ndarray):
-                assert a.flags.c_contiguous
-                cargs.append(ctypes.c_void_p(a.ctypes.data))
-            elif isinstance(a, np.float64):
-                cargs.append(ctypes.c_double(float(a)))
-            elif isinstance(a, np.int64):
-                cargs.append(ctypes.c_longlong(int(a)))
-            else:
-                assert isinstance(a, np.int32), type(a)
-                cargs.append(ctypes.c_int(int(a)))
-        getattr(lib, f"{template}_{_TYPES[t]}")(*cargs)
+    launch = ctypes_launcher(lib)
 
     from structlin.gpu import conv as mod
 

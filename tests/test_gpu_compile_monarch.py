@@ -18,6 +18,7 @@ from tests.test_gpu_compile import (
     SOURCES,
     _compile,
     compile_emulator,
+    ctypes_launcher,
 )
 
 
@@ -54,24 +55,11 @@ void blockdiag_weight_grad_{code}(long long nb, int nt, long long sm, void* x, v
 @pytest.fixture(scope="module")
 def emulated(tmp_path_factory):
     """``structlin.gpu.monarch`` with its launches running on the host emulator."""
-    import ctypes
     import types
 
     lib = compile_emulator(tmp_path_factory, "emu_monarch", _emulator_source())
 
-    def launch(kernel, blocks, threads, args, smem):
-        template, t = kernel[:-1].split("<", 1)
-        cargs = [ctypes.c_longlong(blocks), ctypes.c_int(threads), ctypes.c_longlong(smem)]
-        for a in args:
-            if isinstance(a, np.ndarray):
-                assert a.flags.c_contiguous
-                cargs.append(ctypes.c_void_p(a.ctypes.data))
-            elif isinstance(a, np.int64):
-                cargs.append(ctypes.c_longlong(int(a)))
-            else:
-                assert isinstance(a, np.int32), type(a)
-                cargs.append(ctypes.c_int(int(a)))
-        getattr(lib, f"{template}_{_EMU_TYPES[t]}")(*cargs)
+    launch = ctypes_launcher(lib)
 
     from structlin.gpu import monarch
 

@@ -10,13 +10,19 @@ of the same source is checked by ``test_gpu_compile.py`` (every ``.cu`` file).
 
 from __future__ import annotations
 
-import ctypes
 import types
 
 import numpy as np
 import pytest
 
-from tests.test_gpu_compile import _EMU_TYPES, _SHARED_DECL, _SHIM, _compile, compile_emulator
+from tests.test_gpu_compile import (
+    _EMU_TYPES,
+    _SHARED_DECL,
+    _SHIM,
+    _compile,
+    compile_emulator,
+    ctypes_launcher,
+)
 
 EMU_DTYPES = ("float32", "float64", "complex64", "complex128")
 
@@ -52,20 +58,11 @@ def emulated(tmp_path_factory):
     """The launcher module :mod:`structlin.gpu.pixelfly`, patched to run on the host shim."""
     lib = compile_emulator(tmp_path_factory, "emu_pixelfly", _emulator_source())
 
+    emu_launch = ctypes_launcher(lib)
+
     def launch(kernel, blocks, threads, args, smem):
         assert smem <= 48 * 1024, smem  # every geometry fits without opting in
-        template, t = kernel[:-1].split("<", 1)
-        cargs = [ctypes.c_longlong(blocks), ctypes.c_int(threads), ctypes.c_longlong(smem)]
-        for a in args:
-            if isinstance(a, np.ndarray):
-                assert a.flags.c_contiguous
-                cargs.append(ctypes.c_void_p(a.ctypes.data))
-            elif isinstance(a, np.int64):
-                cargs.append(ctypes.c_longlong(int(a)))
-            else:
-                assert isinstance(a, np.int32), type(a)
-                cargs.append(ctypes.c_int(int(a)))
-        getattr(lib, f"{template}_{_EMU_TYPES[t]}")(*cargs)
+        emu_launch(kernel, blocks, threads, args, smem)
 
     from structlin.gpu import pixelfly
 
