@@ -96,3 +96,13 @@ def column_tile(tile, per_row, nc, W, k1):
     rem = tile - row * per_row
     h = rem // nc
     return row, h, (rem - h * nc) * W, h << k1
+
+
+@njit(cache=True, inline="always")
+def row_tile(tile, nh, R, b, k1):
+    """Decode a flat tile index of a row-tile pass into ``(h, r0, nr, base = h * 2**k1)``:
+    rows ``r0 .. r0+nr-1`` (``nr <= R``, the last tile may be short), segment ``h`` of ``nh``."""
+    rt = tile // nh
+    h = tile - rt * nh
+    r0 = rt * R
+    return h, r0, min(R, b - r0), h << k1

@@ -18,7 +18,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from structlin._cpu._schedule import column_tile, n_chunks, plan_passes, serial_when_small
+from structlin._cpu._schedule import (
+    column_tile,
+    n_chunks,
+    plan_passes,
+    row_tile,
+    serial_when_small,
+)
 from structlin._cpu._simd import butterfly_block, butterfly_spaced_block
 
 __all__ = ["apply", "apply_vjp", "gather_last"]
@@ -376,11 +382,7 @@ def _pass_rows(xin, xout, t00, t01, t10, t11, k1, increasing, nchunk, R):
         lo = ci * n_tiles // nchunk
         hi = (ci + 1) * n_tiles // nchunk
         for tile in range(lo, hi):
-            rt = tile // nh
-            h = tile - rt * nh
-            r0 = rt * R
-            nr = min(R, b - r0)
-            base = h << k1
+            h, r0, nr, base = row_tile(tile, nh, R, b, k1)
             _load_rows(xin, buf, r0, nr, base, m)
             _levels_rows(buf, t00, t01, t10, t11, k1, h, increasing)
             _store_rows(buf, xout, r0, nr, base, m)
@@ -432,11 +434,7 @@ def _pass_rows_vjp(xin, gout, gin, t00, t01, t10, t11, gacc, k1, increasing, R):
         lo = ci * n_tiles // nchunk
         hi = (ci + 1) * n_tiles // nchunk
         for tile in range(lo, hi):
-            rt = tile // nh
-            h = tile - rt * nh
-            r0 = rt * R
-            nr = min(R, b - r0)
-            base = h << k1
+            h, r0, nr, base = row_tile(tile, nh, R, b, k1)
             if nr < R:
                 stash[0, :, :] = 0
                 gb[:, :] = 0
