@@ -13,21 +13,24 @@ portable; only the speed depends on the width.
 Butterfly levels use *lane coefficients* instead of the twiddle blocks: level ``k`` computes
 ``y[i] = A[k, i] * x[i] + B[k, i] * x[i ^ 2**k]`` where ``(A, B) = (t00, t01)`` of the block of
 ``i`` when bit ``k`` of ``i`` is clear and ``(t11, t10)`` when it is set (see
-:func:`structlin._cpu.butterfly.lane_coefficients`). Only real float32/float64 are handled here.
+:func:`structlin._cpu.butterfly.lane_coefficients`). Rows are real float32/float64, or complex
+viewed as interleaved (re, im) floats with complex coefficients.
 """
 
 from __future__ import annotations
 
 from functools import cache
 
+import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 #: lanes of one vector (one AVX-512 register of float32)
 LANES = 16
 _REAL = (types.float32, types.float64)
+_COMPLEX_OF = {types.float32: types.complex64, types.float64: types.complex128}
 
 
 def _real_vector(t) -> bool:
@@ -122,82 +125,127 @@ def hadamard_block(nv: int):
     return _hblock
 
 
-def _coef_tuple(t, dtype, count) -> bool:
-    return (isinstance(t, types.UniTuple) and t.count == count
+def _coef_tuple(t, dtype) -> bool:
+    """``(A, B)``: two 2-D arrays of ``dtype`` (real data) or of its complex type (complex data
+    viewed as interleaved floats)."""
+    return (isinstance(t, types.UniTuple) and t.count == 2
             and isinstance(t.dtype, types.Array) and t.dtype.ndim == 2
-            and t.dtype.dtype == dtype)
+            and t.dtype.dtype in (dtype, _COMPLEX_OF[dtype]))
 
 
-def _combine(builder, fma, v, p, c, cplx):
-    """One output vector of a level: ``A v + B p`` with real lane coefficients ``c = (A, B)``,
-    or, on interleaved complex data (re, im lane pairs), ``c = (Ar, Ai, Br, Bi)`` with ``Ar``
-    holding Re(a) on both lanes and ``Ai`` holding (-Im(a), Im(a)): ``a v = Ar v + Ai swap(v)``."""
-    if not cplx:
+def _is_complex(caty) -> bool:
+    return isinstance(caty.dtype.dtype, types.Complex)
+
+
+def lane_shift(coefs):
+    """Lanes per element, as a power of two, for rows with lane coefficients ``coefs``: 0 for
+    real data, 1 for complex data viewed as interleaved floats (callable in Numba code)."""
+    return 1 if np.iscomplexobj(coefs[0]) else 0
+
+
+@overload(lane_shift)
+def _lane_shift(coefs):
+    shift = 1 if _is_complex(coefs) else 0
+    return lambda coefs: shift
+
+
+_DUP_RE = _int_vec([i & ~1 for i in range(LANES)])
+_DUP_IM = _int_vec([i | 1 for i in range(LANES)])
+#: lanes of ``(i * v)`` drawn from ``(-v, v)``: ``(-Im v, Re v)`` on each (re, im) pair
+_TIMES_I = _int_vec([i + 1 if i % 2 == 0 else LANES + i - 1 for i in range(LANES)])
+
+
+def _times_i(builder, v):
+    return builder.shuffle_vector(builder.fneg(v), v, _TIMES_I)
+
+
+def _combine(builder, fma, v, p, c, iv, ip):
+    """One output vector of a level: ``A v + B p`` with lane coefficients ``c = (A, B)``.
+
+    Real data: ``A``, ``B`` hold one coefficient per lane. Interleaved complex data: ``A``, ``B``
+    hold one complex coefficient per (re, im) lane pair, and ``a v = Re(a) v + Im(a) (i v)``
+    with ``Re(a)``, ``Im(a)`` broadcast over the pair; ``iv``, ``ip`` are ``i v``, ``i p``
+    (``None`` for real data). Loading complex coefficients once, rather than four real arrays of
+    broadcast parts, halves the coefficient traffic, which dominates on long rows."""
+    if iv is None:
         return builder.call(fma, [c[1], p, builder.fmul(c[0], v)])
-    swap = _int_vec([i ^ 1 for i in range(LANES)])
-    sv = builder.shuffle_vector(v, v, swap)
-    sp = builder.shuffle_vector(p, p, swap)
-    acc = builder.fmul(c[0], v)
-    acc = builder.call(fma, [c[1], sv, acc])
-    acc = builder.call(fma, [c[2], p, acc])
-    return builder.call(fma, [c[3], sp, acc])
+    a, b = c
+    acc = builder.fmul(builder.shuffle_vector(a, a, _DUP_RE), v)
+    acc = builder.call(fma, [builder.shuffle_vector(a, a, _DUP_IM), iv, acc])
+    acc = builder.call(fma, [builder.shuffle_vector(b, b, _DUP_RE), p, acc])
+    return builder.call(fma, [builder.shuffle_vector(b, b, _DUP_IM), ip, acc])
 
 
-def _levels(context, builder, v, offs, coefs, caty, levels, spaced, cplx, dtype, align):
+def _levels(context, builder, v, offs, coefs, caty, levels, spaced, dtype, align):
     """Apply ``levels``, a sequence of ``(coefficient row k, stride)``, to the vectors ``v`` whose
     first lanes sit at the flat offsets ``offs`` of a row. The stride is in lanes for a
     contiguous block, in vectors (``q ^ stride``) when ``spaced``."""
     fma = _fma(builder, v[0].type, dtype)
+    cplx = _is_complex(caty)
     arrays = [builder.extract_value(coefs, i) for i in range(caty.count)]
     st0 = context.make_array(caty.dtype)(context, builder, arrays[0])
     row_len = builder.extract_value(st0.shape, 1)
+    if cplx:  # rows of the coefficients counted in floats
+        row_len = builder.shl(row_len, ir.Constant(row_len.type, 1))
     i64 = row_len.type
     for k, stride in levels:
         row = builder.mul(row_len, k if not isinstance(k, int) else ir.Constant(i64, k))
         flat = [builder.add(row, o) for o in offs]
-        c = [_load(builder, _flat_ptrs(context, builder, caty.dtype, a, flat), align)
+        c = [_load(builder, _flat_ptrs(context, builder, caty.dtype, a, flat, dtype), align)
              for a in arrays]
+        iv = [_times_i(builder, x) for x in v] if cplx else None
         new = []
         for q in range(len(v)):
             if spaced:
-                p = v[q ^ stride]
+                r = q ^ stride
             elif stride < LANES:
-                p = _partner(builder, v[q], stride)
+                r = None
             else:
-                p = v[q ^ (stride // LANES)]
-            new.append(_combine(builder, fma, v[q], p, [cc[q] for cc in c], cplx))
+                r = q ^ (stride // LANES)
+            if r is None:
+                p = _partner(builder, v[q], stride)
+                ip = _partner(builder, iv[q], stride) if cplx else None
+            else:
+                p = v[r]
+                ip = iv[r] if cplx else None
+            new.append(_combine(builder, fma, v[q], p, [cc[q] for cc in c],
+                                iv[q] if cplx else None, ip))
         v = new
     return v
 
 
-def _flat_ptrs(context, builder, aty, arr, flat):
+def _flat_ptrs(context, builder, aty, arr, flat, lane_dtype=None):
+    """Pointers to 16-lane vectors at the flat offsets ``flat`` (counted in ``lane_dtype``
+    elements, by default the array's own) of the array ``arr``."""
     ary = context.make_array(aty)(context, builder, arr)
-    vty = ir.VectorType(context.get_data_type(aty.dtype), LANES)
-    return [builder.bitcast(builder.gep(ary.data, [f]), vty.as_pointer()) for f in flat]
+    elt = context.get_data_type(lane_dtype or aty.dtype)
+    data = builder.bitcast(ary.data, elt.as_pointer())
+    vty = ir.VectorType(elt, LANES)
+    return [builder.bitcast(builder.gep(data, [f]), vty.as_pointer()) for f in flat]
 
 
 @cache
 def butterfly_block(nv: int, increasing: bool):
     """Intrinsic ``(src, dst, offset, coefs)``: the butterfly levels that fit in the ``16 * nv``
     lanes ``src[offset:]``, written to ``dst[offset:]``: ``log2(16 nv)`` levels of real data, one
-    fewer on complex data viewed as interleaved (re, im) floats (``coefs`` of four arrays).
+    fewer on complex data viewed as interleaved (re, im) floats (complex ``coefs``).
 
-    ``coefs`` is a tuple of C-contiguous ``(L, len(row))`` lane-coefficient arrays: ``(A, B)``
-    for real data, ``(Ar, Ai, Br, Bi)`` for complex (see :func:`_combine`); ``offset`` is
+    ``coefs`` is a pair ``(A, B)`` of C-contiguous ``(L, n)`` lane-coefficient arrays, ``n``
+    the row's length in elements: real for real data, complex for complex (see
+    :func:`_combine`); ``offset`` is
     counted within the row; ``increasing`` applies level 0 first, otherwise the highest first.
     """
 
     @intrinsic
     def _bblock(typingctx, src, dst, offset, coefs):
         if not (_real_vector(src) and _real_vector(dst) and dst.dtype == src.dtype
-                and (_coef_tuple(coefs, src.dtype, 2) or _coef_tuple(coefs, src.dtype, 4))):
+                and _coef_tuple(coefs, src.dtype)):
             return None
         sig = types.void(src, dst, offset, coefs)
 
         def codegen(context, builder, signature, args):
             sty, dty, oty, caty = signature.args
-            cplx = caty.count == 4
-            shift = 1 if cplx else 0
+            shift = 1 if _is_complex(caty) else 0
             n_levels = (LANES * nv).bit_length() - 1 - shift
             order = range(n_levels) if increasing else range(n_levels - 1, -1, -1)
             levels = [(k, 1 << (k + shift)) for k in order]
@@ -206,7 +254,7 @@ def butterfly_block(nv: int, increasing: bool):
             align = sty.dtype.bitwidth // 8
             offs = [builder.add(off, ir.Constant(off.type, q * LANES)) for q in range(nv)]
             v = _load(builder, _flat_ptrs(context, builder, sty, s_arr, offs), align)
-            v = _levels(context, builder, v, offs, cf, caty, levels, False, cplx, sty.dtype,
+            v = _levels(context, builder, v, offs, cf, caty, levels, False, sty.dtype,
                         align)
             _store(builder, v, _flat_ptrs(context, builder, dty, d_arr, offs), align)
             return context.get_dummy_value()
@@ -228,14 +276,13 @@ def butterfly_spaced_block(nv: int, increasing: bool):
     @intrinsic
     def _sblock(typingctx, src, dst, offset, spacing, k0, coefs):
         if not (_real_vector(src) and _real_vector(dst) and dst.dtype == src.dtype
-                and (_coef_tuple(coefs, src.dtype, 2) or _coef_tuple(coefs, src.dtype, 4))
+                and _coef_tuple(coefs, src.dtype)
                 and all(isinstance(t, types.Integer) for t in (offset, spacing, k0))):
             return None
         sig = types.void(src, dst, offset, spacing, k0, coefs)
 
         def codegen(context, builder, signature, args):
             sty, dty, oty, pty, kty, caty = signature.args
-            cplx = caty.count == 4
             s_arr, d_arr, off, sp, k0v, cf = args
             i64 = ir.IntType(64)
             off = context.cast(builder, off, oty, types.int64)
@@ -245,7 +292,7 @@ def butterfly_spaced_block(nv: int, increasing: bool):
             offs = [builder.add(off, builder.mul(sp, ir.Constant(i64, q))) for q in range(nv)]
             v = _load(builder, _flat_ptrs(context, builder, sty, s_arr, offs), align)
             levels = [(builder.add(k0v, ir.Constant(i64, lv)), 1 << lv) for lv in order]
-            v = _levels(context, builder, v, offs, cf, caty, levels, True, cplx, sty.dtype,
+            v = _levels(context, builder, v, offs, cf, caty, levels, True, sty.dtype,
                         align)
             _store(builder, v, _flat_ptrs(context, builder, dty, d_arr, offs), align)
             return context.get_dummy_value()

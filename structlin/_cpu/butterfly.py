@@ -25,7 +25,7 @@ from structlin._cpu._schedule import (
     row_tile,
     serial_when_small,
 )
-from structlin._cpu._simd import butterfly_block, butterfly_spaced_block
+from structlin._cpu._simd import butterfly_block, butterfly_spaced_block, lane_shift
 
 __all__ = ["apply", "apply_vjp", "gather_last"]
 
@@ -146,34 +146,12 @@ def lane_coefficients(t00, t01, t10, t11):
     return A, B
 
 
-@njit(cache=True)
-def complex_lane_coefficients(t00, t01, t10, t11):
-    """Lane coefficients ``(Ar, Ai, Br, Bi)`` of shape ``(L, 2n)`` for interleaved complex rows
-    viewed as floats: ``Ar`` repeats Re(a) on the (re, im) lanes, ``Ai`` holds (-Im(a), Im(a))."""
-    A, B = lane_coefficients(t00, t01, t10, t11)
-    L, n = A.shape
-    ft = A.real.dtype
-    Ar = np.empty((L, 2 * n), dtype=ft)
-    Ai = np.empty((L, 2 * n), dtype=ft)
-    Br = np.empty((L, 2 * n), dtype=ft)
-    Bi = np.empty((L, 2 * n), dtype=ft)
-    for k in range(L):
-        for i in range(n):
-            Ar[k, 2 * i] = Ar[k, 2 * i + 1] = A[k, i].real
-            Ai[k, 2 * i] = -A[k, i].imag
-            Ai[k, 2 * i + 1] = A[k, i].imag
-            Br[k, 2 * i] = Br[k, 2 * i + 1] = B[k, i].real
-            Bi[k, 2 * i] = -B[k, i].imag
-            Bi[k, 2 * i + 1] = B[k, i].imag
-    return Ar, Ai, Br, Bi
-
-
 @njit(cache=True, inline="always")
 def _spaced(xs, xd, r0, r1, base, m, k0, nl, coefs, increasing):
     """Levels ``k0 .. k0+nl-1`` (``nl <= 4``) of the segments ``base .. base+m`` of rows
     ``r0 .. r1-1``, from ``xs`` to ``xd``: 16 lanes x ``2**nl`` vectors at a time, rows
     innermost so that the block's coefficients stay in L1 across the rows."""
-    D = 1 << (k0 + len(coefs) // 2 - 1)  # the stride in lanes: complex elements take two
+    D = 1 << (k0 + lane_shift(coefs))  # the stride in lanes: complex elements take two
     span = D << nl
     for hb in range(base, base + m, span):
         for c0 in range(hb, hb + D, 16):
@@ -217,10 +195,10 @@ def _pass_segments(xin, xout, coefs, k1, increasing, rows, nchunk):
     contiguous blocks of 16 * NV lanes for the low levels, then groups of up to four levels on
     vectors spaced by the group's lowest stride. A tile is ``rows`` rows of one segment (kept
     in L2), swept block by block so that each block's coefficients are loaded from memory once
-    per tile. Rows are real, or complex viewed as interleaved floats (four coefficient arrays,
+    per tile. Rows are real, or complex viewed as interleaved floats (complex coefficients,
     each element two lanes)."""
     b, nf = xin.shape
-    shift = len(coefs) // 2 - 1
+    shift = lane_shift(coefs)
     kb = BLOCK_LEVELS - shift
     m = 1 << (k1 + shift)
     nh = nf // m
@@ -616,11 +594,11 @@ def _apply_segments(t, x, out, increasing):
     then column passes."""
     b, n = x.shape
     L = n.bit_length() - 1
+    coefs = lane_coefficients(*t)
     if x.dtype.kind == "c":
-        coefs = complex_lane_coefficients(*t)
-        xf, of = x.view(coefs[0].dtype), out.view(coefs[0].dtype)
+        ft = x.real.dtype
+        xf, of = x.view(ft), out.view(ft)
     else:
-        coefs = lane_coefficients(*t)
         xf, of = x, out
     src = x
     for k0, k1, W in _ordered(plan_passes(L, x.itemsize, first_bytes=SEGMENT_BYTES), increasing):
