@@ -519,10 +519,31 @@ def _pass_vjp(xin, gout, gin, t00, t01, t10, t11, gacc, k0, k1, W, increasing):
             _scatter(gb, gin[row], base, S, c0, m, W)
 
 
+@njit(cache=True, parallel=True)
+def _split_blocks(t, p, nchunk):
+    """``p[k, i] = t[i, k]`` for ``(nb, 4)`` blocks ``t``: one output stream at a time over a
+    span of blocks that stays in L1 (4 streams at once measured 1.7x slower)."""
+    nb = t.shape[0]
+    span = 1024
+    n_spans = (nb + span - 1) // span
+    for ci in prange(nchunk):
+        for sp in range(ci * n_spans // nchunk, (ci + 1) * n_spans // nchunk):
+            lo = sp * span
+            hi = min(nb, lo + span)
+            for k in range(4):
+                pk = p[k]
+                for i in range(lo, hi):
+                    pk[i] = t[i, k]
+
+
 def _planar(tw):
-    """Split ``(L, n//2, 2, 2)`` into contiguous ``t00, t01, t10, t11`` of shape ``(L, n//2)``."""
-    p = np.ascontiguousarray(np.moveaxis(tw, (2, 3), (0, 1)))
-    return p[0, 0], p[0, 1], p[1, 0], p[1, 1]
+    """Split ``(L, n//2, 2, 2)`` into contiguous ``t00, t01, t10, t11`` of shape ``(L, n//2)``
+    (in parallel: at batch 1 this copy costs as much as the product)."""
+    L, nh = tw.shape[:2]
+    p = np.empty((4, L * nh), dtype=tw.dtype)
+    if p.size:
+        _split_blocks(tw.reshape(-1, 4), p, n_chunks(max(1, L * nh // 4096)))
+    return tuple(q.reshape(L, nh) for q in p)
 
 
 def _n_tiles(b, n, k0, k1, W, R=0):
@@ -561,11 +582,17 @@ def _passes(L: int, R: int, itemsize: int, increasing: bool, stash: bool = False
 @serial_when_small(arg=1)
 def apply(tw: np.ndarray, x: np.ndarray, increasing: bool) -> np.ndarray:
     """Return ``M x`` row by row (see the module docstring for the contract)."""
+    if x.shape[0] == 0 or tw.shape[0] == 0:
+        return x.copy()
+    return apply_planar(_planar(tw), x, increasing)
+
+
+def apply_planar(t, x: np.ndarray, increasing: bool) -> np.ndarray:
+    """:func:`apply` with the twiddle already split into planar ``(t00, t01, t10, t11)``."""
     b, n = x.shape
-    L = tw.shape[0]
+    L = t[0].shape[0]
     if b == 0 or L == 0:
         return x.copy()
-    t = _planar(tw)
     src = x
     out = np.empty_like(x)
     if L >= BLOCK_LEVELS and n * x.itemsize <= SEGMENT_BYTES:

@@ -10,6 +10,10 @@ Contract (shared with ``structlin.gpu.butterfly_inverse``): ``tw`` is a C-contig
   reaching it (exact when ``rcond`` is below the dtype's epsilon, else possibly -1). A
   singular block (determinant exactly zero) has ``rcond = 0``; a block with a NaN or infinite
   entry has ``rcond = -1``.
+- ``solve(tw, x, increasing)`` returns ``(B^-1 x, rcond, index)`` for the butterfly ``B`` of
+  ``tw`` applied in the order ``increasing`` to the rows of the C-contiguous ``(batch, n)``
+  ``x``; ``rcond`` and ``index`` as for ``invert``, and ``None`` in place of the solution when
+  ``rcond <= 0`` (a singular or non-finite block).
 - ``slogdet(tw)`` returns ``(sign, logabsdet)`` of the product of the blocks' determinants:
   ``sign`` a float64 (``+-1`` or 0) or complex128 of modulus 1 (or 0), ``logabsdet`` a float64
   (``-inf`` when a block is singular, NaN when an entry is not finite).
@@ -30,8 +34,9 @@ import numpy as np
 from numba import njit, prange
 
 from structlin._cpu._schedule import n_chunks, serial_when_small
+from structlin._cpu.butterfly import apply_planar
 
-__all__ = ["inverse_vjp", "invert", "slogdet"]
+__all__ = ["inverse_vjp", "invert", "slogdet", "solve"]
 
 #: blocks per parallel chunk, at least (a chunk's partial results are a few scalars)
 CHUNK_BLOCKS = 4096
@@ -247,6 +252,22 @@ def _chunks(nb: int) -> int:
     return n_chunks(max(1, nb // CHUNK_BLOCKS))
 
 
+def _invert_blocks(t, out, scale, adjoint):
+    """Invert the ``(nb, 2, 2)`` blocks ``t`` into ``out`` (any strides); ``(rcond, index)``."""
+    nb = t.shape[0]
+    if nb == 0:
+        return np.inf, -1
+    nchunk = _chunks(nb)
+    part_rcond = np.empty(nchunk, np.float64)
+    part_index = np.empty(nchunk, np.int64)
+    eps = float(np.finfo(t.dtype).eps)
+    _invert(t, out, _wide_zero(t.dtype), float(scale), bool(adjoint), nchunk,
+            1.0 / (eps * eps), part_rcond, part_index)
+    # the first chunk reaching the minimum holds the first block reaching it
+    c = int(np.argmin(part_rcond))
+    return float(part_rcond[c]), int(part_index[c])
+
+
 @serial_when_small(arg=0)
 def invert(tw: np.ndarray, scale: float = 1.0, adjoint: bool = False):
     """Return ``(scale * T^-1 or scale * T^-H per block, min rcond, its flat block index)``.
@@ -254,20 +275,28 @@ def invert(tw: np.ndarray, scale: float = 1.0, adjoint: bool = False):
     The index is exact when the minimum is below the dtype's epsilon (or the block singular or
     not finite), the only cases in which it is reported; otherwise it may be -1.
     """
-    t = _blocks(tw)
     out = np.empty_like(tw)
-    nb = t.shape[0]
-    if nb == 0:
-        return out, np.inf, -1
-    nchunk = _chunks(nb)
-    part_rcond = np.empty(nchunk, np.float64)
-    part_index = np.empty(nchunk, np.int64)
-    eps = float(np.finfo(tw.dtype).eps)
-    _invert(t, _blocks(out), _wide_zero(tw.dtype), float(scale), bool(adjoint), nchunk,
-            1.0 / (eps * eps), part_rcond, part_index)
-    # the first chunk reaching the minimum holds the first block reaching it
-    c = int(np.argmin(part_rcond))
-    return out, float(part_rcond[c]), int(part_index[c])
+    rcond, index = _invert_blocks(_blocks(tw), _blocks(out), scale, adjoint)
+    return out, rcond, index
+
+
+@serial_when_small(arg=0)
+def solve(tw: np.ndarray, x: np.ndarray, increasing: bool):
+    """Return ``(B^-1 x, rcond, index)`` for the butterfly ``B`` of ``tw`` in the order
+    ``increasing``, row by row; ``rcond`` and ``index`` as for :func:`invert`, and ``None`` in
+    place of the solution when a block is singular or not finite.
+
+    The inverted blocks are written straight into the planar layout that the product kernels
+    read, so the solve moves the twiddle as often as a product does (at batch 1 the twiddle's
+    traffic is the cost of either).
+    """
+    L, nh = tw.shape[:2]
+    p = np.empty((2, 2, L * nh), dtype=tw.dtype)
+    rcond, index = _invert_blocks(_blocks(tw), p.transpose(2, 0, 1), 1.0, False)
+    if rcond <= 0:
+        return None, rcond, index
+    t = tuple(p[r, c].reshape(L, nh) for r in (0, 1) for c in (0, 1))
+    return apply_planar(t, x, not increasing), rcond, index
 
 
 @serial_when_small(arg=0)

@@ -23,9 +23,10 @@ import math
 import cupy
 import numpy as np
 
+from structlin.gpu import butterfly as _butterfly
 from structlin.gpu._compile import get_kernel, instantiations, launch, sm_count, type_name
 
-__all__ = ["NAME_EXPRESSIONS", "inverse_vjp", "invert", "slogdet"]
+__all__ = ["NAME_EXPRESSIONS", "inverse_vjp", "invert", "slogdet", "solve"]
 
 NAME_EXPRESSIONS = (
     instantiations("butterfly_invert_blocks")
@@ -70,6 +71,14 @@ def invert(tw: cupy.ndarray, scale: float = 1.0, adjoint: bool = False):
     idx = cupy.asnumpy(part_index)
     best = rc.min()
     return out, float(best), int(idx[(rc == best) & (idx >= 0)].min())
+
+
+def solve(tw: cupy.ndarray, x: cupy.ndarray, increasing: bool):
+    """Return ``(B^-1 x, rcond, index)``: the inverted blocks, then the product kernel."""
+    inv, rcond, index = invert(tw)
+    if rcond <= 0:
+        return None, rcond, index
+    return _butterfly.apply(inv, x, not increasing), rcond, index
 
 
 def slogdet(tw: cupy.ndarray):
