@@ -215,9 +215,15 @@ def butterfly_multiply_vjp(
     gradient is ``h u^H`` summed over the batch, and the gradient entering the factor is
     ``T^H h``.
 
-    The same cache-blocked kernels as the forward product recompute the intermediate vectors
-    tile by tile (each pass's input is kept, one array per pass), so the cost is about three
-    times that of the product: ``O(n log n)`` per vector, never a dense matrix.
+    Rows that fit in cache (256 KiB) take register blocks like the forward product: a tile of
+    rows keeps the input of each group of levels (the contiguous block levels, then groups of
+    up to four spaced levels), and each block recomputes its levels in registers, then goes
+    back through them, adding ``g * conj(u)`` into per-thread gradients of the per-element
+    coefficients (no reduction across SIMD lanes) and forming ``T^H h``; the coefficient
+    gradients are mapped back to the blocks once per call. Longer rows use the cache-blocked
+    passes of the product on transposed row tiles (each pass's input kept). Either way the
+    cost is a few times that of the product: ``O(n log n)`` per vector, never a dense
+    matrix.
 
     Examples
     --------

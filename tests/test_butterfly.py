@@ -117,6 +117,36 @@ def test_multipass_vjp_matches_finite_differences():
     cf.check_vjp(spec(), p, x, g, rng=rng, n_directions=1)
 
 
+@pytest.mark.parametrize("flags", FLAGS)
+@pytest.mark.parametrize("n", [64, 512, 2048])
+@pytest.mark.parametrize("dt", ["float64", "complex128"])
+def test_register_block_vjp_matches_finite_differences(flags, n, dt):
+    # rows within the cache take the register-block VJP: the contiguous block levels alone
+    # (64), with one spaced group of 3 levels (512), with two groups (2048)
+    rng = np.random.default_rng(n)
+    p = {"twiddle": twiddle(rng, n, dt)}
+    x = random_array(rng, (3, n), dt)
+    g = random_array(rng, (3, n), dt)
+    cf.check_vjp(spec(**flags), p, x, g, rng=rng, n_directions=2)
+
+
+@pytest.mark.parametrize("dt", ["float32", "float64", "complex64", "complex128"])
+@pytest.mark.parametrize("n", [64, 128, 1024, 4096])
+@pytest.mark.parametrize("increasing", [True, False])
+def test_register_block_vjp_equals_tiled_vjp(dt, n, increasing, monkeypatch):
+    from structlin._cpu import butterfly as cb
+
+    rng = np.random.default_rng(n + 1)
+    tw = twiddle(rng, n, dt)
+    x = random_array(rng, (37, n), dt)
+    g = random_array(rng, (37, n), dt)
+    gt, gx = cb.apply_vjp(tw, x, g, increasing)
+    monkeypatch.setattr(cb, "SEGMENT_BYTES", 0)  # the transposed-tile VJP instead
+    gt_ref, gx_ref = cb.apply_vjp(tw, x, g, increasing)
+    assert cf._rel_err(gt, gt_ref) <= 8 * tolerance(dt, n)
+    assert cf._rel_err(gx, gx_ref) <= 8 * tolerance(dt, n)
+
+
 def test_hadamard_butterfly_equals_fwht_and_scipy():
     from scipy.linalg import hadamard
 

@@ -300,3 +300,152 @@ def butterfly_spaced_block(nv: int, increasing: bool):
         return sig, codegen
 
     return _sblock
+
+
+def _levels_vjp(context, builder, u, g, offs, coefs, caty, gacc, levels, spaced, dtype, align):
+    """Backward through ``levels`` (as for :func:`_levels`, in their forward order) of the
+    vectors ``u`` entering the first of them, with the output gradient ``g``: returns the input
+    gradient and adds the lane-coefficient gradients into ``gacc = (GA, GB)``.
+
+    Level ``k`` computes ``y[i] = A[i] x[i] + B[i] x[i ^ s]``, so ``gx[i] = conj(A[i]) g[i] +
+    conj(B[i ^ s]) g[i ^ s]``, ``GA[i] += g[i] conj(x[i])`` and ``GB[i] += g[i] conj(x[i ^ s])``
+    (conjugates only on complex data). The inputs of each level are recomputed in registers.
+    """
+    fma = _fma(builder, u[0].type, dtype)
+    cplx = _is_complex(caty)
+    arrays = [builder.extract_value(coefs, i) for i in range(caty.count)]
+    garrays = [builder.extract_value(gacc, i) for i in range(caty.count)]
+    st0 = context.make_array(caty.dtype)(context, builder, arrays[0])
+    row_len = builder.extract_value(st0.shape, 1)
+    if cplx:
+        row_len = builder.shl(row_len, ir.Constant(row_len.type, 1))
+    i64 = row_len.type
+    inputs = []
+    v = u
+    for level in levels:
+        inputs.append(v)
+        v = _levels(context, builder, v, offs, coefs, caty, [level], spaced, dtype, align)
+    nv = len(u)
+
+    def other(vecs, q, stride):  # the vector holding lane i ^ s of lane i of vector q
+        if spaced:
+            return vecs[q ^ stride]
+        if stride < LANES:
+            return _partner(builder, vecs[q], stride)
+        return vecs[q ^ (stride // LANES)]
+
+    for (k, stride), x in zip(levels[::-1], inputs[::-1], strict=True):
+        row = builder.mul(row_len, k if not isinstance(k, int) else ir.Constant(i64, k))
+        flat = [builder.add(row, o) for o in offs]
+        a, b = (_load(builder, _flat_ptrs(context, builder, caty.dtype, arr, flat, dtype), align)
+                for arr in arrays)
+        gptrs = [_flat_ptrs(context, builder, caty.dtype, arr, flat, dtype) for arr in garrays]
+        ga, gb = (_load(builder, p, align) for p in gptrs)
+        ig = [_times_i(builder, w) for w in g] if cplx else None
+        new_ga, new_gb, new_g = [], [], []
+        for q in range(nv):
+            xp = other(x, q, stride)
+            gp = other(g, q, stride)
+            bp = other(b, q, stride)
+            if cplx:
+                # g conj(x) = Re(x) g - Im(x) (i g); conj(c) g = Re(c) g - Im(c) (i g)
+                igp = other(ig, q, stride)
+                acc = builder.call(fma, [builder.shuffle_vector(x[q], x[q], _DUP_RE), g[q],
+                                         ga[q]])
+                new_ga.append(builder.call(fma, [builder.fneg(builder.shuffle_vector(
+                    x[q], x[q], _DUP_IM)), ig[q], acc]))
+                acc = builder.call(fma, [builder.shuffle_vector(xp, xp, _DUP_RE), g[q], gb[q]])
+                new_gb.append(builder.call(fma, [builder.fneg(builder.shuffle_vector(
+                    xp, xp, _DUP_IM)), ig[q], acc]))
+                out = builder.fmul(builder.shuffle_vector(a[q], a[q], _DUP_RE), g[q])
+                out = builder.call(fma, [builder.fneg(builder.shuffle_vector(a[q], a[q], _DUP_IM)),
+                                         ig[q], out])
+                out = builder.call(fma, [builder.shuffle_vector(bp, bp, _DUP_RE), gp, out])
+                new_g.append(builder.call(fma, [builder.fneg(builder.shuffle_vector(
+                    bp, bp, _DUP_IM)), igp, out]))
+            else:
+                new_ga.append(builder.call(fma, [g[q], x[q], ga[q]]))
+                new_gb.append(builder.call(fma, [g[q], xp, gb[q]]))
+                new_g.append(builder.call(fma, [bp, gp, builder.fmul(a[q], g[q])]))
+        _store(builder, new_ga, gptrs[0], align)
+        _store(builder, new_gb, gptrs[1], align)
+        g = new_g
+    return g
+
+
+def _vjp_args_ok(u, g, gdst, coefs, gacc):
+    return (_real_vector(u) and _real_vector(g) and _real_vector(gdst)
+            and u.dtype == g.dtype == gdst.dtype and _coef_tuple(coefs, u.dtype)
+            and gacc == coefs)
+
+
+@cache
+def butterfly_block_vjp(nv: int, increasing: bool):
+    """Intrinsic ``(u, g, gdst, offset, coefs, gacc)``: backward through the levels of
+    :func:`butterfly_block` on the ``16 * nv`` lanes at ``offset``: ``u`` holds the block's
+    input, ``g`` the gradient of its output; the input gradient is written to ``gdst`` (which
+    may be ``g``) and the lane-coefficient gradients are added into ``gacc``, a pair shaped
+    and typed like ``coefs``."""
+
+    @intrinsic
+    def _bblock_vjp(typingctx, u, g, gdst, offset, coefs, gacc):
+        if not _vjp_args_ok(u, g, gdst, coefs, gacc):
+            return None
+        sig = types.void(u, g, gdst, offset, coefs, gacc)
+
+        def codegen(context, builder, signature, args):
+            uty, gty, dty, oty, caty, _ = signature.args
+            shift = 1 if _is_complex(caty) else 0
+            n_levels = (LANES * nv).bit_length() - 1 - shift
+            order = range(n_levels) if increasing else range(n_levels - 1, -1, -1)
+            levels = [(k, 1 << (k + shift)) for k in order]
+            u_arr, g_arr, d_arr, off, cf, ga = args
+            off = context.cast(builder, off, oty, types.int64)
+            align = uty.dtype.bitwidth // 8
+            offs = [builder.add(off, ir.Constant(off.type, q * LANES)) for q in range(nv)]
+            u = _load(builder, _flat_ptrs(context, builder, uty, u_arr, offs), align)
+            g = _load(builder, _flat_ptrs(context, builder, gty, g_arr, offs), align)
+            g = _levels_vjp(context, builder, u, g, offs, cf, caty, ga, levels, False,
+                            uty.dtype, align)
+            _store(builder, g, _flat_ptrs(context, builder, dty, d_arr, offs), align)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return _bblock_vjp
+
+
+@cache
+def butterfly_spaced_block_vjp(nv: int, increasing: bool):
+    """Intrinsic ``(u, g, gdst, offset, spacing, k0, coefs, gacc)``: backward through the
+    levels of :func:`butterfly_spaced_block`, arguments as for :func:`butterfly_block_vjp`."""
+    n_levels = nv.bit_length() - 1
+    order = range(n_levels) if increasing else range(n_levels - 1, -1, -1)
+
+    @intrinsic
+    def _sblock_vjp(typingctx, u, g, gdst, offset, spacing, k0, coefs, gacc):
+        if not (_vjp_args_ok(u, g, gdst, coefs, gacc)
+                and all(isinstance(t, types.Integer) for t in (offset, spacing, k0))):
+            return None
+        sig = types.void(u, g, gdst, offset, spacing, k0, coefs, gacc)
+
+        def codegen(context, builder, signature, args):
+            uty, gty, dty, oty, pty, kty, caty, _ = signature.args
+            u_arr, g_arr, d_arr, off, sp, k0v, cf, ga = args
+            i64 = ir.IntType(64)
+            off = context.cast(builder, off, oty, types.int64)
+            sp = context.cast(builder, sp, pty, types.int64)
+            k0v = context.cast(builder, k0v, kty, types.int64)
+            align = uty.dtype.bitwidth // 8
+            offs = [builder.add(off, builder.mul(sp, ir.Constant(i64, q))) for q in range(nv)]
+            u = _load(builder, _flat_ptrs(context, builder, uty, u_arr, offs), align)
+            g = _load(builder, _flat_ptrs(context, builder, gty, g_arr, offs), align)
+            levels = [(builder.add(k0v, ir.Constant(i64, lv)), 1 << lv) for lv in order]
+            g = _levels_vjp(context, builder, u, g, offs, cf, caty, ga, levels, True,
+                            uty.dtype, align)
+            _store(builder, g, _flat_ptrs(context, builder, dty, d_arr, offs), align)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return _sblock_vjp

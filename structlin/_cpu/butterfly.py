@@ -25,7 +25,13 @@ from structlin._cpu._schedule import (
     row_tile,
     serial_when_small,
 )
-from structlin._cpu._simd import butterfly_block, butterfly_spaced_block, lane_shift
+from structlin._cpu._simd import (
+    butterfly_block,
+    butterfly_block_vjp,
+    butterfly_spaced_block,
+    butterfly_spaced_block_vjp,
+    lane_shift,
+)
 
 __all__ = ["apply", "apply_vjp", "gather_last"]
 
@@ -232,6 +238,196 @@ def _pass_segments(xin, xout, coefs, k1, increasing, rows, nchunk):
                     _spaced(xout, xout, r0, r1, base, m, k1r - nl, nl, coefs, False)
                     k1r -= nl
                 _contiguous(xout, xout, r0, r1, base, m, coefs, False)
+
+
+_BLOCK_INC_VJP = butterfly_block_vjp(NV, True)
+_BLOCK_DEC_VJP = butterfly_block_vjp(NV, False)
+_V2I, _V4I, _V8I, _V16I = (butterfly_spaced_block_vjp(v, True) for v in (2, 4, 8, 16))
+_V2D, _V4D, _V8D, _V16D = (butterfly_spaced_block_vjp(v, False) for v in (2, 4, 8, 16))
+
+
+@njit(cache=True)
+def _row_groups(L, kb, increasing):
+    """The level groups of a whole-row register pass in the order they are applied:
+    ``(k0, nl)`` with ``nl = 0`` for the contiguous block levels ``0 .. kb-1`` and ``nl <= 4``
+    spaced levels ``k0 .. k0+nl-1`` otherwise (the same grouping as :func:`_pass_segments`)."""
+    n_groups = 1 + (L - kb + 3) // 4
+    k0s = np.empty(n_groups, np.int64)
+    nls = np.empty(n_groups, np.int64)
+    if increasing:
+        k0s[0] = 0
+        nls[0] = 0
+        k0 = kb
+        for gi in range(1, n_groups):
+            nls[gi] = min(4, L - k0)
+            k0s[gi] = k0
+            k0 += nls[gi]
+    else:
+        k1 = L
+        for gi in range(n_groups - 1):
+            nls[gi] = min(4, k1 - kb)
+            k0s[gi] = k1 - nls[gi]
+            k1 -= nls[gi]
+        k0s[n_groups - 1] = 0
+        nls[n_groups - 1] = 0
+    return k0s, nls
+
+
+@njit(cache=True, inline="always")
+def _group_forward(src, s0, dst, d0, nr, k0, nl, coefs, increasing):
+    """One level group (see :func:`_row_groups`) of the whole rows ``src[s0 : s0+nr]``,
+    written to ``dst[d0 : d0+nr]``; rows innermost, so each block's coefficients are read
+    from memory once per tile."""
+    nf = src.shape[1]
+    if nl == 0:
+        for g in range(0, nf, 16 * NV):
+            for r in range(nr):
+                if increasing:
+                    _BLOCK_INC(src[s0 + r], dst[d0 + r], g, coefs)
+                else:
+                    _BLOCK_DEC(src[s0 + r], dst[d0 + r], g, coefs)
+        return
+    D = 1 << (k0 + lane_shift(coefs))
+    for hb in range(0, nf, D << nl):
+        for c0 in range(hb, hb + D, 16):
+            for r in range(nr):
+                x = src[s0 + r]
+                y = dst[d0 + r]
+                if increasing:
+                    if nl == 1:
+                        _S2I(x, y, c0, D, k0, coefs)
+                    elif nl == 2:
+                        _S4I(x, y, c0, D, k0, coefs)
+                    elif nl == 3:
+                        _S8I(x, y, c0, D, k0, coefs)
+                    else:
+                        _S16I(x, y, c0, D, k0, coefs)
+                else:
+                    if nl == 1:
+                        _S2D(x, y, c0, D, k0, coefs)
+                    elif nl == 2:
+                        _S4D(x, y, c0, D, k0, coefs)
+                    elif nl == 3:
+                        _S8D(x, y, c0, D, k0, coefs)
+                    else:
+                        _S16D(x, y, c0, D, k0, coefs)
+
+
+@njit(cache=True, inline="always")
+def _group_vjp(u, u0, g, g0, gd, d0, nr, k0, nl, coefs, gacc, increasing):
+    """Backward through one level group of the rows ``u[u0 : u0+nr]`` (its inputs) with the
+    output gradients ``g[g0 : g0+nr]``; input gradients to ``gd[d0 : d0+nr]``."""
+    nf = u.shape[1]
+    if nl == 0:
+        for p in range(0, nf, 16 * NV):
+            for r in range(nr):
+                if increasing:
+                    _BLOCK_INC_VJP(u[u0 + r], g[g0 + r], gd[d0 + r], p, coefs, gacc)
+                else:
+                    _BLOCK_DEC_VJP(u[u0 + r], g[g0 + r], gd[d0 + r], p, coefs, gacc)
+        return
+    D = 1 << (k0 + lane_shift(coefs))
+    for hb in range(0, nf, D << nl):
+        for c0 in range(hb, hb + D, 16):
+            for r in range(nr):
+                x = u[u0 + r]
+                h = g[g0 + r]
+                y = gd[d0 + r]
+                if increasing:
+                    if nl == 1:
+                        _V2I(x, h, y, c0, D, k0, coefs, gacc)
+                    elif nl == 2:
+                        _V4I(x, h, y, c0, D, k0, coefs, gacc)
+                    elif nl == 3:
+                        _V8I(x, h, y, c0, D, k0, coefs, gacc)
+                    else:
+                        _V16I(x, h, y, c0, D, k0, coefs, gacc)
+                else:
+                    if nl == 1:
+                        _V2D(x, h, y, c0, D, k0, coefs, gacc)
+                    elif nl == 2:
+                        _V4D(x, h, y, c0, D, k0, coefs, gacc)
+                    elif nl == 3:
+                        _V8D(x, h, y, c0, D, k0, coefs, gacc)
+                    else:
+                        _V16D(x, h, y, c0, D, k0, coefs, gacc)
+
+
+@njit(cache=True, parallel=True)
+def _rows_vjp(xin, gout, gin, coefs, gacc, k0s, nls, rows, increasing):
+    """Backward through every level of whole rows held in registers, ``rows`` rows per tile.
+
+    A tile's forward group inputs are kept (one buffer per group after the first), then the
+    groups are undone from the last: each block recomputes its levels' inputs in registers and
+    adds its lane-coefficient gradients into this chunk's ``gacc[chunk] = (GA, GB)``, a vector
+    at a time, so no reduction runs across lanes. Rows are real, or complex viewed as
+    interleaved floats.
+    """
+    b, nf = xin.shape
+    n_groups = k0s.shape[0]
+    nchunk = gacc.shape[0]
+    n_tiles = (b + rows - 1) // rows
+    for ci in prange(nchunk):
+        st = np.empty((n_groups, rows, nf), dtype=xin.dtype)
+        acc = (gacc[ci, 0], gacc[ci, 1])
+        for tile in range(ci * n_tiles // nchunk, (ci + 1) * n_tiles // nchunk):
+            r0 = tile * rows
+            nr = min(b, r0 + rows) - r0
+            # st[gi] holds the input of group gi + 1
+            _group_forward(xin, r0, st[0], 0, nr, k0s[0], nls[0], coefs, increasing)
+            for gi in range(1, n_groups - 1):
+                _group_forward(st[gi - 1], 0, st[gi], 0, nr, k0s[gi], nls[gi], coefs,
+                               increasing)
+            last = n_groups - 1
+            if last == 0:
+                _group_vjp(xin, r0, gout, r0, gin, r0, nr, k0s[0], nls[0], coefs, acc,
+                           increasing)
+                continue
+            _group_vjp(st[last - 1], 0, gout, r0, gin, r0, nr, k0s[last], nls[last], coefs,
+                       acc, increasing)
+            for gi in range(last - 1, 0, -1):
+                _group_vjp(st[gi - 1], 0, gin, r0, gin, r0, nr, k0s[gi], nls[gi], coefs, acc,
+                           increasing)
+            _group_vjp(xin, r0, gin, r0, gin, r0, nr, k0s[0], nls[0], coefs, acc, increasing)
+
+
+@njit(cache=True)
+def _lanes_to_twiddle(GA, GB):
+    """Twiddle gradient ``(L, n//2, 2, 2)`` from lane-coefficient gradients (the adjoint of
+    :func:`lane_coefficients`)."""
+    L, n = GA.shape
+    out = np.empty((L, n // 2, 2, 2), dtype=GA.dtype)
+    for k in range(L):
+        s = 1 << k
+        for j in range(n // 2):
+            i0 = ((j >> k) << (k + 1)) + (j & (s - 1))
+            out[k, j, 0, 0] = GA[k, i0]
+            out[k, j, 0, 1] = GB[k, i0]
+            out[k, j, 1, 1] = GA[k, i0 + s]
+            out[k, j, 1, 0] = GB[k, i0 + s]
+    return out
+
+
+def _apply_vjp_rows(t, x, g, increasing):
+    """VJP of a product whose rows fit :data:`SEGMENT_BYTES`, every level in registers."""
+    b, n = x.shape
+    L = n.bit_length() - 1
+    coefs = lane_coefficients(*t)
+    gx = np.empty_like(g)
+    if x.dtype.kind == "c":
+        ft = x.real.dtype
+        xf, gf, of = x.view(ft), g.view(ft), gx.view(ft)
+    else:
+        xf, gf, of = x, g, gx
+    shift = 1 if x.dtype.kind == "c" else 0
+    k0s, nls = _row_groups(L, BLOCK_LEVELS - shift, increasing)
+    # the tile and its group inputs in L2; the chunks' gradients summed here
+    rows = max(1, min(ROW_TILE_BYTES // (x.itemsize * n), -(-b // n_chunks(b))))
+    nchunk = n_chunks(-(-b // rows))
+    gacc = np.zeros((nchunk, 2, L, n), dtype=coefs[0].dtype)
+    _rows_vjp(xf, gf, of, coefs, gacc, k0s, nls, rows, increasing)
+    gl = gacc.sum(axis=0)
+    return _lanes_to_twiddle(gl[0], gl[1]), gx
 
 
 #: bytes of one transposed tile row: the first pass keeps ``ROW_BYTES // itemsize`` rows side
@@ -648,6 +844,8 @@ def apply_vjp(tw: np.ndarray, x: np.ndarray, g: np.ndarray, increasing: bool):
     if b == 0 or L == 0:
         return np.zeros_like(tw), g.copy()
     t = _planar(tw)
+    if L >= BLOCK_LEVELS and n * x.itemsize <= SEGMENT_BYTES:
+        return _apply_vjp_rows(t, x, g, increasing)
     # the backward tile keeps every level of the forward one: fewer rows let it cover more levels
     R = min(_rows_plan(b, n, x.itemsize), BLOCK)
     passes = _passes(L, R, x.itemsize, increasing, stash=True)
