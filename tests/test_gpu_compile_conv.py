@@ -273,7 +273,7 @@ def test_contract_functions_have_the_agreed_signatures(conv):
 
     want = {
         "fft_size": ["L", "Lk"],
-        "kernel_spectrum": ["k", "nfft"],
+        "kernel_spectrum": ["k", "nfft", "lazy"],
         "forward": ["u", "spec", "nfft", "Lk", "offset", "D", "pregate", "postgate", "out",
                     "precision"],
         "backward": ["u", "spec", "nfft", "Lk", "offset", "D", "pregate", "postgate", "grad"],

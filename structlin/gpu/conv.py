@@ -4,10 +4,10 @@ Contract (shared with :mod:`structlin._cpu.conv`; the public API in :mod:`struct
 validates, promotes and reshapes before calling):
 
 - :func:`fft_size` ``(L, Lk) -> nfft``: the power of two ``>= L + Lk - 1`` used here.
-- :func:`kernel_spectrum` ``(k, nfft) -> spec``: ``k`` is ``(H, Lk)`` of the compute dtype;
-  ``spec`` is ``(H, nfft)`` complex (complex64 for float32/complex64, complex128 otherwise)
-  holding ``fft(k, nfft)`` in *this module's digit-reversed order* (opaque to callers;
-  :func:`spectrum_order` gives it).
+- :func:`kernel_spectrum` ``(k, nfft, *, lazy=False) -> spec``: ``k`` is ``(H, Lk)`` of the
+  compute dtype; ``spec`` is ``(H, nfft)`` complex (complex64 for float32/complex64,
+  complex128 otherwise) holding ``fft(k, nfft)`` in *this module's digit-reversed order*
+  (opaque to callers; :func:`spectrum_order` gives it).
 - :func:`forward` ``(u, spec, nfft, Lk, offset, D, pregate, postgate, out) -> out``::
 
       out[b,h,t] = postgate[b,h,t] * (sum_j k[h,j] v[b,h,t+offset-j] + D[h] u[b,h,t]),
@@ -305,9 +305,12 @@ def _rows_pipeline(dtype, B, H, L, nfft, precision=0) -> _Pipeline:
     return _Pipeline(dtype, B, H, L, nfft, 2 if np.dtype(dtype).kind == "f" else 1, precision)
 
 
-def kernel_spectrum(k: Any, nfft: int) -> Any:
+def kernel_spectrum(k: Any, nfft: int, *, lazy: bool = False) -> Any:
     """Return the spectrum of the kernels ``k`` (``(H, Lk)``) for length ``nfft``, in this
-    module's digit-reversed layout (``(H, nfft)`` complex; see :func:`spectrum_order`)."""
+    module's digit-reversed layout (``(H, nfft)`` complex; see :func:`spectrum_order`).
+
+    ``lazy`` (a single call's spectrum rather than a plan's) is accepted for the contract's
+    sake: the GPU engine always computes the spectrum at once."""
     if k.ndim != 2 or not k.flags.c_contiguous:
         raise ValueError(f"k must be C-contiguous (H, Lk), got shape {k.shape}")
     H, Lk = k.shape
