@@ -215,7 +215,7 @@ def _engine_args(xp, u, k, D, pregate, postgate, dtype, causal):
     else:
         Lk = int(k.shape[1])
         nfft = int(eng.fft_size(L, Lk))
-        spec = eng.kernel_spectrum(as_kernel_array(xp, k, dtype), nfft)
+        spec = eng.kernel_spectrum(as_kernel_array(xp, k, dtype), nfft, lazy=True)
     gates = [None if g is None else as_kernel_array(xp, g.reshape(u3.shape), dtype)
              for g in (pregate, postgate)]
     Dk = None if D is None else as_kernel_array(xp, D, dtype)
@@ -294,9 +294,13 @@ def fftconv(
     ``scipy.fft`` (real transforms for real data) and fused Numba passes that pad and gate
     the input, multiply the spectra in place, and apply the truncation, ``D`` and the
     post-gate while writing the output; chunks run on a thread pool, and the scratch memory
-    is a few chunks per thread (NumPy peak 1.3x the size of ``u`` for ``(8, 256, 4096)``
-    float32 with ``Lk = L``, the output and the kernel's spectrum included; a single row too
-    long for a chunk needs its spectra whole, about 7x ``u``, 5x with a plan).
+    is a few chunks per thread. The kernel's whole spectrum is kept for the call only when
+    it is small next to ``u`` (else each chunk transforms its kernel rows), and rows too long
+    for a chunk go through their spectrum one residue class of frequencies ``r + R f`` at a
+    time (a first decimation-in-frequency stage folds the row into ``nfft / R`` values per
+    class; ``R`` from 8 to 64), so the peak memory stays within 3x the size of ``u``, the
+    output and any kernel spectrum included (tracemalloc, float32, ``Lk = L``: 1.5x for
+    ``(8, 256, 4096)``, 2x for a single row of ``2**22``, with or without a plan).
     When an output needs at most 64 taps (``min(L, Lk) <= 64``; 32 for complex data) a
     direct Numba loop (``2 L min(L, Lk)`` flops per row, SIMD) is used instead: below that
     it is faster than the transforms. Non-finite values in ``u`` spread through a transform

@@ -488,6 +488,90 @@ def test_fftconv_peak_numpy_memory_is_below_three_times_u():
     assert peak - base <= 3 * u.nbytes, (peak - base) / u.nbytes
 
 
+def _class_path_calls(monkeypatch):
+    """Route every FFT-path call through the frequency-class path and record its ``R``."""
+    calls = []
+    original = cpu_conv._forward_by_classes
+    plan_chunks = cpu_conv._plan_chunks
+
+    def spy(*args):
+        calls.append(args[11])
+        return original(*args)
+
+    def no_chunks(nrows, nfft, itemsize, budget=None, buffers=3):
+        return None if budget is not None else plan_chunks(nrows, nfft, itemsize)
+
+    monkeypatch.setattr(cpu_conv, "_forward_by_classes", spy)
+    monkeypatch.setattr(cpu_conv, "_plan_chunks", no_chunks)
+    return calls
+
+
+@pytest.mark.parametrize("dt", [np.float64, np.complex128, np.float32])
+@pytest.mark.parametrize("B,H,L,Lk", [(1, 1, 500, 300), (2, 3, 70, 120), (1, 2, 400, 400),
+                                      (1, 1, 90, 700)])
+@pytest.mark.parametrize("causal", [True, False])
+def test_frequency_class_path_matches_reference(monkeypatch, dt, B, H, L, Lk, causal):
+    """Folding a row into R residue classes of frequencies (one at a time) is the same
+    linear convolution, with and without gates, D and a plan holding the whole spectrum."""
+    calls = _class_path_calls(monkeypatch)
+    monkeypatch.setattr(cpu_conv, "MIN_CLASSES", 4)
+    rng = np.random.default_rng(L + Lk)
+    u = random_array(rng, (B, H, L), dt)
+    k = random_array(rng, (H, Lk), dt)
+    D = random_array(rng, (H,), dt)
+    pre, post = random_array(rng, (2, B, H, L), dt)
+    ref = reference_fftconv(u, k, D, pre, post, causal)
+    y = sl.fftconv(u, k, D, pregate=pre, postgate=post, causal=causal)
+    assert cf._rel_err(y, ref) <= tolerance(dt, L + Lk)
+    plan = sl.fftconv_plan(k, L, dtype=dt)
+    y = sl.fftconv(u, plan, D, pregate=pre, postgate=post, causal=causal)
+    assert cf._rel_err(y, ref) <= tolerance(dt, L + Lk)
+    y = sl.fftconv(u, k, causal=causal)
+    assert cf._rel_err(y, reference_fftconv(u, k, causal=causal)) <= tolerance(dt, L + Lk)
+    assert len(calls) == 3 and all(R >= 4 for R in calls), calls
+
+
+def test_frequency_class_path_is_deterministic_across_threads(monkeypatch):
+    """Classes are added into the output in a fixed order, whichever thread finishes first."""
+    _class_path_calls(monkeypatch)
+    rng = np.random.default_rng(3)
+    u = rng.standard_normal((2, 3, 3000)).astype(np.float32)
+    k = rng.standard_normal((3, 2000)).astype(np.float32)
+    first = sl.fftconv(u, k)
+    for _ in range(3):
+        np.testing.assert_array_equal(sl.fftconv(u, k), first)
+
+
+def _traced_peak(fn):
+    fn()  # compile and warm the pool outside the measurement
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base, _ = tracemalloc.get_traced_memory()
+        y = fn()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return y, peak - base
+
+
+@pytest.mark.parametrize("B,H,L", [(1, 1, 1 << 20), (1, 8, 1 << 17), (1, 64, 1 << 14)])
+def test_fftconv_long_rows_peak_memory_is_below_three_times_u(B, H, L):
+    """The issue's bound for one batch element with Lk = L, where the kernel's spectrum alone
+    is twice u: the output plus at most u's size of scratch (classes or streamed kernels)."""
+    rng = np.random.default_rng(0)
+    u = rng.standard_normal((B, H, L)).astype(np.float32)
+    k = rng.standard_normal((H, L)).astype(np.float32)
+    D = np.ones(H, np.float32)
+    y, peak = _traced_peak(lambda: sl.fftconv(u, k, D))
+    assert peak <= 3 * u.nbytes + (1 << 20), peak / u.nbytes
+    assert cf._rel_err(y[0, 0, :2000], reference_fftconv(u[:1, :1, :2000], k[:1], D[:1])[0, 0]) \
+        <= tolerance(np.float32, 4000)
+    plan = sl.fftconv_plan(k, L)
+    _, peak = _traced_peak(lambda: sl.fftconv(u, plan, D))
+    assert peak <= 3 * u.nbytes + (1 << 20), peak / u.nbytes
+
+
 # ---- bad inputs -----------------------------------------------------------------------------
 
 U = np.ones((2, 3, 8))

@@ -35,7 +35,7 @@ _SCALARS = (("long long", "B"), ("int", "H"), ("long long", "L"), ("long long", 
             ("int", "n_stages"), ("long long", "in_shift"), ("long long", "out_shift"),
             ("int", "load_mode"), ("int", "a_conj"), ("int", "do_fwd"), ("int", "mul"),
             ("int", "do_inv"), ("int", "store_mode"), ("double", "out_scale"),
-            ("int", "precision"), ("int", "half"))
+            ("int", "precision"), ("int", "half"), ("int", "split"))
 
 
 def _emulator_source() -> str:
@@ -273,7 +273,7 @@ def test_contract_functions_have_the_agreed_signatures(conv):
 
     want = {
         "fft_size": ["L", "Lk"],
-        "kernel_spectrum": ["k", "nfft"],
+        "kernel_spectrum": ["k", "nfft", "lazy"],
         "forward": ["u", "spec", "nfft", "Lk", "offset", "D", "pregate", "postgate", "out",
                     "precision"],
         "backward": ["u", "spec", "nfft", "Lk", "offset", "D", "pregate", "postgate", "grad"],
@@ -365,3 +365,29 @@ def test_launcher_rejects_inconsistent_arguments(conv, change, exc, match):
         args[key] = val
     with pytest.raises(exc, match=match):
         conv.forward(**args)
+
+
+@pytest.mark.parametrize("dtype", ["complex64", "complex128"])
+@pytest.mark.parametrize("centred", [False, True])
+def test_complex_rows_at_twice_the_one_pass_size_take_one_launch(multipass, monkeypatch,
+                                                                 dtype, centred):
+    """nfft = 2 N2 for complex data: one launch in two frequency halves (the even half's
+    inverse kept in a scratch), forward and backward, against the direct convolution."""
+    conv = multipass
+    launches = []
+    real_launch = conv.launch
+    monkeypatch.setattr(conv, "launch", lambda *a: (launches.append(a), real_launch(*a))[1])
+    # nfft = 2 * MAX_SINGLE_PASS: 64 for complex64, 32 for complex128 (see `multipass`)
+    B, H, L, Lk = (2, 3, 40, 25) if dtype == "complex64" else (2, 3, 20, 10)
+    n2 = conv.MAX_SINGLE_PASS[np.dtype(dtype).itemsize]
+    nfft = conv.fft_size(L, Lk)
+    assert nfft == 2 * n2 and conv._rows_pipeline(dtype, B, H, L, nfft).split
+    u, k, D, pre, post = _problem(B, H, L, Lk, dtype, gates=True)
+    offset = (Lk - 1) // 2 if centred else 0
+    spec = conv.kernel_spectrum(k, nfft)
+    launches.clear()
+    out = np.empty_like(u)
+    conv.forward(u, spec, nfft, Lk, offset, D, pre, post, out)
+    assert len(launches) == 1
+    _close(out, _reference(u, k, offset, D, pre, post), dtype)
+    _check_backward(conv, (B, H, L, Lk), dtype, "same" if centred else "causal", gates=True)

@@ -2,8 +2,9 @@
 
 Calls the low-level contract functions directly (the public ``structlin.conv`` is tested in
 ``tests/test_conv.py``). Sizes cover the one-pass path (``nfft <= 2**15`` for real float32
-rows in the half-length mode, ``2**14`` complex64/float64, ``2**13`` complex128), the
-three-pass path (``nfft = 2**16 .. 2**18``), odd batches (a packed real pair with one row),
+rows in the half-length mode, ``2**14`` float64), the one launch in two frequency halves of
+complex rows (``nfft = 2**15`` complex64, ``2**14`` complex128), the three-pass path
+(``nfft = 2**16 .. 2**18``), odd batches (a packed real pair with one row),
 ``Lk`` longer than ``L`` and the centred offset. The backward is checked with the dot test of
 each (affine) argument against the reference forward.
 """
@@ -23,6 +24,8 @@ DTYPES = [np.float32, np.float64, np.complex64, np.complex128]
 # (B, H, L, Lk)
 SHAPES = [(1, 1, 1, 1), (3, 2, 5, 3), (5, 4, 100, 37), (2, 3, 1000, 1000), (4, 8, 4096, 4096),
           (3, 2, 8000, 300)]
+# nfft = 2**15: one launch in two halves for complex64; 2**14: for complex128
+SPLIT = [(2, 3, 20000, 12000), (1, 2, 9000, 7000)]
 MULTI_PASS = [(3, 2, 20000, 20000), (2, 1, 40000, 1000), (1, 2, 70000, 65000)]
 
 
@@ -72,7 +75,7 @@ def _problem(shape, dtype, gates, key=0):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", SHAPES + MULTI_PASS)
+@pytest.mark.parametrize("shape", SHAPES + SPLIT + MULTI_PASS)
 @pytest.mark.parametrize("centred", [False, True])
 def test_forward_matches_the_cupy_fft_pipeline(shape, dtype, centred):
     from structlin.gpu import conv
@@ -167,3 +170,23 @@ def test_reference_forward_matches_direct_convolution(dtype):
     want = qn * (want + Dn[None, :, None] * un)
     assert got.dtype == np.dtype(dtype)
     assert np.linalg.norm(got - want) / np.linalg.norm(want) < _tol(dtype)
+
+
+@pytest.mark.parametrize("dtype,shape", [(np.complex64, (2, 3, 20000, 12000)),
+                                         (np.complex128, (1, 2, 9000, 7000))])
+def test_complex_rows_at_twice_the_one_pass_size_take_one_launch(dtype, shape, monkeypatch):
+    from structlin.gpu import conv
+
+    launches = []
+    real_launch = conv.launch
+    monkeypatch.setattr(conv, "launch", lambda *a: (launches.append(a), real_launch(*a))[1])
+    u, k, D, pre, post = _problem(shape, dtype, gates=True)
+    L, Lk = shape[2], shape[3]
+    nfft = conv.fft_size(L, Lk)
+    assert nfft == 2 * conv.MAX_SINGLE_PASS[np.dtype(dtype).itemsize]
+    spec = conv.kernel_spectrum(k, nfft)
+    out = cupy.empty_like(u)
+    launches.clear()
+    conv.forward(u, spec, nfft, Lk, 0, D, pre, post, out)
+    assert len(launches) == 1
+    assert _rel_err(out, _reference(u, k, 0, D, pre, post)) < _tol(dtype)

@@ -3,7 +3,7 @@
 Contract (shared with ``structlin.gpu.conv``; ``structlin.conv`` calls nothing else)::
 
     fft_size(L, Lk) -> nfft >= L + Lk - 1
-    kernel_spectrum(k, nfft) -> spec                      # k: (H, Lk), the compute dtype
+    kernel_spectrum(k, nfft, *, lazy=False) -> spec       # k: (H, Lk), the compute dtype
     forward(u, spec, nfft, Lk, offset, D, pregate, postgate, out) -> out
     backward(u, spec, nfft, Lk, offset, D, pregate, postgate, grad)
         -> (grad_u, grad_k, grad_D, grad_pregate, grad_postgate)
@@ -25,6 +25,16 @@ once beyond the transforms, and the scratch memory is a few chunks, independent 
 Chunks are spread over a pool of ``numba.get_num_threads()`` threads (scipy.fft and the
 ``nogil`` Numba kernels release the GIL).
 
+The kernel's whole spectrum ``(H, nfft // 2 + 1)`` is computed for a call (and kept by a
+plan) when it is at most :data:`KERNEL_SPECTRUM_SHARE` of ``u``'s bytes; otherwise (one batch
+element with long kernels, where it alone would be twice ``u``) each chunk transforms the
+kernel rows of its channels. The scratch of all threads is kept within ``u``'s size (or
+:data:`SCRATCH_MIN_BYTES`): rows per chunk are cut down to fit, and rows whose spectra do not
+fit even one per thread go through :func:`_forward_by_classes` instead, which transforms a
+row's spectrum one residue class of frequencies at a time (peak: the output plus at most
+``u``'s size, against 7x ``u`` for whole spectra of a single row). The backward still holds
+whole spectra per chunk.
+
 Direct path (``min(L, Lk) <= DIRECT_TAPS``, half that for complex data): a Numba loop over the
 at most ``min(L, Lk)`` taps per output (one contiguous SIMD multiply-add per tap), parallel over
 rows; below that size it beats the transforms.
@@ -39,7 +49,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numba
 import numpy as np
 import scipy.fft
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import overload
 
 __all__ = ["backward", "fft_size", "forward", "kernel_spectrum"]
 
@@ -58,29 +69,62 @@ MAX_CHUNK_BYTES = 4 * 1024 * 1024
 #: calls with less spectrum than this run in the calling thread: handing chunks to other
 #: threads costs tens of microseconds, as much as transforming a few hundred KiB
 PARALLEL_MIN_BYTES = 2 * 1024 * 1024
+#: a call computes (and keeps for its rows) the kernel's whole spectrum only if it is at most
+#: this share of ``u``'s bytes; beyond, each chunk transforms the kernel rows it needs (a
+#: single batch element: every kernel is transformed once either way)
+KERNEL_SPECTRUM_SHARE = 0.5
+#: transform lengths above this are multiples of MAX_CLASSES (5-smooth cofactor)
+LONG_ROW_MIN = 1 << 16
+#: frequency classes a long row is split into: a power of two, at most MAX_CLASSES, at least
+#: MIN_CLASSES: the two real classes (0 and R/2) cost as much as complex ones and the
+#: ``R/2 + 1`` classes of a real row go two at a time, so fewer classes waste more
+MAX_CLASSES = 64
+MIN_CLASSES = 8
+#: scratch bytes the chunk path may use in all threads however small ``u`` is; above both this
+#: and ``u``'s size, rows go through the frequency-class path instead
+SCRATCH_MIN_BYTES = 8 * 1024 * 1024
+#: elements per block of the fold / unfold passes of the class path (twiddles per block)
+CLASS_BLOCK = 2048
 
 _EMPTY = {}
 
 
 def fft_size(L: int, Lk: int) -> int:
-    """The transform length: the smallest 5-smooth ``n >= L + Lk - 1``."""
-    return int(scipy.fft.next_fast_len(int(L) + int(Lk) - 1, real=True))
+    """The transform length: the smallest 5-smooth ``n >= L + Lk - 1``; above
+    :data:`LONG_ROW_MIN` a multiple of :data:`MAX_CLASSES` (so that a long row can be split
+    into that many frequency classes, see :func:`_forward_by_classes`)."""
+    n0 = int(L) + int(Lk) - 1
+    if n0 <= LONG_ROW_MIN:
+        return int(scipy.fft.next_fast_len(n0, real=True))
+    return MAX_CLASSES * int(scipy.fft.next_fast_len(-(-n0 // MAX_CLASSES), real=True))
 
 
 class Spectrum:
     """The kernel ``k`` (H, Lk) and, for the FFT path, its spectrum of length ``nfft``.
 
-    ``freq`` is ``rfft(k, nfft)`` for real ``k`` (``fft`` for complex), shape ``(H, nf)``;
-    it is computed when the FFT path may be used (``Lk > DIRECT_TAPS // 2``), else lazily.
+    ``freq()`` is ``rfft(k, nfft)`` for real ``k`` (``fft`` for complex), shape ``(H, nf)``,
+    computed on first use and kept. Unless ``lazy``, it is computed at once when the FFT path
+    may be used (``Lk > DIRECT_TAPS // 2``): a plan holds it. A lazy spectrum (one call's) is
+    only computed when it is small next to the call's input (:data:`KERNEL_SPECTRUM_SHARE`);
+    otherwise the kernel rows are transformed along with the data they meet.
     """
 
-    def __init__(self, k: np.ndarray, nfft: int):
+    def __init__(self, k: np.ndarray, nfft: int, lazy: bool = False):
         self.k = k
         self.nfft = int(nfft)
         self._freq = None
         self._lock = threading.Lock()
-        if k.shape[1] > DIRECT_TAPS // 2:
+        if not lazy and k.shape[1] > DIRECT_TAPS // 2:
             self.freq()
+
+    @property
+    def ready(self) -> bool:
+        return self._freq is not None
+
+    def nbytes(self) -> int:
+        """Bytes of the whole spectrum ``freq()``."""
+        nf = self.nfft // 2 + 1 if self.k.dtype.kind == "f" else self.nfft
+        return self.k.shape[0] * nf * np.dtype(_complex_of(self.k.dtype)).itemsize
 
     def freq(self) -> np.ndarray:
         with self._lock:
@@ -90,9 +134,16 @@ class Spectrum:
             return self._freq
 
 
-def kernel_spectrum(k: np.ndarray, nfft: int) -> Spectrum:
-    """Return the (opaque) spectrum of the C-contiguous kernel ``k`` of shape ``(H, Lk)``."""
-    return Spectrum(np.ascontiguousarray(k), nfft)
+def _complex_of(dtype) -> np.dtype:
+    return np.result_type(dtype, np.complex64)
+
+
+def kernel_spectrum(k: np.ndarray, nfft: int, *, lazy: bool = False) -> Spectrum:
+    """Return the (opaque) spectrum of the C-contiguous kernel ``k`` of shape ``(H, Lk)``.
+
+    ``lazy`` (a single call's spectrum, not a plan's): transform only if and when it pays.
+    """
+    return Spectrum(np.ascontiguousarray(k), nfft, lazy)
 
 
 def _empty(dtype) -> np.ndarray:
@@ -347,6 +398,234 @@ def _finish_backward(cg, off, gzbuf, u, D, has_D, pre, has_pre, r0, H, gu, gpre,
             accD[h] += dsum
 
 
+# ---- frequency-class path: a long row, its spectrum a few residue classes at a time ----------
+
+
+def _as_out(z, like):  # pragma: no cover - replaced by the overload in compiled code
+    return z
+
+
+@overload(_as_out)
+def _as_out_overload(z, like):
+    if isinstance(like, types.Complex):
+        return lambda z, like: z
+    return lambda z, like: z.real
+
+
+def _class_steps(rs, n: int, sign: float) -> np.ndarray:
+    """``steps[c, i] = exp(sign 2 pi i rs[c] i / n)``, ``i < CLASS_BLOCK`` (complex128)."""
+    i = np.arange(CLASS_BLOCK, dtype=np.int64)
+    return np.exp(sign * 2j * np.pi * ((np.asarray(rs)[:, None] * i) % n) / n)
+
+
+@njit(cache=True, nogil=True)
+def _fold_classes(x, g, has_g, rs, R, n, steps, buf):
+    """``buf[c, m] = w^(r m) sum_q (g x)[m + q M] w_R^(q r)``, ``r = rs[c]``, ``M = n / R``.
+
+    ``w = exp(-2 pi i / n)``: the first radix-``R`` decimation-in-frequency stage restricted to
+    the frequencies ``r + R f``, so that ``fft(buf[c])[f] = fft(x, n)[r + R f]``. Sums are in
+    the buffer's precision; twiddles are computed in double and rounded once.
+    """
+    G, M = buf.shape
+    Lx = x.shape[0]
+    nb = (M + CLASS_BLOCK - 1) // CLASS_BLOCK
+    one = buf[0, 0] * 0 + 1
+    for task in range(G * nb):
+        c = task // nb
+        m0 = (task - c * nb) * CLASS_BLOCK
+        m1 = min(M, m0 + CLASS_BLOCK)
+        r = rs[c]
+        o = buf[c, m0:m1]
+        o[:] = 0
+        q = 0
+        while q * M + m0 < Lx:
+            a = -2.0 * np.pi * ((q * r) % R) / R
+            wq = one * complex(np.cos(a), np.sin(a))
+            j0 = q * M + m0
+            j1 = min(Lx, q * M + m1)
+            xs = x[j0:j1]
+            oq = o[:j1 - j0]
+            if has_g:
+                gs = g[j0:j1]
+                for i in range(oq.shape[0]):
+                    oq[i] += (gs[i] * xs[i]) * wq
+            else:
+                for i in range(oq.shape[0]):
+                    oq[i] += xs[i] * wq
+            q += 1
+        a = -2.0 * np.pi * ((r * m0) % n) / n
+        base = complex(np.cos(a), np.sin(a))
+        st = steps[c]
+        tw = np.empty(m1 - m0, dtype=buf.dtype)
+        for i in range(tw.shape[0]):
+            tw[i] = base * st[i]
+        for i in range(tw.shape[0]):
+            o[i] *= tw[i]
+
+
+@njit(cache=True, nogil=True)
+def _times_class_spectrum(F, K, rs, R, hermitian):
+    """``F[c, f] *= K[r + R f]`` with ``r = rs[c]``; ``K`` is ``rfft`` (``hermitian``: the
+    upper half is ``conj(K[n - j])``) or ``fft`` of the kernel row."""
+    G, M = F.shape
+    n = R * M
+    nb = (M + CLASS_BLOCK - 1) // CLASS_BLOCK
+    for task in range(G * nb):
+        c = task // nb
+        f0 = (task - c * nb) * CLASS_BLOCK
+        r = rs[c]
+        for f in range(f0, min(M, f0 + CLASS_BLOCK)):
+            j = r + R * f
+            if hermitian and j > n // 2:
+                F[c, f] *= np.conj(K[n - j])
+            else:
+                F[c, f] *= K[j]
+
+
+@njit(cache=True, nogil=True)
+def _unfold_classes(cb, rs, weights, R, steps, off, first, last, u, D, has_D, post, has_post,
+                    out):
+    """Add the classes' share of ``y[t] = z[t + off]`` into ``out`` (a row of length ``L``).
+
+    ``z[m + q M] = sum_c weights[c] w^(-r m) w_R^(-r q) cb[c, m]`` (the real part for real
+    output: a real row's classes ``r`` and ``R - r`` are conjugate, hence ``weights`` 2/R for
+    ``0 < r < R/2``). ``first`` writes instead of adding; ``last`` adds ``D u`` and applies the
+    post-gate.
+    """
+    G, M = cb.shape
+    n = R * M
+    L = out.shape[0]
+    nb = (M + CLASS_BLOCK - 1) // CLASS_BLOCK
+    one = cb[0, 0] * 0 + 1
+    for b in range(nb):
+        m0 = b * CLASS_BLOCK
+        m1 = min(M, m0 + CLASS_BLOCK)
+        e = np.empty((G, m1 - m0), dtype=cb.dtype)
+        for c in range(G):
+            a = 2.0 * np.pi * ((rs[c] * m0) % n) / n
+            base = complex(np.cos(a), np.sin(a)) * weights[c]
+            st = steps[c]
+            ec = e[c]
+            for i in range(m1 - m0):
+                ec[i] = base * st[i]
+            cc = cb[c, m0:m1]
+            for i in range(m1 - m0):
+                ec[i] *= cc[i]
+        wq = np.empty(G, dtype=cb.dtype)
+        q = max(0, (off - m1 + M) // M)
+        while q * M + m0 - off < L:
+            t0 = q * M + m0 - off
+            lo = max(0, -t0)
+            hi = min(m1 - m0, L - t0)
+            for c in range(G):
+                a = 2.0 * np.pi * ((q * rs[c]) % R) / R
+                wq[c] = one * complex(np.cos(a), np.sin(a))
+            o = out[t0 + lo:t0 + hi]
+            acc = e[0, lo:hi] * wq[0]
+            for c in range(1, G):
+                ec = e[c, lo:hi]
+                for i in range(hi - lo):
+                    acc[i] += wq[c] * ec[i]
+            if not first:
+                for i in range(hi - lo):
+                    acc[i] += o[i]
+            if last and has_D:
+                us = u[t0 + lo:t0 + hi]
+                for i in range(hi - lo):
+                    acc[i] += D[0] * us[i]
+            if last and has_post:
+                ps = post[t0 + lo:t0 + hi]
+                for i in range(hi - lo):
+                    acc[i] *= ps[i]
+            for i in range(hi - lo):
+                o[i] = _as_out(acc[i], o[i])
+            q += 1
+
+
+def _class_count(nfft: int, M_bytes_budget: int, per_class: int) -> int:
+    """The fewest classes ``R`` (a power of two dividing ``nfft``, at most MAX_CLASSES) whose
+    buffers (``per_class`` of ``nfft / R`` complex each) fit the budget; 0 if ``nfft`` is odd."""
+    R = 2
+    while nfft % R == 0 and R <= MAX_CLASSES:
+        if R < MIN_CLASSES and nfft % (2 * R) == 0:
+            R *= 2
+            continue
+        if per_class * (nfft // R) <= M_bytes_budget:
+            return R
+        R *= 2
+    return R // 2 if R > 2 else 0
+
+
+def _forward_by_classes(u2, k, K, pre2, has_pre, post2, has_post, D, has_D, H, nfft, R,
+                        offset, out2):
+    """Forward of whole rows, the spectrum one frequency class ``r + R f`` at a time.
+
+    Decimation in frequency by ``R``: for a class ``r``, a pass folds the row into ``M = n / R``
+    twisted values (:func:`_fold_classes`) whose length-``M`` FFT is the row's spectrum at the
+    frequencies ``r + R f``; the kernel's class comes the same way (or is gathered from its
+    whole spectrum ``K`` when a plan holds it); after the product and the inverse FFT, a pass
+    adds the class's share of the output (:func:`_unfold_classes`). Each thread works on its
+    own (row, class) items with one or two buffers of ``M`` complex values, instead of whole
+    spectra; the transform work is that of the whole FFT, plus per class one read of the row
+    and the kernel and one read-modify-write of the output. The additions into the output are
+    done in the order of the items (a ticket), so the result does not depend on the threads.
+    """
+    nrows = u2.shape[0]
+    real = u2.dtype.kind == "f"
+    cdt = _complex_of(u2.dtype)
+    M = nfft // R
+    classes = np.arange(R // 2 + 1 if real else R, dtype=np.int64)
+    nc = classes.size
+    per_class = []
+    for r in classes:
+        rs = np.array([r])
+        w = np.array([2.0 / R if real and 0 < r < R // 2 else 1.0 / R])
+        per_class.append((rs, w, _class_steps(rs, nfft, -1.0), _class_steps(rs, nfft, 1.0)))
+    items = [(row, i) for row in range(nrows) for i in range(nc)]
+    nthreads = max(1, min(numba.get_num_threads(), len(items)))
+    bufs = [(np.empty((1, M), dtype=cdt), None if K is not None else np.empty((1, M), dtype=cdt))
+            for _ in range(nthreads)]
+    turn = [0]  # the next item to add into the output; -1 once an item has failed
+    cond = threading.Condition()
+
+    def transformed(worker, row, i):
+        h = row % H
+        rs, _, fsteps, _ = per_class[i]
+        bx, bk = bufs[worker]
+        _fold_classes(u2[row], pre2[row] if has_pre else u2[row], has_pre, rs, R, nfft,
+                      fsteps, bx)
+        F = scipy.fft.fft(bx, axis=-1, overwrite_x=True)
+        if K is None:
+            _fold_classes(k[h], k[h], False, rs, R, nfft, fsteps, bk)
+            F *= scipy.fft.fft(bk, axis=-1, overwrite_x=True)
+        else:
+            _times_class_spectrum(F, K[h], rs, R, real)
+        return scipy.fft.ifft(F, axis=-1, overwrite_x=True)
+
+    def work(worker, j, _):
+        row, i = items[j]
+        h = row % H
+        rs, w, _, isteps = per_class[i]
+        ok = False
+        try:
+            c = transformed(worker, row, i)
+            with cond:
+                cond.wait_for(lambda: turn[0] in (j, -1))
+                if turn[0] == -1:
+                    return
+            _unfold_classes(c, rs, w, R, isteps, offset, i == 0, i == nc - 1, u2[row],
+                            D[h:h + 1], has_D, post2[row] if has_post else u2[row], has_post,
+                            out2[row])
+            ok = True
+        finally:
+            with cond:
+                turn[0] = turn[0] + 1 if ok else -1
+                cond.notify_all()
+
+    _run_chunks(nthreads, [(j, j + 1) for j in range(len(items))], work)
+    return out2
+
+
 # ---- driver -----------------------------------------------------------------------------------
 
 _POOL: ThreadPoolExecutor | None = None
@@ -365,14 +644,27 @@ def _pool(n: int) -> ThreadPoolExecutor:
         return _POOL
 
 
-def _plan_chunks(nrows: int, nfft: int, itemsize: int):
-    """Row chunks, the number of threads that share them and scipy.fft workers per thread."""
+def _plan_chunks(nrows: int, nfft: int, itemsize: int, budget: int | None = None,
+                 buffers: int = 3):
+    """Row chunks, the number of threads that share them and scipy.fft workers per thread.
+
+    With ``budget``, rows per chunk are cut so that ``buffers`` row-sized spectra per thread
+    stay within ``budget`` bytes; returns ``None`` if even one row per thread does not fit.
+    """
     row = nfft * itemsize
     per = max(1, CHUNK_BYTES // row, min(MIN_ROWS, MAX_CHUNK_BYTES // row))
+    spectrum_row = (nfft // 2 + 1) * itemsize  # a row's spectrum (or padded real row)
+    small = nrows * row < PARALLEL_MIN_BYTES
+    nthreads = 1 if small else max(1, min(numba.get_num_threads(), -(-nrows // per)))
+    if budget is not None:
+        cap = budget // (nthreads * buffers * spectrum_row)
+        if cap < 1:
+            return None
+        per = min(per, cap)
     chunks = [(r0, min(nrows, r0 + per)) for r0 in range(0, nrows, per)]
-    if nrows * row < PARALLEL_MIN_BYTES:
+    if small:
         return chunks, 1, 1
-    nthreads = max(1, min(numba.get_num_threads(), len(chunks)))
+    nthreads = max(1, min(nthreads, len(chunks)))
     # a single huge row: let scipy use the threads inside the transform instead
     workers = max(1, numba.get_num_threads() // nthreads)
     return chunks, nthreads, workers
@@ -427,22 +719,44 @@ def forward(u, spec, nfft, Lk, offset, D, pregate, postgate, out):
                         _or_empty(postgate, dt), has_post, out,
                         max(1, min(B * H, 8 * numba.get_num_threads())))
         return out
-    K = spec.freq()
     u2 = u.reshape(B * H, L)
     pre2 = pregate.reshape(B * H, L) if has_pre else _empty(dt)[0]
     post2 = postgate.reshape(B * H, L) if has_post else _empty(dt)[0]
     out2 = out.reshape(B * H, L)
+    # scratch beyond the output: at most u's size (or a small constant), the kernel's whole
+    # spectrum included unless a plan already holds it
+    budget = max(u.nbytes, SCRATCH_MIN_BYTES)
+    K = spec.freq() if spec.ready or spec.nbytes() <= KERNEL_SPECTRUM_SHARE * u.nbytes else None
+    itemsize = _complex_of(dt).itemsize
+    if K is not None and not spec.ready:
+        budget -= spec.nbytes()
+    plan = _plan_chunks(B * H, nfft, itemsize, budget, 2 if K is not None else 3)
+    R = _class_count(nfft, budget // numba.get_num_threads(),
+                     itemsize * (1 if K is not None else 2))
+    if plan is None and R:
+        return _forward_by_classes(u2, spec.k, K, pre2, has_pre, post2, has_post, D, has_D, H,
+                                   nfft, R, offset, out2)
+    if plan is None:
+        plan = _plan_chunks(B * H, nfft, itemsize)
+    chunks, nthreads, workers = plan
     fwd, inv = _transforms(dt)
-    chunks, nthreads, workers = _plan_chunks(B * H, nfft, np.dtype(K.dtype).itemsize)
+    kmat = spec.k
 
     def work(worker, r0, r1):
         if has_pre:
             buf = np.empty((r1 - r0, nfft), dtype=dt)
             _pad_product(u2, pre2, True, False, r0, buf)
             F = fwd(buf, axis=-1, overwrite_x=True, workers=workers)
+            del buf
         else:
             F = fwd(u2[r0:r1], n=nfft, axis=-1, workers=workers)
-        _times_spectrum(F, K, r0, H, False)
+        if K is None:
+            # this chunk's kernel rows (channels r0 % H ...), transformed here
+            Kc = fwd(kmat[np.arange(r0, r1) % H], n=nfft, axis=-1, workers=workers)
+            F *= Kc
+            del Kc
+        else:
+            _times_spectrum(F, K, r0, H, False)
         c = inv(F, n=nfft, axis=-1, overwrite_x=True, workers=workers)
         _finish_forward(c, offset, u2, D, has_D, post2, has_post, r0, H, out2)
 

@@ -391,6 +391,7 @@ __device__ __forceinline__ sl::complex<R> real_pair_product(
 // destination (B, H, n_out). radbits holds log2 of the pass's radices, 4 bits each, first stage
 // lowest. The result stored on rows is multiplied by out_scale (1/N, times 4^(tensor-core
 // stages) when precision != 0). Launch with (te + te / 16) * sizeof(complex) bytes of shared memory, te = n_rows * W.
+// split = 1: see below (one launch for N = 2 n_rows; bufin = bufout = an (S, n_rows) scratch).
 template <typename T>
 __global__ void __launch_bounds__(256)
     conv_pass(const T* a, const T* agate, const cplx<T>* bufin, cplx<T>* bufout,
@@ -399,7 +400,8 @@ __global__ void __launch_bounds__(256)
               long long L, long long n_out, long long N, int P, int n_rows, int W, long long cs,
               long long tile_step, int tiles_per_seq, int radbits, int n_stages,
               long long in_shift, long long out_shift, int load_mode, int a_conj, int do_fwd,
-              int mul, int do_inv, int store_mode, double out_scale, int precision, int half) {
+              int mul, int do_inv, int store_mode, double out_scale, int precision, int half,
+              int split) {
     using R = typename Traits<T>::R;
     using C = sl::complex<R>;
     C* x = reinterpret_cast<C*>(sl_shared);
@@ -411,28 +413,35 @@ __global__ void __launch_bounds__(256)
     const int tid = threadIdx.x;
     const int nt = blockDim.x;
 
-    for (int q = tid; q < te; q += nt) {
-        const long long p = base + (long long)(q / W) * cs + q % W;
+    // the (gated, packed) input at global position p of the sequence
+    auto load_rows = [&](long long p) {
         C z(R(0), R(0));
-        if (load_mode == LOAD_BUFFER) {
-            z = bufin[seq * N + p];
-        } else {
-            // half mode: one real row, samples 2p and 2p + 1 as real and imaginary parts
-            const int n_t = half ? 2 : 1;
-            for (int i = 0; i < n_t; ++i) {
-                const long long t = (half ? 2 * p + i : p) - in_shift;
-                if (t < 0 || t >= L) continue;
-                for (int r = 0; r < P && b0 + r < B; ++r) {
-                    const long long row = ((b0 + r) * H + h) * L + t;
-                    T v = a[row];
-                    if (agate) v = v * (a_conj ? sl::conj(agate[row]) : agate[row]);
-                    z += as_complex(v, r + i);
-                }
+        // half mode: one real row, samples 2p and 2p + 1 as real and imaginary parts
+        const int n_t = half ? 2 : 1;
+        for (int i = 0; i < n_t; ++i) {
+            const long long t = (half ? 2 * p + i : p) - in_shift;
+            if (t < 0 || t >= L) continue;
+            for (int r = 0; r < P && b0 + r < B; ++r) {
+                const long long row = ((b0 + r) * H + h) * L + t;
+                T v = a[row];
+                if (agate) v = v * (a_conj ? sl::conj(agate[row]) : agate[row]);
+                z += as_complex(v, r + i);
             }
         }
-        x[sidx(q)] = z;
-    }
-    __syncthreads();
+        return z;
+    };
+    // the fused epilogue for the (scaled) result y at global position p
+    auto store_rows = [&](long long p, C y) {
+        const int n_t = half ? 2 : 1;
+        for (int i = 0; i < n_t; ++i) {
+            const long long t = (half ? 2 * p + i : p) - out_shift;
+            if (t < 0 || t >= n_out) continue;
+            for (int r = 0; r < P && b0 + r < B; ++r) {
+                const long long row = ((b0 + r) * H + h) * n_out + t;
+                emit<T>(store_mode, row, h, take<T>(y, r + i), out0, out1, u, pre, D, post, g);
+            }
+        }
+    };
 
     int Ms[8];
     {
@@ -442,58 +451,89 @@ __global__ void __launch_bounds__(256)
             M >>= (radbits >> (4 * s)) & 15;
         }
     }
-    if (do_fwd) {
-        for (int s = 0; s < n_stages; ++s)
-            run_stage<false>((radbits >> (4 * s)) & 15, x, tab, N, n_rows, W, cs, base, Ms[s],
-                             precision);
-    }
-    if (mul != MUL_NONE && half) {
-        // single pass on the whole half-length sequence: q is the position
-        for (int q = tid; q < te; q += nt) {
-            const int k = digit_freq(q, Ms, radbits, n_stages);
-            const int kn = (te - k) & (te - 1);
-            if (k > kn) continue;
-            const int qn = digit_pos(kn, Ms, radbits, n_stages);
-            const C zk = x[sidx(q)];
-            const C zn = x[sidx(qn)];
-            const C* sp = spec + h * N;
-            const bool cj = mul == MUL_CONJ_SPEC;
-            x[sidx(q)] = real_pair_product(zk, zn, tab[k], sp[q], sp[te + q], cj);
-            if (kn != k) x[sidx(qn)] = real_pair_product(zn, zk, tab[kn], sp[qn], sp[te + qn], cj);
-        }
-        __syncthreads();
-    } else if (mul != MUL_NONE) {
+    const R scale = R(out_scale);
+
+    // split: one block does a whole sequence of N = 2 n_rows in two halves, the frequency
+    // classes c = 0, 1 (even, odd): the first radix-2 DIF stage is applied while loading,
+    // x_c[j] = w_N^(j c) (v[j] + (-1)^c v[j + N/2]); class 0's inverse goes to the scratch
+    // bufout (this sequence's n_rows values, read back by the same thread), and class 1's
+    // inverse is combined with it: y[j] = y0[j] + w_N^-j y1[j], y[j + N/2] = y0[j] - w_N^-j y1[j].
+    const int n_cls = split ? 2 : 1;
+    for (int cls = 0; cls < n_cls; ++cls) {
+        const long long cbase = split ? (long long)cls * n_rows : 0;
         for (int q = tid; q < te; q += nt) {
             const long long p = base + (long long)(q / W) * cs + q % W;
-            const C k = spec[h * N + p];
-            const C y = x[sidx(q)];
-            x[sidx(q)] = mul == MUL_SPEC ? y * k : mul_conj(y, k);
+            C z;
+            if (split) {
+                const C lo = load_rows(p);
+                const C hi = load_rows(p + n_rows);
+                z = cls ? (lo - hi) * tab[p] : lo + hi;
+            } else if (load_mode == LOAD_BUFFER) {
+                z = bufin[seq * N + p];
+            } else {
+                z = load_rows(p);
+            }
+            x[sidx(q)] = z;
         }
         __syncthreads();
-    }
-    if (do_inv) {
-        for (int s = n_stages - 1; s >= 0; --s)
-            run_stage<true>((radbits >> (4 * s)) & 15, x, tab, N, n_rows, W, cs, base, Ms[s],
-                            precision);
-    }
 
-    const R scale = R(out_scale);
-    for (int q = tid; q < te; q += nt) {
-        const long long p = base + (long long)(q / W) * cs + q % W;
-        C y = x[sidx(q)];
-        if (store_mode == STORE_BUFFER) {
-            bufout[seq * N + p] = y;
-            continue;
+        if (do_fwd) {
+            for (int s = 0; s < n_stages; ++s)
+                run_stage<false>((radbits >> (4 * s)) & 15, x, tab, N, n_rows, W, cs, base,
+                                 Ms[s], precision);
         }
-        y = C(y.re * scale, y.im * scale);
-        const int n_t = half ? 2 : 1;
-        for (int i = 0; i < n_t; ++i) {
-            const long long t = (half ? 2 * p + i : p) - out_shift;
-            if (t < 0 || t >= n_out) continue;
-            for (int r = 0; r < P && b0 + r < B; ++r) {
-                const long long row = ((b0 + r) * H + h) * n_out + t;
-                emit<T>(store_mode, row, h, take<T>(y, r + i), out0, out1, u, pre, D, post, g);
+        if (mul != MUL_NONE && half) {
+            // single pass on the whole half-length sequence: q is the position
+            for (int q = tid; q < te; q += nt) {
+                const int k = digit_freq(q, Ms, radbits, n_stages);
+                const int kn = (te - k) & (te - 1);
+                if (k > kn) continue;
+                const int qn = digit_pos(kn, Ms, radbits, n_stages);
+                const C zk = x[sidx(q)];
+                const C zn = x[sidx(qn)];
+                const C* sp = spec + h * N;
+                const bool cj = mul == MUL_CONJ_SPEC;
+                x[sidx(q)] = real_pair_product(zk, zn, tab[k], sp[q], sp[te + q], cj);
+                if (kn != k)
+                    x[sidx(qn)] = real_pair_product(zn, zk, tab[kn], sp[qn], sp[te + qn], cj);
             }
+            __syncthreads();
+        } else if (mul != MUL_NONE) {
+            for (int q = tid; q < te; q += nt) {
+                const long long p = base + (long long)(q / W) * cs + q % W;
+                const C k = spec[h * N + cbase + p];
+                const C y = x[sidx(q)];
+                x[sidx(q)] = mul == MUL_SPEC ? y * k : mul_conj(y, k);
+            }
+            __syncthreads();
+        }
+        if (do_inv) {
+            for (int s = n_stages - 1; s >= 0; --s)
+                run_stage<true>((radbits >> (4 * s)) & 15, x, tab, N, n_rows, W, cs, base,
+                                Ms[s], precision);
+        }
+
+        for (int q = tid; q < te; q += nt) {
+            const long long p = base + (long long)(q / W) * cs + q % W;
+            C y = x[sidx(q)];
+            if (split) {
+                if (cls == 0) {
+                    bufout[seq * n_rows + p] = y;
+                    continue;
+                }
+                const C y0 = bufin[seq * n_rows + p];
+                const C y1 = mul_conj(y, tab[p]);
+                const C lo = y0 + y1;
+                const C hi = y0 - y1;
+                store_rows(p, C(lo.re * scale, lo.im * scale));
+                store_rows(p + n_rows, C(hi.re * scale, hi.im * scale));
+                continue;
+            }
+            if (store_mode == STORE_BUFFER) {
+                bufout[seq * N + p] = y;
+                continue;
+            }
+            store_rows(p, C(y.re * scale, y.im * scale));
         }
     }
 }

@@ -4,10 +4,10 @@ Contract (shared with :mod:`structlin._cpu.conv`; the public API in :mod:`struct
 validates, promotes and reshapes before calling):
 
 - :func:`fft_size` ``(L, Lk) -> nfft``: the power of two ``>= L + Lk - 1`` used here.
-- :func:`kernel_spectrum` ``(k, nfft) -> spec``: ``k`` is ``(H, Lk)`` of the compute dtype;
-  ``spec`` is ``(H, nfft)`` complex (complex64 for float32/complex64, complex128 otherwise)
-  holding ``fft(k, nfft)`` in *this module's digit-reversed order* (opaque to callers;
-  :func:`spectrum_order` gives it).
+- :func:`kernel_spectrum` ``(k, nfft, *, lazy=False) -> spec``: ``k`` is ``(H, Lk)`` of the
+  compute dtype; ``spec`` is ``(H, nfft)`` complex (complex64 for float32/complex64,
+  complex128 otherwise) holding ``fft(k, nfft)`` in *this module's digit-reversed order*
+  (opaque to callers; :func:`spectrum_order` gives it).
 - :func:`forward` ``(u, spec, nfft, Lk, offset, D, pregate, postgate, out) -> out``::
 
       out[b,h,t] = postgate[b,h,t] * (sum_j k[h,j] v[b,h,t+offset-j] + D[h] u[b,h,t]),
@@ -37,10 +37,17 @@ rows ``2m`` and ``2m + 1`` of one channel as real and imaginary parts: the kerne
 the two convolutions separate exactly). Either way a real row costs half a complex FFT.
 
 - **One launch** when the sequence fits in shared memory (:data:`MAX_SINGLE_PASS` complex
-  values: ``nfft <= 2**15`` for float32, ``2**14`` for complex64 and float64, ``2**13`` for
-  complex128): each block loads one sequence with ``pregate`` applied and zero padding, does
-  all forward stages, multiplies by the spectrum, does all inverse stages and writes ``out``
-  with the causal/centred shift, ``D u`` and ``postgate`` fused.
+  values: ``nfft <= 2**15`` for float32, ``2**14`` for float64): each block loads one
+  sequence with ``pregate`` applied and zero padding, does all forward stages, multiplies by
+  the spectrum, does all inverse stages and writes ``out`` with the causal/centred shift,
+  ``D u`` and ``postgate`` fused. Complex rows get one launch up to twice that
+  (``nfft <= 2**15`` for complex64, ``2**14`` for complex128): ``2**15`` complex64 values
+  (256 KiB) exceed a block's shared memory (227 KiB on H100/H200), so the block does the
+  sequence in two halves, the even and the odd frequencies, each a one-pass transform of
+  ``nfft / 2`` in shared memory: the first radix-2 stage is applied while loading, the
+  inverse of the even half waits in a global scratch of ``nfft / 2`` values per sequence
+  (read back by the thread that wrote it, so no synchronisation beyond the block), and the
+  odd half's inverse is combined with it in the epilogue. The input is read twice.
 - **Three launches** (a four-step FFT) beyond, up to any ``N`` (``L = 4M`` and more, memory
   permitting): ``N = N1 N2`` with ``N2`` the single-pass maximum of complex values. The
   first stages (radices of ``N1``) only mix positions equal modulo ``N2``: a *column pass* on
@@ -237,6 +244,8 @@ class _Pipeline:
                     f"nfft = {nfft} is beyond the three-pass scheme's {limit} for {self.dtype}"
                 )
             lrs = (_radices(self.n1) if self.n1 > 1 else []) + _radices(self.n2)
+        # N = 2 N2 (complex rows at twice the one-pass size): one launch in two halves
+        self.split = not half and self.n1 == 2
         self.tab = _twiddles(nfft, self.cdtype)
         self.precision = precision
         # a tensor-core stage computes (F / 4) X; undo it (forward and inverse) in the output
@@ -247,9 +256,11 @@ class _Pipeline:
     def _launch(self, *, column, load_mode, mul, do_fwd, do_inv, store_mode, a=None,
                 agate=None, a_conj=0, bufin=None, bufout=None, spec=None, out0=None, out1=None,
                 u=None, pre=None, D=None, post=None, g=None, n_out=None, in_shift=0,
-                out_shift=0):
+                out_shift=0, split=False):
         N, csize = self.N, self.cdtype.itemsize
-        if column:
+        if split:
+            n_rows, W, cs, tile_step, tiles = self.n2, 1, 1, 0, 1
+        elif column:
             n_rows = self.n1
             W = max(1, min(self.n2, COLUMN_TILE_BYTES // (n_rows * csize)))
             cs, tile_step, tiles = self.n2, W, self.n2 // W
@@ -266,7 +277,7 @@ class _Pipeline:
             np.int32(_pack(lrs)), np.int32(len(lrs)), np.int64(in_shift), np.int64(out_shift),
             np.int32(load_mode), np.int32(a_conj), np.int32(do_fwd), np.int32(mul),
             np.int32(do_inv), np.int32(store_mode), np.float64(self.out_scale),
-            np.int32(self.precision), np.int32(self.half),
+            np.int32(self.precision), np.int32(self.half), np.int32(split),
         )
         launch(self.kernel, self.S * tiles, _threads(items), args, (items + items // 16) * csize)
 
@@ -280,6 +291,12 @@ class _Pipeline:
         if self.n1 == 1:
             self._launch(column=False, load_mode=load, mul=mul, do_fwd=fwd, do_inv=inv,
                          store_mode=store_mode if inv else _STORE_BUFFER, **kw)
+            return
+        if self.split and fwd and inv and mul != _MUL_NONE:
+            scratch = cupy.empty((self.S, self.n2), dtype=self.cdtype)
+            self._launch(column=False, load_mode=_LOAD_ROWS, mul=mul, do_fwd=1, do_inv=1,
+                         store_mode=store_mode, split=True, bufin=scratch, bufout=scratch,
+                         **kw)
             return
         rows_kw = {k: v for k, v in kw.items() if k not in ("bufin", "bufout", "spec")}
         buf = kw.get("bufout")
@@ -305,9 +322,12 @@ def _rows_pipeline(dtype, B, H, L, nfft, precision=0) -> _Pipeline:
     return _Pipeline(dtype, B, H, L, nfft, 2 if np.dtype(dtype).kind == "f" else 1, precision)
 
 
-def kernel_spectrum(k: Any, nfft: int) -> Any:
+def kernel_spectrum(k: Any, nfft: int, *, lazy: bool = False) -> Any:
     """Return the spectrum of the kernels ``k`` (``(H, Lk)``) for length ``nfft``, in this
-    module's digit-reversed layout (``(H, nfft)`` complex; see :func:`spectrum_order`)."""
+    module's digit-reversed layout (``(H, nfft)`` complex; see :func:`spectrum_order`).
+
+    ``lazy`` (a single call's spectrum rather than a plan's) is accepted for the contract's
+    sake: the GPU engine always computes the spectrum at once."""
     if k.ndim != 2 or not k.flags.c_contiguous:
         raise ValueError(f"k must be C-contiguous (H, Lk), got shape {k.shape}")
     H, Lk = k.shape
