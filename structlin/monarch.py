@@ -219,10 +219,10 @@ def monarch_multiply(w1: Any, w2: Any, x: Any, *, precision: Precision = "highes
         zero, as ``cvt.rna.tf32.f32``) or to bfloat16 (7 bits, to nearest even) and the
         products accumulated in float32: the relative error of a product of random factors
         is about ``4e-4`` (TF32) or ``3e-3`` (BF16) instead of ``1e-7``, whatever the block
-        size. On NumPy arrays the value is checked the same
-        way and then has no effect: the CPU has no such units and computes in full float32
-        precision (as JAX treats ``precision=`` on the CPU), so code written for the GPU runs
-        unchanged and never less accurately.
+        size. On NumPy arrays the value is checked the same way and then has no effect: the
+        CPU has no such units and computes in full float32 precision (as JAX treats
+        ``precision=`` on the CPU), so code written for the GPU runs unchanged and never
+        less accurately.
 
     Returns
     -------
@@ -281,6 +281,14 @@ def monarch_multiply(w1: Any, w2: Any, x: Any, *, precision: Precision = "highes
 
     >>> monarch_multiply(np.ones((2, 3, 3)), np.ones((3, 4, 2)), np.ones(6))
     array([6., 6., 6., 6., 6., 6., 6., 6., 6., 6., 6., 6.])
+
+    Tensor-core precisions need single-precision data; on NumPy arrays they compute in full
+    float32 precision:
+
+    >>> w1_32, w2_32, x32 = (a.astype(np.float32) for a in (w1, w2, x))
+    >>> y_tf32 = monarch_multiply(w1_32, w2_32, x32, precision="tf32")
+    >>> bool(np.array_equal(y_tf32, monarch_multiply(w1_32, w2_32, x32)))
+    True
     """
     _check_precision(precision)
     xp, w1, w2, x, _, dtype = _prepare_monarch(w1, w2, x)
