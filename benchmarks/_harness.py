@@ -404,21 +404,14 @@ def _memory_total_gib() -> float | None:
     return None
 
 
-def _blas_info() -> list[dict[str, Any]] | dict[str, Any] | None:
-    try:
-        import threadpoolctl
+def _blas_info() -> list[dict[str, Any]]:
+    """The loaded BLAS and OpenMP libraries as threadpoolctl reports them, paths left out."""
+    import threadpoolctl
 
-        return [
-            {k: v for k, v in lib.items() if k != "filepath"}
-            for lib in threadpoolctl.threadpool_info()
-        ]
-    except ImportError:
-        pass
-    try:
-        cfg = np.show_config(mode="dicts")
-        return cfg.get("Build Dependencies", {}).get("blas")
-    except (TypeError, AttributeError):
-        return None
+    return [
+        {k: v for k, v in lib.items() if k != "filepath"}
+        for lib in threadpoolctl.threadpool_info()
+    ]
 
 
 #: environment variables that change threading, recorded with the results

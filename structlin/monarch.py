@@ -110,6 +110,21 @@ def _check_precision(precision: str) -> str:
     return precision
 
 
+def _kernel_precision(xp, precision: str, dtype: np.dtype) -> str:
+    """``precision`` checked against the working ``dtype``, as the kernels of ``xp`` take it.
+
+    The tensor-core precisions need float32 or complex64 data on every backend (so that code
+    moves between NumPy and CuPy unchanged); the CPU kernels then compute in full precision.
+    """
+    _check_precision(precision)
+    if precision != "highest" and np.dtype(dtype) not in (np.float32, np.complex64):
+        raise ValueError(
+            f"precision={precision!r} (tensor cores) needs float32 or complex64 data, got "
+            f"{np.dtype(dtype)} (the result dtype of w1, w2 and x); use precision='highest'"
+        )
+    return "highest" if xp is np else precision
+
+
 def _as_arrays(xp, **arrays):
     return [None if a is None else xp.asarray(a) for a in arrays.values()]
 
@@ -143,25 +158,28 @@ def _adjoint(xp, w):
     return xp.ascontiguousarray(w)
 
 
-def _chain_vjp(xp, chain, x, grad, dtype):
+def _chain_vjp(xp, chain, x, grad, dtype, precision="highest"):
     """Gradients of ``y = chain(x)``: ``([grad_w for each factor], grad_x)`` in ``dtype``.
 
     The input of every factor is recomputed with the forward kernel and kept; the gradient is
     then carried back through the adjoint factors (the same kernel on ``conj(w)^T`` blocks),
-    and each factor's weight gradient is one batched GEMM over the batch.
+    and each factor's weight gradient is one batched GEMM over the batch. Every product runs
+    in ``precision`` (a kernel precision: see :func:`_kernel_precision`).
     """
     k = kernels(xp, "monarch")
+    # the CPU's weight_grad takes no precision: it only ever gets "highest"
+    wg_precision = {} if precision == "highest" else {"precision": precision}
     chain = [(as_kernel_array(xp, w, dtype), pre, post) for w, pre, post in chain]
     x2, batch = flatten_batch(as_kernel_array(xp, x, dtype))
     h, _ = flatten_batch(as_kernel_array(xp, grad, dtype))
     inputs = [x2]
     for w, pre, post in chain[:-1]:
-        inputs.append(k.apply(inputs[-1], [(w, pre, post)]))
+        inputs.append(k.apply(inputs[-1], [(w, pre, post)], precision))
     grads = [None] * len(chain)
     for f in range(len(chain) - 1, -1, -1):
         w, pre, post = chain[f]
-        grads[f] = k.weight_grad(inputs[f], h, pre, post, w.shape[1])
-        h = k.apply(h, [(_adjoint(xp, w), pre, post)])
+        grads[f] = k.weight_grad(inputs[f], h, pre, post, w.shape[1], **wg_precision)
+        h = k.apply(h, [(_adjoint(xp, w), pre, post)], precision)
     return grads, restore_batch(h, batch)
 
 
@@ -195,10 +213,16 @@ def monarch_multiply(w1: Any, w2: Any, x: Any, *, precision: Precision = "highes
     x : array_like, shape (..., k*p)
         Vectors along the last axis; any leading batch dimensions.
     precision : {"highest", "tf32", "bf16"}, default "highest"
-        Opt-in reduced-precision inputs for the GPU's float32 block products (tensor cores
-        with TF32/BF16 inputs and float32 accumulation). That GPU path is not implemented
-        yet: on CuPy arrays anything but ``"highest"`` raises ``NotImplementedError``. The CPU
-        accepts every value and always computes in full precision.
+        ``"highest"``: every product in the data's precision. ``"tf32"`` and ``"bf16"`` opt
+        in to the GPU's tensor cores for float32 and complex64 data: the operands of every
+        block product are rounded to TF32 (10 mantissa bits, to nearest with ties away from
+        zero, as ``cvt.rna.tf32.f32``) or to bfloat16 (7 bits, to nearest even) and the
+        products accumulated in float32: the relative error of a product of random factors
+        is about ``4e-4`` (TF32) or ``3e-3`` (BF16) instead of ``1e-7``, whatever the block
+        size. On NumPy arrays the value is checked the same way and then has no effect: the
+        CPU has no such units and computes in full float32 precision (as JAX treats
+        ``precision=`` on the CPU), so code written for the GPU runs unchanged and never
+        less accurately.
 
     Returns
     -------
@@ -210,12 +234,11 @@ def monarch_multiply(w1: Any, w2: Any, x: Any, *, precision: Precision = "highes
     Raises
     ------
     ValueError
-        If ``w1``/``w2`` are not 3-d, ``l*r != k*q`` (the message states both products), or
-        ``x``'s last axis is not ``k*p`` long.
+        If ``w1``/``w2`` are not 3-d, ``l*r != k*q`` (the message states both products),
+        ``x``'s last axis is not ``k*p`` long, ``precision`` is not one of the three values,
+        or it is ``"tf32"``/``"bf16"`` and the result dtype is not float32 or complex64.
     TypeError
         If a dtype is not numeric, or NumPy and CuPy arrays are mixed.
-    NotImplementedError
-        On CuPy arrays, for ``precision`` other than ``"highest"``.
 
     See Also
     --------
@@ -233,7 +256,12 @@ def monarch_multiply(w1: Any, w2: Any, x: Any, *, precision: Precision = "highes
     tile feature-major so that the transpose between the factors is only a change of the
     view, and runs every block product as one BLAS GEMM on a contiguous panel; tiles are
     processed in parallel. On the GPU each factor is one batched-GEMM kernel launch whose
-    index arithmetic does the transpose.
+    index arithmetic does the transpose. With ``precision="tf32"``/``"bf16"`` that kernel
+    stages each panel of ``x`` and of the blocks in shared memory, rounding every operand once,
+    and computes 64 x 32 output tiles with ``mma.sync`` (m16n8k8 for TF32, m16n8k16 for BF16;
+    compute capability 8.0 or newer); a complex64 product is four real ones. The tensor-core
+    kernels are checked by NVRTC compilation and a host emulation of ``mma.sync`` against a
+    reference that rounds the operands the same way; they have not yet run on a GPU.
 
     Examples
     --------
@@ -253,13 +281,24 @@ def monarch_multiply(w1: Any, w2: Any, x: Any, *, precision: Precision = "highes
 
     >>> monarch_multiply(np.ones((2, 3, 3)), np.ones((3, 4, 2)), np.ones(6))
     array([6., 6., 6., 6., 6., 6., 6., 6., 6., 6., 6., 6.])
+
+    Tensor-core precisions need single-precision data; on NumPy arrays they compute in full
+    float32 precision:
+
+    >>> w1_32, w2_32, x32 = (a.astype(np.float32) for a in (w1, w2, x))
+    >>> y_tf32 = monarch_multiply(w1_32, w2_32, x32, precision="tf32")
+    >>> bool(np.array_equal(y_tf32, monarch_multiply(w1_32, w2_32, x32)))
+    True
     """
     _check_precision(precision)
     xp, w1, w2, x, _, dtype = _prepare_monarch(w1, w2, x)
+    precision = _kernel_precision(xp, precision, dtype)
     return _chain_apply(xp, _monarch_chain(w1, w2), x, dtype, precision)
 
 
-def monarch_multiply_vjp(w1: Any, w2: Any, x: Any, grad: Any) -> tuple[Any, Any, Any]:
+def monarch_multiply_vjp(
+    w1: Any, w2: Any, x: Any, grad: Any, *, precision: Precision = "highest"
+) -> tuple[Any, Any, Any]:
     """Return the gradients ``(grad_w1, grad_w2, grad_x)`` of :func:`monarch_multiply`.
 
     Parameters
@@ -268,6 +307,10 @@ def monarch_multiply_vjp(w1: Any, w2: Any, x: Any, grad: Any) -> tuple[Any, Any,
         As for :func:`monarch_multiply`.
     grad : array_like, shape (..., l*s)
         The gradient of a real loss with respect to the product ``y = M x``.
+    precision : {"highest", "tf32", "bf16"}, default "highest"
+        As for :func:`monarch_multiply`, for every product of the backward pass: the
+        recomputed ``W1 x``, the two adjoint products and the two weight gradients (block
+        GEMMs over the batch, fp32 accumulation).
 
     Returns
     -------
@@ -283,6 +326,8 @@ def monarch_multiply_vjp(w1: Any, w2: Any, x: Any, grad: Any) -> tuple[Any, Any,
     ------
     ValueError
         As :func:`monarch_multiply`, and if ``grad`` does not have the product's shape.
+    TypeError
+        As :func:`monarch_multiply`.
 
     Notes
     -----
@@ -305,8 +350,10 @@ def monarch_multiply_vjp(w1: Any, w2: Any, x: Any, grad: Any) -> tuple[Any, Any,
     >>> bool(np.allclose(gx, g @ monarch_to_dense(w1, w2)))
     True
     """
+    _check_precision(precision)
     xp, w1, w2, x, grad, dtype = _prepare_monarch(w1, w2, x, grad)
-    (g1, g2), gx = _chain_vjp(xp, _monarch_chain(w1, w2), x, grad, dtype)
+    precision = _kernel_precision(xp, precision, dtype)
+    (g1, g2), gx = _chain_vjp(xp, _monarch_chain(w1, w2), x, grad, dtype, precision)
     return _cast_grad(xp, g1, w1), _cast_grad(xp, g2, w2), _cast_grad(xp, gx, x)
 
 
@@ -914,10 +961,13 @@ def btt_multiply(w1: Any, w2: Any, x: Any, *, precision: Precision = "highest") 
     """
     _check_precision(precision)
     xp, w1, w2, m1, m2, x, _, dtype = _prepare_btt(w1, w2, x)
+    precision = _kernel_precision(xp, precision, dtype)
     return _chain_apply(xp, _monarch_chain(m1, m2), x, dtype, precision)
 
 
-def btt_multiply_vjp(w1: Any, w2: Any, x: Any, grad: Any) -> tuple[Any, Any, Any]:
+def btt_multiply_vjp(
+    w1: Any, w2: Any, x: Any, grad: Any, *, precision: Precision = "highest"
+) -> tuple[Any, Any, Any]:
     """Return the gradients ``(grad_w1, grad_w2, grad_x)`` of :func:`btt_multiply`.
 
     Parameters
@@ -926,6 +976,8 @@ def btt_multiply_vjp(w1: Any, w2: Any, x: Any, grad: Any) -> tuple[Any, Any, Any
         As for :func:`btt_multiply`.
     grad : array_like, shape (..., l*s)
         The gradient of a real loss with respect to the product.
+    precision : {"highest", "tf32", "bf16"}, default "highest"
+        As for :func:`monarch_multiply_vjp`.
 
     Returns
     -------
@@ -951,8 +1003,10 @@ def btt_multiply_vjp(w1: Any, w2: Any, x: Any, grad: Any) -> tuple[Any, Any, Any
     >>> bool(np.allclose(gx, g @ btt_to_dense(w1, w2)))
     True
     """
+    _check_precision(precision)
     xp, w1, w2, m1, m2, x, grad, dtype = _prepare_btt(w1, w2, x, grad)
-    (g1, g2), gx = _chain_vjp(xp, _monarch_chain(m1, m2), x, grad, dtype)
+    precision = _kernel_precision(xp, precision, dtype)
+    (g1, g2), gx = _chain_vjp(xp, _monarch_chain(m1, m2), x, grad, dtype, precision)
     return (
         _cast_grad(xp, g1.reshape(w1.shape), w1),
         _cast_grad(xp, g2.reshape(w2.shape), w2),

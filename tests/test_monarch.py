@@ -232,15 +232,77 @@ def test_empty_batch_nan_propagation_and_integer_promotion():
     np.testing.assert_allclose(yi, sl.monarch_to_dense(w1, w2) @ np.arange(4.0))
 
 
+def round_operands(a, precision: str) -> np.ndarray:
+    """NumPy reference of the tensor cores' operand rounding (real and imaginary parts).
+
+    ``"tf32"``: as PTX ``cvt.rna.tf32.f32``, 10 mantissa bits, to nearest with ties away from
+    zero (add half an ulp to the magnitude, clear the low 13 bits; inf and NaN kept, overflow
+    goes to inf); ``"bf16"``: 7 bits, to nearest with ties to even. The result keeps the
+    single-precision dtype (float32 or complex64).
+    """
+    a = np.asarray(a)
+    if a.dtype.kind == "c":
+        out = np.empty(a.shape, np.complex64)
+        out.real = round_operands(a.real, precision)
+        out.imag = round_operands(a.imag, precision)
+        return out
+    u = np.ascontiguousarray(a, dtype=np.float32).view(np.uint32)
+    if precision == "tf32":
+        finite = (u & np.uint32(0x7F800000)) != np.uint32(0x7F800000)
+        u = np.where(finite, u + np.uint32(0x1000), u) & np.uint32(0xFFFFE000)
+    elif precision == "bf16":
+        u = (u + np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1))) & np.uint32(0xFFFF0000)
+    else:
+        raise ValueError(precision)
+    return u.view(np.float32)
+
+
+def test_operand_rounding_reference_follows_the_ptx_conversions():
+    f = np.float32
+    ulp10, ulp7 = 2.0**-10, 2.0**-7
+    tf32 = round_operands(np.array([1 + ulp10 / 2, -(1 + ulp10 / 2), 1 + 3 * ulp10 / 2,
+                                    1 + ulp10 / 2 - 2.0**-23, np.inf, -np.inf,
+                                    np.finfo(f).max, 0.1], f), "tf32")
+    np.testing.assert_array_equal(
+        tf32, np.array([1 + ulp10, -(1 + ulp10), 1 + 2 * ulp10, 1, np.inf, -np.inf, np.inf,
+                        0.0999755859375], f))   # ties away from zero, overflow to inf
+    bf16 = round_operands(np.array([1 + ulp7 / 2, 1 + 3 * ulp7 / 2, -(1 + 3 * ulp7 / 2),
+                                    1 + ulp7 / 2 + 2.0**-23, 0.1], f), "bf16")
+    np.testing.assert_array_equal(
+        bf16, np.array([1, 1 + 2 * ulp7, -(1 + 2 * ulp7), 1 + ulp7, 0.10009765625], f))
+    assert np.isnan(round_operands(np.array([np.nan], f), "tf32")[0])
+    z = round_operands(np.array([1 + ulp10 / 2 - 1j * (1 + ulp10 / 2)], np.complex64), "tf32")
+    assert z.dtype == np.complex64 and z[0] == (1 + ulp10) * (1 - 1j)
+
+
 def test_precision_argument_is_checked_and_cpu_computes_in_full_precision():
     rng = np.random.default_rng(0)
-    w1, w2 = rng.standard_normal((4, 4, 4)), rng.standard_normal((4, 4, 4))
-    x = rng.standard_normal((2, 16))
-    for prec in ("tf32", "bf16"):
-        np.testing.assert_array_equal(sl.monarch_multiply(w1, w2, x, precision=prec),
-                                      sl.monarch_multiply(w1, w2, x))
+    for dt in (np.float32, np.complex64):
+        w1, w2 = random_array(rng, (4, 4, 4), dt), random_array(rng, (4, 4, 4), dt)
+        x, g = random_array(rng, (2, 16), dt), random_array(rng, (2, 16), dt)
+        full = sl.monarch_multiply(w1, w2, x)
+        full_vjp = sl.monarch_multiply_vjp(w1, w2, x, g)
+        for prec in ("tf32", "bf16"):
+            np.testing.assert_array_equal(sl.monarch_multiply(w1, w2, x, precision=prec), full)
+            for a, b in zip(sl.monarch_multiply_vjp(w1, w2, x, g, precision=prec), full_vjp,
+                            strict=True):
+                np.testing.assert_array_equal(a, b)
+        b1, b2 = w1.reshape(4, 1, 4, 4), w2.reshape(4, 4, 4, 1)
+        np.testing.assert_array_equal(sl.btt_multiply(b1, b2, x, precision="bf16"),
+                                      sl.btt_multiply(b1, b2, x))
+        assert sl.btt_multiply_vjp(b1, b2, x, g, precision="tf32")[0].shape == b1.shape
+    w = np.ones((4, 4, 4))
     with pytest.raises(ValueError, match="precision must be one of"):
-        sl.monarch_multiply(w1, w2, x, precision="fp8")
+        sl.monarch_multiply(w, w, np.ones(16), precision="fp8")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        sl.monarch_multiply_vjp(w, w, np.ones(16), np.ones(16), precision="high")
+    # float64 data (also what integers become) would silently lose accuracy on the GPU
+    with pytest.raises(ValueError, match=r"precision='tf32' \(tensor cores\) needs float32 or "
+                                         r"complex64 data, got float64"):
+        sl.monarch_multiply(w, w, np.ones(16, np.float32), precision="tf32")
+    with pytest.raises(ValueError, match="got complex128"):
+        sl.btt_multiply_vjp(w.reshape(4, 1, 4, 4).astype(np.complex128),
+                            w.reshape(4, 4, 4, 1), np.ones(16), np.ones(16), precision="bf16")
 
 
 @pytest.mark.parametrize("w1,w2,x,exc,match", [

@@ -26,6 +26,7 @@ import functools
 
 import numpy as np
 from numba import get_num_threads, njit, prange
+from threadpoolctl import ThreadpoolController
 
 __all__ = ["apply", "low_rank", "weight_grad"]
 
@@ -179,12 +180,8 @@ def _weight_grad(x, gy, pre, post, T, gacc):
 
 
 @functools.cache
-def _blas_controller():
-    """threadpoolctl's controller of the loaded BLAS libraries (None without threadpoolctl)."""
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:
-        return None
+def _blas_controller() -> ThreadpoolController:
+    """threadpoolctl's controller of the loaded BLAS libraries (built once: it scans them)."""
     return ThreadpoolController()
 
 
@@ -195,10 +192,9 @@ def _serial_blas(nchunk: int):
     threads inside every Numba thread, and the oversubscribed cores run the product up to
     8x slower (measured on 2 cores).
     """
-    controller = _blas_controller() if nchunk > 1 else None
-    if controller is None:
+    if nchunk <= 1:
         return contextlib.nullcontext()
-    return controller.limit(limits=1, user_api="blas")
+    return _blas_controller().limit(limits=1, user_api="blas")
 
 
 def _rows(widths: list[int], itemsize: int, batch: int) -> int:
