@@ -1,0 +1,339 @@
+"""JAX wrappers of structlin's differentiable products (``jax`` extra).
+
+Each function takes JAX arrays (or array-likes) in the order and with the keyword arguments of
+the structlin function of the same name and returns a JAX array. It is a ``jax.custom_vjp``
+function whose forward and backward passes are ``jax.pure_callback`` calls of the NumPy path
+(the Numba kernels) and of the function's ``*_vjp``, so it works under ``jax.jit``,
+``jax.grad``, ``jax.vjp`` and ``jax.vmap``:
+
+- the callbacks run on the host: arrays on an accelerator are copied to the CPU and back by
+  JAX (on CPU the NumPy views of the buffers are zero-copy);
+- under ``jax.vmap`` the callback is called once per batch element (``vmap_method=
+  "sequential"``); leading batch axes of the vector argument are handled natively by
+  structlin, so pass a batch directly rather than mapping over it;
+- gradients follow JAX's convention for complex numbers (the conjugate of PyTorch's, which is
+  structlin's): the cotangent is conjugated on the way in and the gradients on the way out;
+- the result dtype is NumPy's promotion of the inputs' dtypes; float64 and complex128 need
+  ``jax.config.update("jax_enable_x64", True)`` as everywhere in JAX. Supported dtypes are
+  float32, float64, complex64 and complex128; others raise ``TypeError``.
+
+Forward-mode differentiation (``jax.jvp``, ``jax.jacfwd``) is not available: the functions
+define reverse mode only.
+
+Examples
+--------
+The examples run in the doctests when JAX is installed (the module is skipped otherwise).
+
+>>> import jax, jax.numpy as jnp
+>>> from structlin import random_butterfly
+>>> from structlin.interop.jax import butterfly_multiply
+>>> tw = jnp.asarray(random_butterfly(8, rng=0), dtype=jnp.float32)
+>>> x = jnp.ones((4, 8), dtype=jnp.float32)
+>>> loss = jax.jit(lambda t: jnp.sum(butterfly_multiply(t, x) ** 2))
+>>> jax.grad(loss)(tw).shape
+(3, 4, 2, 2)
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from structlin.interop._ops import OPS, Op, out_dtype
+
+__all__ = [
+    "butterfly_multiply",
+    "butterfly_solve",
+    "circulant_multiply",
+    "dct",
+    "dst",
+    "fftconv",
+    "fwht",
+    "monarch_multiply",
+    "pixelfly_multiply",
+    "toeplitz_multiply",
+]
+
+_SUPPORTED = tuple(np.dtype(d) for d in ("float32", "float64", "complex64", "complex128"))
+
+
+def _conj(a):
+    return np.conj(a) if np.iscomplexobj(a) else a
+
+
+def _as_jax(op: Op, args: tuple) -> tuple:
+    out = []
+    for name, a, diff in zip(op.arrays, args, op.differentiable, strict=True):
+        if a is None:
+            out.append(None)
+            continue
+        a = jnp.asarray(a)
+        if diff and np.dtype(a.dtype) not in _SUPPORTED:
+            raise TypeError(
+                f"{name} has dtype {a.dtype}; structlin.interop.jax.{op.name} supports "
+                "float32, float64, complex64 and complex128 arrays (cast it, e.g. "
+                f"{name}.astype(jnp.float32))"
+            )
+        out.append(a)
+    return tuple(out)
+
+
+@functools.cache
+def _function(name: str, static_items: tuple, present: tuple[bool, ...]):
+    """The ``custom_vjp`` function of one op, flag set and pattern of omitted arguments.
+
+    It takes the arguments that are not None, in order; ``present`` tells where they go.
+    """
+    op = OPS[name]
+    static = dict(static_items)
+    diff = tuple(d for d, p in zip(op.differentiable, present, strict=True) if p)
+
+    def fill(arrays):
+        it = iter(arrays)
+        return tuple(next(it) if p else None for p in present)
+
+    def host(arrays):
+        return fill(tuple(np.asarray(a) for a in arrays))
+
+    def forward(*arrays):
+        full = fill(arrays)
+        shape = op.out_shape(tuple(None if a is None else a.shape for a in full), static)
+        dtype = out_dtype(op, full)
+
+        def callback(*arrs):
+            return np.asarray(op.forward(host(arrs), static), dtype=dtype)
+
+        return jax.pure_callback(callback, jax.ShapeDtypeStruct(shape, dtype), *arrays,
+                                 vmap_method="sequential")
+
+    f = jax.custom_vjp(forward)
+
+    def fwd(*arrays):
+        return forward(*arrays), arrays
+
+    def bwd(arrays, ct):
+        wanted = [a for a, d in zip(arrays, diff, strict=True) if d]
+        specs = tuple(jax.ShapeDtypeStruct(a.shape, a.dtype) for a in wanted)
+
+        def callback(ct, *arrs):
+            grads = op.backward(host(arrs), static, _conj(np.asarray(ct)))
+            grads = [g for g, p in zip(grads, present, strict=True) if p]
+            return tuple(
+                np.zeros(s.shape, s.dtype) if g is None else np.asarray(_conj(g), dtype=s.dtype)
+                for g, s in zip((g for g, d in zip(grads, diff, strict=True) if d), specs,
+                                strict=True)
+            )
+
+        grads = iter(jax.pure_callback(callback, specs, ct, *arrays, vmap_method="sequential"))
+        return tuple(next(grads) if d else None for d in diff)
+
+    f.defvjp(fwd, bwd)
+    return f
+
+
+def _apply(name: str, args: tuple, **static: Any):
+    op = OPS[name]
+    args = _as_jax(op, args)
+    present = tuple(a is not None for a in args)
+    f = _function(name, tuple(sorted(static.items())), present)
+    return f(*(a for a in args if a is not None))
+
+
+def butterfly_multiply(twiddle, x, *, increasing_stride: bool = True, transpose: bool = False,
+                       conjugate: bool = False):
+    """Return the butterfly product of :func:`structlin.butterfly_multiply` as a JAX array,
+    differentiable through :func:`structlin.butterfly_multiply_vjp`.
+
+    Parameters
+    ----------
+    twiddle : jax.Array, shape (L, n//2, 2, 2)
+    x : jax.Array, shape (..., n)
+    increasing_stride, transpose, conjugate : bool
+        As for :func:`structlin.butterfly_multiply`.
+
+    Returns
+    -------
+    jax.Array, shape (..., n)
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> from structlin.interop.jax import butterfly_multiply
+    >>> h = jnp.tile(jnp.array([[1.0, 1.0], [1.0, -1.0]]), (2, 2, 1, 1))  # Hadamard, n = 4
+    >>> butterfly_multiply(h, jnp.array([1.0, 0.0, 0.0, 0.0]))
+    Array([1., 1., 1., 1.], dtype=float32)
+    """
+    return _apply("butterfly_multiply", (twiddle, x), increasing_stride=bool(increasing_stride),
+                  transpose=bool(transpose), conjugate=bool(conjugate))
+
+
+def butterfly_solve(twiddle, y, *, increasing_stride: bool = True, transpose: bool = False,
+                    conjugate: bool = False):
+    """Return the solution of ``op(B) x = y`` (:func:`structlin.butterfly_solve`) as a JAX
+    array, differentiable through :func:`structlin.butterfly_solve_vjp`.
+
+    Parameters
+    ----------
+    twiddle : jax.Array, shape (L, n//2, 2, 2)
+    y : jax.Array, shape (..., n)
+    increasing_stride, transpose, conjugate : bool
+        As for :func:`structlin.butterfly_solve`.
+
+    Returns
+    -------
+    jax.Array, shape (..., n)
+    """
+    return _apply("butterfly_solve", (twiddle, y), increasing_stride=bool(increasing_stride),
+                  transpose=bool(transpose), conjugate=bool(conjugate))
+
+
+def monarch_multiply(w1, w2, x):
+    """Return the Monarch product of :func:`structlin.monarch_multiply` as a JAX array,
+    differentiable through :func:`structlin.monarch_multiply_vjp`.
+
+    Parameters
+    ----------
+    w1 : jax.Array, shape (k, q, p)
+    w2 : jax.Array, shape (l, s, r)
+    x : jax.Array, shape (..., k*p)
+
+    Returns
+    -------
+    jax.Array, shape (..., l*s)
+    """
+    return _apply("monarch_multiply", (w1, w2, x))
+
+
+def pixelfly_multiply(blocks, mask, U, V, x):
+    """Return the Pixelfly product of :func:`structlin.pixelfly_multiply` as a JAX array,
+    differentiable through :func:`structlin.pixelfly_multiply_vjp` (not in ``mask``).
+
+    Parameters
+    ----------
+    blocks : jax.Array, shape (nnz_blocks, block, block)
+    mask : array_like of bool, shape (n_out // block, n_in // block)
+    U : jax.Array, shape (n_out, rank)
+    V : jax.Array, shape (n_in, rank)
+    x : jax.Array, shape (..., n_in)
+
+    Returns
+    -------
+    jax.Array, shape (..., n_out)
+    """
+    return _apply("pixelfly_multiply", (blocks, mask, U, V, x))
+
+
+def fftconv(u, k, D=None, *, pregate=None, postgate=None, causal: bool = True):
+    """Return the gated long convolution of :func:`structlin.fftconv` as a JAX array,
+    differentiable through :func:`structlin.fftconv_vjp`.
+
+    Parameters
+    ----------
+    u : jax.Array, shape (..., H, L)
+    k : jax.Array, shape (H, Lk)
+    D : jax.Array, shape (H,), optional
+    pregate, postgate : jax.Array, shape (..., H, L), optional
+    causal : bool, default True
+
+    Returns
+    -------
+    jax.Array, shape (..., H, L)
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp
+    >>> from structlin.interop.jax import fftconv
+    >>> u = jnp.array([[1.0, 2.0, 3.0, 4.0]])
+    >>> k = jnp.array([[1.0, 1.0, 1.0]])
+    >>> fftconv(u, k)
+    Array([[1., 3., 6., 9.]], dtype=float32)
+    >>> jax.grad(lambda k: fftconv(u, k).sum())(k)
+    Array([[10.,  6.,  3.]], dtype=float32)
+    """
+    return _apply("fftconv", (u, k, D, pregate, postgate), causal=bool(causal))
+
+
+def circulant_multiply(c, x):
+    """Return the circulant product of :func:`structlin.circulant_multiply` as a JAX array,
+    differentiable through :func:`structlin.circulant_multiply_vjp`.
+
+    Parameters
+    ----------
+    c : jax.Array, shape (n,)
+    x : jax.Array, shape (..., n)
+
+    Returns
+    -------
+    jax.Array, shape (..., n)
+    """
+    return _apply("circulant_multiply", (c, x))
+
+
+def toeplitz_multiply(column, row, x):
+    """Return the Toeplitz product of :func:`structlin.toeplitz_multiply` as a JAX array,
+    differentiable through :func:`structlin.toeplitz_multiply_vjp`.
+
+    Parameters
+    ----------
+    column, row : jax.Array, shape (n,)
+    x : jax.Array, shape (..., n)
+
+    Returns
+    -------
+    jax.Array, shape (..., n)
+    """
+    return _apply("toeplitz_multiply", (column, row, x))
+
+
+def dct(x, type: int = 2, norm: str | None = None):
+    """Return :func:`structlin.dct` of ``x`` as a JAX array, differentiable through
+    :func:`structlin.dct_vjp`.
+
+    Parameters
+    ----------
+    x : jax.Array, shape (..., n)
+    type, norm
+        As for :func:`structlin.dct`.
+
+    Returns
+    -------
+    jax.Array, shape (..., n)
+    """
+    return _apply("dct", (x,), type=type, norm=norm)
+
+
+def dst(x, type: int = 2, norm: str | None = None):
+    """Return :func:`structlin.dst` of ``x`` as a JAX array, differentiable through
+    :func:`structlin.dst_vjp`.
+
+    Parameters
+    ----------
+    x : jax.Array, shape (..., n)
+    type, norm
+        As for :func:`structlin.dst`.
+
+    Returns
+    -------
+    jax.Array, shape (..., n)
+    """
+    return _apply("dst", (x,), type=type, norm=norm)
+
+
+def fwht(x, *, normalize: bool = False):
+    """Return :func:`structlin.fwht` of ``x`` as a JAX array, differentiable through
+    :func:`structlin.fwht_vjp`.
+
+    Parameters
+    ----------
+    x : jax.Array, shape (..., n)
+    normalize : bool, default False
+
+    Returns
+    -------
+    jax.Array, shape (..., n)
+    """
+    return _apply("fwht", (x,), normalize=bool(normalize))

@@ -1,0 +1,171 @@
+"""structlin.interop.jax: custom_vjp wrappers over pure_callback, checked under jax.jit against
+finite differences (jax.test_util.check_grads, reverse mode) and against jnp dense references
+(including JAX's convention for complex cotangents)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+jax = pytest.importorskip("jax")
+
+import jax.numpy as jnp  # noqa: E402
+from jax.test_util import check_grads  # noqa: E402
+
+import structlin as sl  # noqa: E402
+from structlin.butterfly import _reference_apply  # noqa: E402
+from structlin.interop import jax as sj  # noqa: E402
+from structlin.monarch import _reference_monarch  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _x64():
+    previous = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    yield
+    jax.config.update("jax_enable_x64", previous)
+
+
+def _a(rng, shape, dtype="float64"):
+    a = rng.standard_normal(shape)
+    if np.dtype(dtype).kind == "c":
+        a = a + 1j * rng.standard_normal(shape)
+    return jnp.asarray(a, dtype=dtype)
+
+
+def _check(f, args):
+    check_grads(jax.jit(f), args, order=1, modes=["rev"], atol=1e-5, rtol=1e-5, eps=1e-6)
+
+
+def _ref_butterfly(t, x, inc, tr, cj):
+    if tr:
+        t, inc = jnp.swapaxes(t, -1, -2), not inc
+    if cj:
+        t = jnp.conj(t)
+    return _reference_apply(jnp, t, x, inc)
+
+
+def _compare_vjp(f, ref, args, ct):
+    """Value and every cotangent of ``f`` equal those of the jnp reference ``ref``."""
+    y, vjp = jax.vjp(jax.jit(f), *args)
+    y_ref, vjp_ref = jax.vjp(ref, *args)
+    np.testing.assert_allclose(y, y_ref, atol=1e-10)
+    for g, g_ref in zip(vjp(ct), vjp_ref(ct), strict=True):
+        assert g.dtype == g_ref.dtype
+        np.testing.assert_allclose(g, g_ref, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "complex128"])
+@pytest.mark.parametrize("flags", [(True, False, False), (False, True, True)])
+def test_butterfly_multiply_vjp_matches_jnp_reference(dtype, flags):
+    rng = np.random.default_rng(0)
+    tw = jnp.asarray(sl.random_butterfly(8, rng=1, dtype=dtype))
+    x, ct = _a(rng, (3, 8), dtype), _a(rng, (3, 8), dtype)
+    inc, tr, cj = flags
+
+    def f(t, x):
+        return sj.butterfly_multiply(t, x, increasing_stride=inc, transpose=tr, conjugate=cj)
+
+    _compare_vjp(f, lambda t, x: _ref_butterfly(t, x, inc, tr, cj), (tw, x), ct)
+    _check(f, (tw, x))
+
+
+def test_butterfly_multiply_real_twiddle_complex_input():
+    """A real argument of a complex product gets a real cotangent (JAX's convention)."""
+    rng = np.random.default_rng(2)
+    tw = jnp.asarray(sl.random_butterfly(8, rng=3))
+    x, ct = _a(rng, (2, 8), "complex128"), _a(rng, (2, 8), "complex128")
+    _compare_vjp(sj.butterfly_multiply, lambda t, x: _ref_butterfly(t, x, True, False, False),
+                 (tw, x), ct)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "complex128"])
+def test_butterfly_solve_vjp_matches_dense_solve(dtype):
+    rng = np.random.default_rng(4)
+    tw = jnp.asarray(sl.random_butterfly(8, kind="orthogonal", rng=5, dtype=dtype))
+    y, ct = _a(rng, (2, 8), dtype), _a(rng, (2, 8), dtype)
+
+    def ref(t, y):
+        B = _reference_apply(jnp, t, jnp.eye(8, dtype=t.dtype), True).T
+        return jnp.linalg.solve(B, y.T).T
+
+    _compare_vjp(sj.butterfly_solve, ref, (tw, y), ct)
+    _check(sj.butterfly_solve, (tw, y))
+
+
+@pytest.mark.parametrize("dtype", ["float64", "complex128"])
+def test_monarch_multiply_vjp_matches_jnp_reference(dtype):
+    rng = np.random.default_rng(6)
+    w1, w2 = _a(rng, (2, 3, 3), dtype), _a(rng, (3, 4, 2), dtype)
+    x, ct = _a(rng, (5, 6), dtype), _a(rng, (5, 12), dtype)
+    _compare_vjp(sj.monarch_multiply, lambda a, b, x: _reference_monarch(jnp, a, b, x),
+                 (w1, w2, x), ct)
+    _check(sj.monarch_multiply, (w1, w2, x))
+
+
+def test_pixelfly_multiply_gradients():
+    rng = np.random.default_rng(7)
+    mask = sl.flat_block_butterfly_mask(8, 8, 2)
+    blocks = _a(rng, (int(mask.sum()), 2, 2))
+    U, V, x = _a(rng, (8, 2)), _a(rng, (8, 2)), _a(rng, (3, 8))
+    y = sj.pixelfly_multiply(blocks, mask, U, V, x)
+    M = sl.pixelfly_to_dense(np.asarray(blocks), mask, np.asarray(U), np.asarray(V))
+    np.testing.assert_allclose(y, np.asarray(x) @ M.T, atol=1e-12)
+    _check(lambda b, u, v, z: sj.pixelfly_multiply(b, mask, u, v, z), (blocks, U, V, x))
+    # a traced mask under jit is not differentiated
+    f = jax.jit(lambda b, m: sj.pixelfly_multiply(b, m, U, V, x).sum())
+    assert jax.grad(f)(blocks, jnp.asarray(mask)).shape == blocks.shape
+
+
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("dtype", ["float64", "complex128"])
+def test_fftconv_gradients_with_optional_arguments(causal, dtype):
+    rng = np.random.default_rng(8)
+    u, k, D = _a(rng, (2, 3, 7), dtype), _a(rng, (3, 4), dtype), _a(rng, (3,), dtype)
+    post = _a(rng, (2, 3, 7), dtype)
+    _check(lambda u, k, D, p: sj.fftconv(u, k, D, postgate=p, causal=causal), (u, k, D, post))
+    _check(lambda u, k: sj.fftconv(u, k, causal=causal), (u, k))
+    T = jnp.asarray(sl.fftconv_to_dense(np.asarray(k), 7, causal=causal))
+    ct = _a(rng, (2, 3, 7), dtype)
+    _compare_vjp(lambda u: sj.fftconv(u, k, causal=causal),
+                 lambda u: jnp.einsum("hts,bhs->bht", T, u), (u,), ct)
+
+
+def test_circulant_toeplitz_transforms_gradients():
+    rng = np.random.default_rng(9)
+    c, x = _a(rng, (8,)), _a(rng, (2, 8))
+    _check(sj.circulant_multiply, (c, x))
+    _check(sj.toeplitz_multiply, (_a(rng, (8,)), _a(rng, (8,)), x))
+    for fn in (sj.dct, sj.dst):
+        for type_ in (2, 3, 4):
+            _check(lambda z, fn=fn, t=type_: fn(z, t, "ortho"), (x,))
+    _check(lambda z: sj.fwht(z, normalize=True), (_a(rng, (2, 8), "complex128"),))
+
+
+def test_forward_equals_numpy_and_keeps_dtype():
+    rng = np.random.default_rng(10)
+    x = np.asarray(rng.standard_normal((2, 8)), dtype=np.float32)
+    y = jax.jit(lambda z: sj.dct(z, 3))(jnp.asarray(x))
+    assert y.dtype == jnp.float32
+    np.testing.assert_array_equal(np.asarray(y), sl.dct(x, 3))
+    tw = jnp.asarray(sl.random_butterfly(8, rng=0), dtype=jnp.float32)
+    assert sj.butterfly_multiply(tw, jnp.asarray(x, dtype=jnp.complex128)).dtype == jnp.complex128
+
+
+def test_vmap_over_a_parameter_and_over_vectors():
+    rng = np.random.default_rng(11)
+    tws = jnp.stack([jnp.asarray(sl.random_butterfly(8, rng=i)) for i in range(3)])
+    x = _a(rng, (3, 8))
+    y = jax.vmap(sj.butterfly_multiply)(tws, x)
+    for i in range(3):
+        np.testing.assert_allclose(y[i], sl.butterfly_multiply(np.asarray(tws[i]),
+                                                               np.asarray(x[i])), atol=1e-12)
+    g = jax.vmap(jax.grad(lambda t, x: sj.butterfly_multiply(t, x).sum()))(tws, x)
+    assert g.shape == tws.shape
+
+
+def test_unsupported_dtypes_raise_type_error():
+    tw = jnp.asarray(sl.random_butterfly(8, rng=0))
+    for dt in (jnp.float16, jnp.bfloat16, jnp.int32):
+        with pytest.raises(TypeError, match=r"x has dtype .* supports float32"):
+            sj.butterfly_multiply(tw, jnp.ones((2, 8), dtype=dt))

@@ -1,0 +1,177 @@
+"""structlin.interop.scipy: LinearOperator views equal their dense matrices, pass the dot test
+(adjoint consistency) and drive SciPy's iterative solvers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.linalg
+import scipy.sparse.linalg as spla
+
+import structlin as sl
+from structlin.interop.scipy import (
+    butterfly_inverse_operator,
+    butterfly_operator,
+    fftconv_operator,
+    monarch_operator,
+    pixelfly_operator,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+DTYPES = [np.float32, np.float64, np.complex64, np.complex128]
+
+
+def _tol(dtype):
+    return 1e-4 if np.dtype(dtype) in (np.float32, np.complex64) else 1e-11
+
+
+def _random(rng, shape, dtype):
+    a = rng.standard_normal(shape)
+    if np.dtype(dtype).kind == "c":
+        a = a + 1j * rng.standard_normal(shape)
+    return a.astype(dtype)
+
+
+def _cases(dtype):
+    """(name, operator, dense matrix) for every constructor, in ``dtype``."""
+    rng = np.random.default_rng(0)
+    tw = sl.random_butterfly(16, kind="orthogonal", dtype=dtype, rng=1)
+    w1, w2 = _random(rng, (2, 3, 3), dtype), _random(rng, (3, 4, 2), dtype)
+    mask = sl.flat_block_butterfly_mask(8, 16, 2)
+    blocks = _random(rng, (int(mask.sum()), 2, 2), dtype)
+    U, V = _random(rng, (8, 2), dtype), _random(rng, (16, 2), dtype)
+    k1, k2 = _random(rng, (5,), dtype), _random(rng, (3, 4), dtype)
+    cases = []
+    for inc in (True, False):
+        B = sl.butterfly_to_dense(tw, increasing_stride=inc)
+        cases.append((f"butterfly-{inc}", butterfly_operator(tw, increasing_stride=inc), B))
+        cases.append((f"butterfly_inverse-{inc}",
+                      butterfly_inverse_operator(tw, increasing_stride=inc),
+                      np.linalg.inv(B)))
+    cases.append(("monarch", monarch_operator(w1, w2), sl.monarch_to_dense(w1, w2)))
+    cases.append(("pixelfly", pixelfly_operator(blocks, mask, U, V),
+                  sl.pixelfly_to_dense(blocks, mask, U, V)))
+    for causal in (True, False):
+        cases.append((f"fftconv-1-{causal}", fftconv_operator(k1, 7, causal=causal),
+                      sl.fftconv_to_dense(k1[None], 7, causal=causal)[0]))
+        cases.append((f"fftconv-bank-{causal}", fftconv_operator(k2, 6, causal=causal),
+                      scipy.linalg.block_diag(*sl.fftconv_to_dense(k2, 6, causal=causal))))
+    return cases
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_operator_matvec_and_matmat_equal_the_dense_matrix(dtype):
+    rng = np.random.default_rng(3)
+    for name, A, M in _cases(dtype):
+        assert A.shape == M.shape, name
+        assert A.dtype == np.dtype(dtype), name
+        x = _random(rng, M.shape[1], dtype)
+        X = _random(rng, (M.shape[1], 3), dtype)
+        scale = np.abs(M).max()
+        np.testing.assert_allclose(A.matvec(x), M @ x, atol=_tol(dtype) * scale * 10,
+                                   err_msg=name)
+        np.testing.assert_allclose(A.matvec(x[:, None])[:, 0], M @ x,
+                                   atol=_tol(dtype) * scale * 10, err_msg=name)
+        np.testing.assert_allclose(A @ X, M @ X, atol=_tol(dtype) * scale * 10, err_msg=name)
+        y = _random(rng, M.shape[0], dtype)
+        Y = _random(rng, (M.shape[0], 2), dtype)
+        np.testing.assert_allclose(A.rmatvec(y), M.conj().T @ y, atol=_tol(dtype) * scale * 10,
+                                   err_msg=name)
+        np.testing.assert_allclose(A.H @ Y, M.conj().T @ Y, atol=_tol(dtype) * scale * 10,
+                                   err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_adjoint_dot_test(dtype):
+    """<A x, y> == <x, A^H y>, the adjoint consistency of pylops' dottest."""
+    rng = np.random.default_rng(4)
+    for name, A, _ in _cases(dtype):
+        m, n = A.shape
+        x, y = _random(rng, n, dtype), _random(rng, m, dtype)
+        lhs = np.vdot(y, A @ x)
+        rhs = np.vdot(A.H @ y, x)
+        assert abs(lhs - rhs) <= 50 * _tol(dtype) * max(abs(lhs), 1.0), (name, lhs, rhs)
+
+
+def test_gmres_solves_a_butterfly_system():
+    tw = sl.random_butterfly(64, kind="orthogonal", rng=5)
+    A = butterfly_operator(tw)
+    b = np.random.default_rng(6).standard_normal(64)
+    x, info = spla.gmres(A, b, rtol=1e-12, atol=0.0, restart=64, maxiter=200)
+    assert info == 0
+    np.testing.assert_allclose(x, sl.butterfly_solve(tw, b), atol=1e-9)
+
+
+def test_inverse_operator_matches_butterfly_solve():
+    tw = sl.random_butterfly(32, rng=7)
+    y = np.random.default_rng(8).standard_normal((32, 4))
+    for inc in (True, False):
+        Ainv = butterfly_inverse_operator(tw, increasing_stride=inc)
+        np.testing.assert_allclose(Ainv @ y, sl.butterfly_solve(tw, y.T, increasing_stride=inc).T,
+                                   rtol=1e-12, atol=1e-12)
+
+
+def test_inverse_operator_refuses_a_singular_butterfly_at_construction():
+    tw = sl.random_butterfly(8, rng=0)
+    tw[1, 2] = [[1.0, 2.0], [2.0, 4.0]]
+    with pytest.raises(np.linalg.LinAlgError):
+        butterfly_inverse_operator(tw)
+
+
+def test_lsqr_solves_a_monarch_least_squares_problem():
+    rng = np.random.default_rng(9)
+    w1, w2 = rng.standard_normal((2, 3, 3)), rng.standard_normal((3, 4, 2))
+    A = monarch_operator(w1, w2)
+    b = rng.standard_normal(12)
+    x = spla.lsqr(A, b, atol=1e-14, btol=1e-14, iter_lim=500)[0]
+    expected = np.linalg.lstsq(sl.monarch_to_dense(w1, w2), b, rcond=None)[0]
+    np.testing.assert_allclose(x, expected, atol=1e-8)
+
+
+def test_lsqr_deconvolves_a_causal_convolution():
+    k = np.array([1.0, 0.5, 0.25])
+    T = fftconv_operator(k, 32)
+    x_true = np.random.default_rng(10).standard_normal(32)
+    x = spla.lsqr(T, T @ x_true, atol=1e-14, btol=1e-14, iter_lim=500)[0]
+    np.testing.assert_allclose(x, x_true, atol=1e-8)
+
+
+def test_operators_compose_with_scipy_algebra():
+    tw = sl.random_butterfly(8, rng=11)
+    A = butterfly_operator(tw)
+    B = sl.butterfly_to_dense(tw)
+    x = np.arange(8.0)
+    np.testing.assert_allclose((A @ A.H + 2 * A) @ x, (B @ B.T + 2 * B) @ x, atol=1e-12)
+    np.testing.assert_allclose(A.T @ x, B.T @ x, atol=1e-12)
+    assert "butterfly_operator" in repr(A)
+
+
+def test_errors_name_the_argument():
+    with pytest.raises(ValueError, match="twiddle"):
+        butterfly_operator(np.ones((2, 3, 2, 2)))
+    with pytest.raises(ValueError, match="l\\*r"):
+        monarch_operator(np.ones((2, 3, 3)), np.ones((3, 4, 3)))
+    with pytest.raises(ValueError, match="blocks"):
+        pixelfly_operator(np.ones((1, 2, 2)), np.eye(2, dtype=bool), np.ones((4, 0)),
+                          np.ones((4, 0)))
+    with pytest.raises(ValueError, match="k must"):
+        fftconv_operator(np.ones((1, 2, 3)), 4)
+    with pytest.raises(ValueError, match="dimension mismatch"):
+        fftconv_operator(np.ones(3), 4).matvec(np.ones(5))
+
+
+def test_importing_structlin_imports_no_framework():
+    """The numeric core and the interop package never import PyTorch, JAX or Dask."""
+    code = (
+        "import sys, structlin, structlin.interop, structlin.interop._ops, "
+        "structlin.interop.scipy\n"
+        "loaded = sorted(m for m in ('torch', 'jax', 'jaxlib', 'dask') if m in sys.modules)\n"
+        "assert not loaded, loaded\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=300,
+                   env={**os.environ, "PYTHONPATH": str(ROOT)})
