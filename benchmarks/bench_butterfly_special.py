@@ -140,9 +140,29 @@ def circulant_dense_case(batch: int, n: int, dtype) -> Case:
     )
 
 
+def bit_reverse_case(batch: int, n: int, dtype) -> Case:
+    dtype = np.dtype(dtype)
+    x = _x(batch, n, dtype)
+    perm = structlin.bit_reversal_permutation(n)
+    return Case(
+        name=f"bit_reverse {dtype.name}",
+        size=f"n={n} batch={batch}",
+        fn=lambda: structlin.bit_reverse(x),
+        baseline=lambda: x[..., perm],
+        baseline_name="numpy x[..., bit_reversal_permutation(n)] (fancy indexing)",
+        work=2.0 * x.nbytes,
+        unit="byte",
+        dtype=dtype.name,
+        check=rel_error,
+        tol=0.0,
+        notes="bytes: one read and one write of x",
+    )
+
+
 def cases(quick: bool) -> Iterator[Case]:
     if quick:
         yield dft_case(16, 1024, np.complex64, goal=1 / 3)
+        yield bit_reverse_case(16, 1024, np.complex64)
         yield transform_case("dct", 2, 16, 1024, np.float32)
         yield transform_case("dst", 4, 16, 1024, np.float64, norm="ortho")
         yield circulant_fft_case(16, 1024, np.float32)
@@ -150,6 +170,7 @@ def cases(quick: bool) -> Iterator[Case]:
         return
     yield dft_case(256, 4096, np.complex64, goal=1 / 3)
     yield dft_case(256, 4096, np.complex128)
+    yield bit_reverse_case(256, 4096, np.complex64)
     for kind in ("dct", "dst"):
         for type in (2, 3, 4):
             yield transform_case(kind, type, 256, 4096, np.float32)
