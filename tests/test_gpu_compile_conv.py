@@ -437,6 +437,12 @@ def test_tensor_core_backward_of_complex_rows_in_two_halves(multipass, monkeypat
     _check_tc_backward(conv, shape, "complex64", precision)
 
 
+def test_tensor_core_backward_sums_grad_k_over_batch_chunks(conv, monkeypatch):
+    # each chunk's spectra carry the tensor-core stages' (1/4)^stages: undone once, after the sum
+    monkeypatch.setattr(conv, "GRAD_K_BYTES", 2 * 2 * 2 * 64 * 8)
+    _check_tc_backward(conv, (5, 2, 40, 20), "float32", "fp16")
+
+
 def _tc_dot_test(conv, shape, dtype, precision):
     """``vdot(grad, out(w := dw) - out(w := 0)) == vdot(grad_w, dw)`` with both sides from
     the tensor-core pipelines: the backward is the adjoint of the forward to their rounding."""
