@@ -71,3 +71,20 @@ def check_finite(a: Any, name: str) -> None:
     xp = np if isinstance(a, np.ndarray) else __import__("cupy")
     if not bool(xp.isfinite(a).all()):
         raise ValueError(f"{name} must be finite, but it contains NaN or infinity")
+
+
+def check_precision(precision: Any, choices: tuple[str, ...], dtype: Any, inputs: str) -> str:
+    """Return ``precision`` if it is one of ``choices`` and fits the compute ``dtype``.
+
+    ``choices[0]`` is full precision; the others are tensor-core precisions, which need
+    float32 or complex64 data (``inputs`` names the arrays whose promotion gave ``dtype``).
+    Raises ValueError otherwise.
+    """
+    if not isinstance(precision, str) or precision not in choices:
+        raise ValueError(f"precision must be one of {choices}, got {precision!r}")
+    if precision != choices[0] and np.dtype(dtype) not in (np.float32, np.complex64):
+        raise ValueError(
+            f"precision={precision!r} (tensor cores) needs float32 or complex64 data, got "
+            f"{np.dtype(dtype)} (the result dtype of {inputs}); use precision={choices[0]!r}"
+        )
+    return precision

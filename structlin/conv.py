@@ -9,7 +9,7 @@ array type (``structlin._backend.kernels(xp, "conv")``), whose contract is descr
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -22,7 +22,7 @@ from structlin._backend import (
     restore_batch,
     result_dtype,
 )
-from structlin._validate import check_finite, check_min_ndim, check_shape
+from structlin._validate import check_finite, check_min_ndim, check_precision, check_shape
 
 __all__ = [
     "FFTConvPlan",
@@ -39,6 +39,20 @@ __all__ = [
     "ssm_conv_chunked",
     "ssm_kernel",
 ]
+
+
+Precision = Literal["fp32", "fp16", "bf16"]
+_PRECISIONS = ("fp32", "fp16", "bf16")
+
+
+def _engine_precision(xp: Any, precision: str, dtype: np.dtype) -> dict[str, str]:
+    """The ``precision`` keyword for the engine of ``xp``, checked against ``dtype``.
+
+    Checked the same way on every backend, so that code moves between NumPy and CuPy
+    unchanged; only the GPU engine takes the keyword (the CPU computes in full precision).
+    """
+    check_precision(precision, _PRECISIONS, dtype, "u, k, D and the gates")
+    return {} if precision == "fp32" or xp is np else {"precision": precision}
 
 
 def _offset(Lk: int, causal: bool) -> int:
@@ -231,6 +245,7 @@ def fftconv(
     postgate: Any = None,
     causal: bool = True,
     out: Any = None,
+    precision: Precision = "fp32",
 ) -> Any:
     """Return the gated linear convolution ``postgate * (conv(pregate * u, k) + D * u)``.
 
@@ -253,6 +268,18 @@ def fftconv(
         Where to write the result: C-contiguous, with the result's dtype and ``u``'s array
         type, not overlapping the inputs. Reusing it saves the allocation (and, for a fresh
         array, the first-touch page faults, about 10 % of a large call).
+    precision : {"fp32", "fp16", "bf16"}, default "fp32"
+        ``"fp32"``: every operation in the data's precision. ``"fp16"`` and ``"bf16"`` opt in
+        to the GPU's tensor cores for float32 and complex64 data (FlashFFTConv's scheme): the
+        radix-16 stages of the transforms are products by the 16 x 16 DFT matrix whose
+        operands (the matrix and the data entering the stage) are rounded to fp16 (11
+        significant bits) or bfloat16 (8) and accumulated in float32; twiddles, the product by
+        the kernel's spectrum, ``D`` and the gates stay float32. The relative error is about
+        ``4e-4`` (fp16) or ``3e-3`` (bf16) instead of ``1e-7``. fp16 operands keep their 11 bits
+        only for magnitudes between about ``6e-5`` and ``6.5e4``; bf16 has float32's range.
+        On NumPy arrays the value is checked the same way and then has no effect: the CPU
+        computes in full precision, so code written for the GPU runs unchanged and never less
+        accurately.
 
     Returns
     -------
@@ -272,7 +299,8 @@ def fftconv(
         If ``u`` has fewer than 2 dimensions or ``L = 0``; ``k`` is not ``(H, Lk)`` with ``u``'s
         ``H`` and ``Lk >= 1``; ``D`` is not ``(H,)``; a gate is not shaped like ``u``; ``k`` or
         ``D`` holds NaN or infinity; ``u`` is longer than a plan's ``L``; ``out`` has the wrong
-        shape or is not C-contiguous.
+        shape or is not C-contiguous; ``precision`` is not one of the three values, or it is
+        ``"fp16"``/``"bf16"`` and the compute dtype is not float32 or complex64.
     TypeError
         If NumPy and CuPy arrays are mixed, a dtype is not numeric, the inputs promote to
         another dtype than a plan's, or ``out`` does not have the result's dtype.
@@ -326,8 +354,16 @@ def fftconv(
     >>> y = np.empty((1, 4))
     >>> fftconv(u, k, out=y) is y
     True
+
+    Tensor-core precisions need single-precision data; on NumPy arrays they compute in full
+    float32 precision:
+
+    >>> u32, k32 = u.astype(np.float32), k.astype(np.float32)
+    >>> fftconv(u32, k32, precision="fp16")
+    array([[1., 3., 6., 9.]], dtype=float32)
     """
     xp, u, k, D, pregate, postgate, _, dtype = _prepare(u, k, D, pregate, postgate)
+    prec = _engine_precision(xp, precision, dtype)
     eng, u3, spec, nfft, Lk, off, Dk, pre, post = _engine_args(
         xp, u, k, D, pregate, postgate, dtype, causal
     )
@@ -336,7 +372,7 @@ def fftconv(
     else:
         _check_out(xp, out, u.shape, dtype)
         result = out.reshape(u3.shape)
-    eng.forward(u3, spec, nfft, Lk, off, Dk, pre, post, result)
+    eng.forward(u3, spec, nfft, Lk, off, Dk, pre, post, result, **prec)
     return out if out is not None else result.reshape(u.shape)
 
 
@@ -361,6 +397,7 @@ def fftconv_vjp(
     pregate: Any = None,
     postgate: Any = None,
     causal: bool = True,
+    precision: Precision = "fp32",
 ) -> tuple[Any, Any, Any, Any, Any]:
     """Return the gradients ``(grad_u, grad_k, grad_D, grad_pregate, grad_postgate)`` of fftconv.
 
@@ -370,6 +407,19 @@ def fftconv_vjp(
         As for :func:`fftconv` (``D`` may be None; ``k`` may be a plan).
     grad : array_like, shape (..., H, L)
         The gradient of a real loss with respect to ``fftconv(u, k, D, ...)``.
+    precision : {"fp32", "fp16", "bf16"}, default "fp32"
+        As for :func:`fftconv`, for the transforms of the backward pass on the GPU: the
+        radix-16 stages of the correlation that gives ``grad_u`` and ``grad_pregate``, of the
+        convolution recomputed for ``grad_postgate`` and of the two spectra whose product
+        gives ``grad_k`` run on tensor cores (half-precision operands, float32 accumulation),
+        in the one-launch and the multi-pass schemes alike. Float32 throughout: the gates,
+        ``D`` and the products by spectra, ``grad_D`` (a reduction, no transform), and the
+        sum over the batch of ``grad_k``'s cross-spectrum with its inverse transform (``H``
+        transforms whatever the batch, whose values, products of two data scales summed
+        over the batch, would leave fp16's range). Relative error of each gradient but
+        ``grad_D``: about ``4e-4`` (fp16) or ``3e-3`` (bf16). fp16 keeps 11 bits only above
+        about ``6e-5``: scale the loss (as in mixed-precision training) when the gradients
+        are smaller. On NumPy arrays: checked, then full precision, as for :func:`fftconv`.
 
     Returns
     -------
@@ -384,7 +434,8 @@ def fftconv_vjp(
     Raises
     ------
     ValueError, TypeError
-        As for :func:`fftconv`; ValueError if ``grad`` is not shaped like ``u``.
+        As for :func:`fftconv` (``precision`` included); ValueError if ``grad`` is not shaped
+        like ``u``.
 
     Notes
     -----
@@ -409,13 +460,21 @@ def fftconv_vjp(
     (array([[0., 0., 1.]]), array([[6., 3.]]))
     >>> gD is None and gpre is None and gpost is None
     True
+
+    As for :func:`fftconv`, ``precision="fp16"``/``"bf16"`` needs single-precision data and
+    computes in full precision on NumPy arrays:
+
+    >>> u32, k32, g32 = (a.astype(np.float32) for a in (u, k, np.ones((1, 3))))
+    >>> fftconv_vjp(u32, k32, None, g32, precision="bf16")[1]
+    array([[6., 3.]], dtype=float32)
     """
     xp, u, k, D, pregate, postgate, grad, dtype = _prepare(u, k, D, pregate, postgate, grad)
+    prec = _engine_precision(xp, precision, dtype)
     eng, u3, spec, nfft, Lk, off, Dk, pre, post = _engine_args(
         xp, u, k, D, pregate, postgate, dtype, causal
     )
     g3 = as_kernel_array(xp, grad.reshape(u3.shape), dtype)
-    gu, gk, gD, gpre, gpost = eng.backward(u3, spec, nfft, Lk, off, Dk, pre, post, g3)
+    gu, gk, gD, gpre, gpost = eng.backward(u3, spec, nfft, Lk, off, Dk, pre, post, g3, **prec)
     k_dtype = k.k_dtype if isinstance(k, FFTConvPlan) else result_dtype(k=k)
     shape = u.shape
     return (

@@ -628,6 +628,73 @@ def test_conv_helpers_bad_inputs(call, exc, match):
         call()
 
 
+# ---- precision= (tensor cores on the GPU) -----------------------------------------------------
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.complex64])
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_half_precisions_compute_in_full_precision_on_numpy(dt, precision):
+    rng = np.random.default_rng(7)
+    u, pre, post, g = (random_array(rng, (2, 3, 300), dt) for _ in range(4))
+    k, D = random_array(rng, (3, 200), dt), random_array(rng, (3,), dt)
+    kw = {"pregate": pre, "postgate": post, "causal": False}
+    np.testing.assert_array_equal(sl.fftconv(u, k, D, precision=precision, **kw),
+                                  sl.fftconv(u, k, D, **kw))
+    got = sl.fftconv_vjp(u, k, D, g, precision=precision, **kw)
+    for a, b in zip(got, sl.fftconv_vjp(u, k, D, g, **kw), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"precision": "fp8"}, r"precision must be one of \('fp32', 'fp16', 'bf16'\), got 'fp8'"),
+    ({"precision": None}, "precision must be one of"),
+    ({"precision": "bf16"}, r"precision='bf16' \(tensor cores\) needs float32 or complex64 "
+                            r"data, got float64 \(the result dtype of u, k, D and the gates\)"),
+    ({"precision": "fp16", "u": U.astype(np.float32)}, "needs float32 or complex64 data, got "
+                                                       "float64"),
+])
+def test_precision_is_checked_on_every_backend(kwargs, match):
+    u = kwargs.pop("u", U)
+    with pytest.raises(ValueError, match=match):
+        sl.fftconv(u, K, **kwargs)
+    with pytest.raises(ValueError, match=match):
+        sl.fftconv_vjp(u, K, None, np.ones(u.shape), **kwargs)
+
+
+def test_precision_is_passed_to_the_gpu_engine_only(monkeypatch):
+    import structlin.conv as conv_mod
+
+    assert conv_mod._engine_precision(np, "fp16", np.dtype(np.float32)) == {}
+    other = object()  # an array namespace other than NumPy's (CuPy's)
+    assert conv_mod._engine_precision(other, "bf16", np.dtype(np.complex64)) == {
+        "precision": "bf16"}
+    assert conv_mod._engine_precision(other, "fp32", np.dtype(np.float64)) == {}
+    # the keyword goes through fftconv / fftconv_vjp to the engine's forward / backward
+    calls = []
+
+    class Recorder:
+        fft_size = staticmethod(cpu_conv.fft_size)
+        kernel_spectrum = staticmethod(cpu_conv.kernel_spectrum)
+
+        @staticmethod
+        def forward(*args, precision):
+            calls.append(("forward", precision))
+            return cpu_conv.forward(*args)
+
+        @staticmethod
+        def backward(*args, precision):
+            calls.append(("backward", precision))
+            return cpu_conv.backward(*args)
+
+    monkeypatch.setattr(conv_mod, "kernels", lambda xp, family: Recorder)
+    monkeypatch.setattr(conv_mod, "_engine_precision",
+                        lambda xp, precision, dtype: {"precision": precision})
+    u32, k32 = U.astype(np.float32), K.astype(np.float32)
+    sl.fftconv(u32, k32, precision="bf16")
+    sl.fftconv_vjp(u32, k32, None, u32, precision="fp16")
+    assert calls == [("forward", "bf16"), ("backward", "fp16")]
+
+
 class _FakeCupyArray:
     """Stands for a cupy.ndarray in the namespace check (no GPU needed)."""
 

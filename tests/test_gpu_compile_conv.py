@@ -276,11 +276,14 @@ def test_contract_functions_have_the_agreed_signatures(conv):
         "kernel_spectrum": ["k", "nfft", "lazy"],
         "forward": ["u", "spec", "nfft", "Lk", "offset", "D", "pregate", "postgate", "out",
                     "precision"],
-        "backward": ["u", "spec", "nfft", "Lk", "offset", "D", "pregate", "postgate", "grad"],
+        "backward": ["u", "spec", "nfft", "Lk", "offset", "D", "pregate", "postgate", "grad",
+                     "precision"],
     }
     for name, params in want.items():
         assert list(inspect.signature(getattr(conv, name)).parameters) == params, name
-    assert inspect.signature(conv.forward).parameters["precision"].default == "fp32"
+    for name in ("forward", "backward"):
+        param = inspect.signature(getattr(conv, name)).parameters["precision"]
+        assert param.default == "fp32" and param.kind == param.KEYWORD_ONLY, name
 
 
 def test_transform_lengths_beyond_the_three_pass_scheme_are_refused(multipass, monkeypatch):
@@ -332,6 +335,152 @@ def test_tensor_core_forward_in_three_passes(multipass, dtype, precision):
     assert err < PRECISION_TOL[precision], err
 
 
+def _reference_grads(u, k, offset, D, pre, post, grad):
+    """``(grad_u, grad_k, grad_D, grad_pregate, grad_postgate)`` in complex128 from the
+    formulas of ``fftconv_vjp``'s Notes, with the ``L x L`` Toeplitz matrix of each channel
+    (``T[t, s] = k[t + offset - s]``): ``z = T v + D u``, ``gz = grad conj(post)``,
+    ``grad_v = T^H gz``; ``grad_k[j]`` sums ``gz[t] conj(v[s])`` over ``t + offset - s = j``."""
+    B, H, L = u.shape
+    Lk = k.shape[1]
+    c = [None if a is None else a.astype(np.complex128) for a in (u, k, D, pre, post, grad)]
+    u, k, D, pre, post, grad = c
+    v = u * pre
+    lag = np.arange(L)[:, None] + offset - np.arange(L)[None, :]
+    inside = (lag >= 0) & (lag < Lk)
+    gu, gpre, gpost = (np.empty((B, H, L), np.complex128) for _ in range(3))
+    gk = np.zeros((H, Lk), np.complex128)
+    gD = np.empty(H, np.complex128)
+    for h in range(H):
+        T = np.where(inside, k[h][np.clip(lag, 0, Lk - 1)], 0)
+        z = v[:, h] @ T.T + D[h] * u[:, h]
+        gz = grad[:, h] * post[:, h].conj()
+        gpost[:, h] = grad[:, h] * z.conj()
+        gv = gz @ T.conj()
+        gu[:, h] = gv * pre[:, h].conj() + D[h].conj() * gz
+        gpre[:, h] = gv * u[:, h].conj()
+        gD[h] = (gz * u[:, h].conj()).sum()
+        np.add.at(gk[h], lag[inside], np.einsum("bt,bs->ts", gz, v[:, h].conj())[inside])
+    return gu, gk, gD, gpre, gpost
+
+
+def _rel(got, want):
+    return np.linalg.norm((got - want).ravel()) / np.linalg.norm(want.ravel())
+
+
+def _tc_backward_errors(conv, shape, dtype, precision, offset_kind="same"):
+    """Relative error of each gradient of ``backward(..., precision=)`` against float64."""
+    B, H, L, Lk = shape
+    u, k, D, pre, post = _problem(B, H, L, Lk, dtype, gates=True, key=4)
+    grad = _data((B, H, L), dtype, "grad", 4)
+    offset = (Lk - 1) // 2 if offset_kind == "same" else 0
+    nfft = conv.fft_size(L, Lk)
+    got = conv.backward(u, conv.kernel_spectrum(k, nfft), nfft, Lk, offset, D, pre, post, grad,
+                        precision=precision)
+    want = _reference_grads(u, k, offset, D, pre, post, grad)
+    names = ("u", "k", "D", "pregate", "postgate")
+    for name, g, arg in zip(names, got, (u, k, D, pre, post), strict=True):
+        assert g.shape == arg.shape and g.dtype == arg.dtype, name
+    return {name: _rel(g, w if np.dtype(dtype).kind == "c" else w.real)
+            for name, g, w in zip(names, got, want, strict=True)}
+
+
+def _check_tc_backward(conv, shape, dtype, precision, offset_kind="same"):
+    errs = _tc_backward_errors(conv, shape, dtype, precision, offset_kind)
+    for name, err in errs.items():
+        if name == "D":  # a plain fp32 reduction: no transform, nothing rounded
+            assert err < _tol(dtype), (name, err)
+            continue
+        assert err < PRECISION_TOL[precision], (name, err)
+        assert err > 1e-6, (name, err)  # the stage operands really were rounded
+
+
+def test_backward_reference_gradients_match_the_fp32_backward(conv):
+    # the float64 reference of the tensor-core tests agrees with the dot-tested fp32 pipeline
+    for dtype in ("float64", "complex128"):
+        errs = _tc_backward_errors(conv, (3, 2, 40, 9), dtype, "fp32")
+        assert max(errs.values()) < 1e-12, errs
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+@pytest.mark.parametrize("dtype", ["float32", "complex64"])
+@pytest.mark.parametrize("shape,offset_kind", [((3, 2, 40, 9), "same"),
+                                               ((2, 1, 300, 300), "causal"),
+                                               ((1, 2, 100, 500), "same")])
+def test_tensor_core_backward_matches_float64_gradients_to_half_precision(
+    conv, shape, dtype, precision, offset_kind
+):
+    L, Lk = shape[2:]
+    assert conv.MAX_RADIX_LOG2 in conv.radix_plan(conv.fft_size(L, Lk), dtype)
+    _check_tc_backward(conv, shape, dtype, precision, offset_kind)
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+@pytest.mark.parametrize("dtype", ["float32", "complex64"])
+def test_tensor_core_backward_in_three_passes(multipass, dtype, precision):
+    conv = multipass
+    shape = (3, 2, 700, 300)
+    nfft = conv.fft_size(700, 300)
+    pipe = conv._rows_pipeline(dtype, 3, 2, 700, nfft, 1)
+    assert pipe.n1 > 1 and not pipe.split and pipe.tc_stages > 0
+    _check_tc_backward(conv, shape, dtype, precision)
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_tensor_core_backward_of_complex_rows_in_two_halves(multipass, monkeypatch, precision):
+    conv = multipass
+    # nfft = 2 * N2 = 512 complex64 values: the one launch in two frequency halves
+    monkeypatch.setattr(conv, "MAX_SINGLE_PASS", {8: 256, 16: 128})
+    shape = (2, 2, 300, 200)
+    nfft = conv.fft_size(300, 200)
+    pipe = conv._rows_pipeline("complex64", 2, 2, 300, nfft, 1)
+    assert pipe.split and pipe.tc_stages == 2
+    _check_tc_backward(conv, shape, "complex64", precision)
+
+
+def test_tensor_core_backward_sums_grad_k_over_batch_chunks(conv, monkeypatch):
+    # each chunk's spectra carry the tensor-core stages' (1/4)^stages: undone once, after the sum
+    monkeypatch.setattr(conv, "GRAD_K_BYTES", 2 * 2 * 2 * 64 * 8)
+    _check_tc_backward(conv, (5, 2, 40, 20), "float32", "fp16")
+
+
+def _tc_dot_test(conv, shape, dtype, precision):
+    """``vdot(grad, out(w := dw) - out(w := 0)) == vdot(grad_w, dw)`` with both sides from
+    the tensor-core pipelines: the backward is the adjoint of the forward to their rounding."""
+    B, H, L, Lk = shape
+    u, k, D, pre, post = _problem(B, H, L, Lk, dtype, gates=True, key=5)
+    grad = _data((B, H, L), dtype, "grad", 5)
+    offset = (Lk - 1) // 2
+    nfft = conv.fft_size(L, Lk)
+
+    def forward(u, k, D, pre, post):
+        out = np.empty_like(u)
+        return conv.forward(u, conv.kernel_spectrum(k, nfft), nfft, Lk, offset, D, pre, post,
+                            out, precision=precision).astype(np.complex128)
+
+    grads = conv.backward(u, conv.kernel_spectrum(k, nfft), nfft, Lk, offset, D, pre, post,
+                          grad, precision=precision)
+    base = {"u": u, "k": k, "D": D, "pre": pre, "post": post}
+    scale = np.linalg.norm(grad) * np.linalg.norm(forward(u, k, D, pre, post))
+    for name, g_w in zip(base, grads, strict=True):
+        dw = _data(base[name].shape, dtype, "dw", name)
+        outs = [forward(**{**base, name: w}) for w in (dw, np.zeros_like(dw))]
+        lhs = np.vdot(grad.astype(np.complex128), outs[0] - outs[1])
+        rhs = np.vdot(g_w.astype(np.complex128), dw)
+        assert abs(lhs - rhs) <= PRECISION_TOL[precision] * max(scale, abs(lhs)), (name, lhs,
+                                                                                   rhs)
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+@pytest.mark.parametrize("dtype", ["float32", "complex64"])
+def test_tensor_core_backward_is_the_adjoint_of_the_tensor_core_forward(conv, dtype, precision):
+    _tc_dot_test(conv, (2, 2, 200, 57), dtype, precision)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "complex64"])
+def test_tensor_core_backward_is_the_adjoint_in_three_passes(multipass, dtype):
+    _tc_dot_test(multipass, (2, 1, 400, 100), dtype, "bf16")
+
+
 def test_half_precisions_are_refused_for_double_data_and_unknown_names(conv):
     u, k, *_ = _problem(1, 1, 8, 3, "float64", gates=False)
     spec = conv.kernel_spectrum(k, 16)
@@ -339,6 +488,13 @@ def test_half_precisions_are_refused_for_double_data_and_unknown_names(conv):
         conv.forward(u, spec, 16, 3, 0, None, None, None, np.empty_like(u), precision="bf16")
     with pytest.raises(ValueError, match="precision must be one of"):
         conv.forward(u, spec, 16, 3, 0, None, None, None, np.empty_like(u), precision="fp8")
+    with pytest.raises(ValueError, match="needs float32 or complex64 data, got float64"):
+        conv.backward(u, spec, 16, 3, 0, None, None, None, u, precision="fp16")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        conv.backward(u, spec, 16, 3, 0, None, None, None, u, precision="half")
+    empty = np.empty((0, 1, 8))
+    with pytest.raises(ValueError, match="needs float32 or complex64 data"):
+        conv.backward(empty, spec, 16, 3, 0, None, None, None, empty, precision="fp16")
 
 
 BAD = [

@@ -156,6 +156,50 @@ def test_tensor_core_forward_matches_the_cupy_fft_pipeline(shape, dtype, precisi
     assert 1e-6 < err < tol
 
 
+def _reference_grads(u, k, offset, D, pre, post, grad):
+    """``(grad_u, grad_k, grad_D, grad_pregate, grad_postgate)`` with ``cupy.fft`` in
+    complex128, from the formulas of ``fftconv_vjp``'s Notes: ``gz = grad conj(post)``,
+    ``grad_v[s] = sum_j conj(k[j]) gz[s + j - offset]`` and ``grad_k[j] = sum_{b,t} gz[t]
+    conj(v[t + offset - j])``, both circular correlations at ``n = L + Lk - 1`` (no wrap-around
+    reaches the kept window) read from index ``-offset``."""
+    L, Lk = u.shape[-1], k.shape[-1]
+    n = L + Lk - 1
+    c = lambda a: a.astype(np.complex128)  # noqa: E731
+    v = c(u) * pre
+    gz = c(grad) * post.conj()
+    z = _reference(u, k, offset, D, pre)
+    G = cupy.fft.fft(gz, n=n)
+    gv = cupy.roll(cupy.fft.ifft(G * cupy.fft.fft(c(k), n=n).conj(), n=n), offset, axis=-1)
+    gv = gv[..., :L]
+    cross = (G * cupy.fft.fft(v, n=n).conj()).sum(axis=0)
+    gk = cupy.roll(cupy.fft.ifft(cross, n=n), offset, axis=-1)[..., :Lk]
+    return (gv * pre.conj() + D.conj()[None, :, None] * gz, gk,
+            (gz * u.conj()).sum(axis=(0, 2)), gv * u.conj(), grad * z.conj())
+
+
+@pytest.mark.parametrize("precision,tol", [("fp16", 2e-3), ("bf16", 1.5e-2)])
+@pytest.mark.parametrize("dtype", [np.float32, np.complex64])
+@pytest.mark.parametrize("shape", [(4, 8, 1024, 1024), (3, 2, 8000, 300), (2, 3, 20000, 12000),
+                                   (2, 2, 40000, 1000)])
+def test_tensor_core_backward_matches_the_cupy_fft_gradients(shape, dtype, precision, tol):
+    from structlin.gpu import conv
+
+    u, k, D, pre, post = _problem(shape, dtype, gates=True, key=4)
+    B, H, L, Lk = shape
+    grad = _random((B, H, L), dtype, "grad", 4)
+    offset = (Lk - 1) // 2
+    nfft = conv.fft_size(L, Lk)
+    got = conv.backward(u, conv.kernel_spectrum(k, nfft), nfft, Lk, offset, D, pre, post, grad,
+                        precision=precision)
+    want = _reference_grads(u, k, offset, D, pre, post, grad)
+    for name, g, w in zip(("u", "k", "D", "pregate", "postgate"), got, want, strict=True):
+        err = _rel_err(g, w if np.dtype(dtype).kind == "c" else w.real)
+        if name == "D":  # a reduction in fp32: nothing rounded to half precision
+            assert err < _tol(dtype), (name, err)
+        else:
+            assert 1e-6 < err < tol, (name, err)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_reference_forward_matches_direct_convolution(dtype):
     from structlin.gpu import conv

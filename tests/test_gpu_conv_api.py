@@ -51,6 +51,38 @@ def test_gpu_fftconv_and_vjp_match_cpu(dt, L, Lk, causal):
         _close(a, b, dt, (L + Lk) * 4)
 
 
+@pytest.mark.parametrize("dt", [np.float32, np.complex64])
+@pytest.mark.parametrize("precision,tol", [("fp16", 2e-3), ("bf16", 1.5e-2)])
+@pytest.mark.parametrize("L,Lk,causal", [(1000, 1000, True), (8000, 300, False),
+                                         (40000, 1000, True)])
+def test_gpu_tensor_core_fftconv_and_vjp_match_cpu_to_half_precision(dt, precision, tol, L, Lk,
+                                                                    causal):
+    cp = _cp()
+    rng = np.random.default_rng(L + Lk)
+    u = random_array(rng, (2, 3, L), dt)
+    k = (random_array(rng, (3, Lk), dt) / np.sqrt(Lk)).astype(dt)
+    D = random_array(rng, (3,), dt)
+    pre, post, g = (random_array(rng, u.shape, dt) for _ in range(3))
+    kw = {"pregate": pre, "postgate": post, "causal": causal}
+    kw_gpu = {name: cp.asarray(a) for name, a in kw.items() if name != "causal"}
+    kw_gpu["causal"] = causal
+    args_gpu = tuple(cp.asarray(a) for a in (u, k, D))
+
+    def rel(a_gpu, b_cpu):
+        a = cp.asnumpy(a_gpu)
+        assert a.shape == b_cpu.shape and a.dtype == b_cpu.dtype
+        return float(np.linalg.norm(a - b_cpu) / np.linalg.norm(b_cpu))
+
+    err = rel(sl.fftconv(*args_gpu, precision=precision, **kw_gpu), sl.fftconv(u, k, D, **kw))
+    assert 1e-6 < err < tol
+    got = sl.fftconv_vjp(*args_gpu, cp.asarray(g), precision=precision, **kw_gpu)
+    want = sl.fftconv_vjp(u, k, D, g, **kw)
+    for name, a, b in zip(("u", "k", "D", "pregate", "postgate"), got, want, strict=True):
+        err = rel(a, b)
+        assert err < (1e-4 if name == "D" else tol), (name, err)
+        assert name == "D" or err > 1e-6, (name, err)  # rounded to half precision
+
+
 def test_gpu_plan_stream_ssm_and_regularisers_match_cpu():
     cp = _cp()
     rng = np.random.default_rng(0)

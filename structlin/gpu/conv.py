@@ -17,6 +17,9 @@ validates, promotes and reshapes before calling):
   ``(grad_u, grad_k, grad_D, grad_pregate, grad_postgate)``, gradients of ``sum(grad * out)``
   (complex dtypes: PyTorch's convention ``grad_w = sum conj(d out / d w) * grad``), ``None``
   for an absent ``D`` or gate.
+- Beyond the shared contract, :func:`forward` and :func:`backward` take a keyword
+  ``precision`` (``"fp32"``, ``"fp16"``, ``"bf16"``; see *Tensor cores* below). The public
+  API passes it only to this engine: the CPU engine has no such keyword.
 
 Algorithm (FlashFFTConv, Fu et al., arXiv:2311.05908)
 ------------------------------------------------------
@@ -71,8 +74,19 @@ is computed as ``Y = (F / 4) X`` with ``mma.sync.m16n8k16`` (half-precision oper
 accumulation; four real mmas per complex product, 8 vectors per warp); the data stay fp32 in
 shared memory, twiddles and the spectrum product are fp32, and the exact factor ``1/4`` keeps
 each stage unitary so the fp16 operands keep the input's scale (the launcher folds
-``4**stages`` into the output scale). Radix-2/4/8 stages and the backward run in fp32.
-Relative error of the output: about ``4e-4`` (fp16) and ``3e-3`` (bf16) in the emulator.
+``4**stages`` into the output scale). Radix-2/4/8 stages run in fp32. The backward
+(``backward(..., precision=)``) uses the same stages in its transforms of rows, in the
+one-launch and the multi-pass schemes alike: the forward and inverse stages of the
+correlation that gives ``grad_u`` and ``grad_pregate``, those of the convolution that gives
+``grad_postgate``, and the forward stages of the two spectra of ``grad_k``. What stays fp32
+there: the pointwise products, epilogues and gates, the batch sum of ``grad_k``'s
+cross-spectrum and its inverse transform (``H`` sequences whatever ``B`` is, whose values,
+products of two data scales summed over the batch, would leave fp16's range), and ``grad_D``
+(a reduction, no transform). The half-precision operands have their format's range: fp16
+keeps 11 bits for magnitudes between about ``6e-5`` and ``6.5e4`` (scale the loss, as in
+mixed-precision training, when gradients are smaller); bf16 has fp32's range. Relative
+error of the output and of each transformed gradient: about ``4e-4`` (fp16) and ``3e-3``
+(bf16) in the emulator.
 
 Cost: a radix-``r`` stage does ``r`` complex multiply-adds per element (dense DFT blocks, as
 FlashFFTConv does to use matrix units), so a transform costs ``N sum_s r_s`` complex
@@ -249,8 +263,8 @@ class _Pipeline:
         self.tab = _twiddles(nfft, self.cdtype)
         self.precision = precision
         # a tensor-core stage computes (F / 4) X; undo it (forward and inverse) in the output
-        n_tc = sum(lr == MAX_RADIX_LOG2 for lr in lrs) if precision else 0
-        self.out_scale = float(4.0 ** (2 * n_tc) / (self.n2 if half else nfft))
+        self.tc_stages = sum(lr == MAX_RADIX_LOG2 for lr in lrs) if precision else 0
+        self.out_scale = float(4.0 ** (2 * self.tc_stages) / (self.n2 if half else nfft))
         self.kernel = get_kernel("conv", NAME_EXPRESSIONS, f"conv_pass<{type_name(self.dtype)}>")
 
     def _launch(self, *, column, load_mode, mul, do_fwd, do_inv, store_mode, a=None,
@@ -408,9 +422,9 @@ def forward(u: Any, spec: Any, nfft: int, Lk: int, offset: int, D: Any, pregate:
     B, H, L = u.shape
     if out is None:
         raise ValueError("out must be a preallocated (B, H, L) array")
+    code = _precision_code(precision, u.dtype)
     if u.size == 0:
         return out
-    code = _precision_code(precision, u.dtype)
     pipe = _rows_pipeline(u.dtype, B, H, L, nfft, code)
     pipe.run(mul=_MUL_SPEC, store_mode=_STORE_FORWARD, a=u, agate=pregate, spec=spec, out0=out,
              u=u, D=D, post=postgate, out_shift=offset)
@@ -418,12 +432,18 @@ def forward(u: Any, spec: Any, nfft: int, Lk: int, offset: int, D: Any, pregate:
 
 
 def backward(u: Any, spec: Any, nfft: int, Lk: int, offset: int, D: Any, pregate: Any,
-             postgate: Any, grad: Any) -> tuple[Any, Any, Any, Any, Any]:
+             postgate: Any, grad: Any, *, precision: str = "fp32"
+             ) -> tuple[Any, Any, Any, Any, Any]:
     """Return ``(grad_u, grad_k, grad_D, grad_pregate, grad_postgate)`` of ``sum(grad * out)``
-    (``None`` for an absent ``D`` or gate; ``grad_k`` is ``(H, Lk)``)."""
+    (``None`` for an absent ``D`` or gate; ``grad_k`` is ``(H, Lk)``).
+
+    ``precision`` as for :func:`forward`: the transforms of the rows (both pipelines and the
+    two spectra of ``grad_k``) run their radix-16 stages on tensor cores; the inverse
+    transform of ``grad_k``'s batch-summed cross-spectrum and ``grad_D`` stay fp32."""
     _check(u, spec, nfft, Lk, offset, D, pregate, postgate, grad, "grad")
     B, H, L = u.shape
     dtype = u.dtype
+    code = _precision_code(precision, dtype)
     grad_u = cupy.empty_like(u)
     grad_pre = None if pregate is None else cupy.empty_like(u)
     grad_post = None if postgate is None else cupy.empty_like(u)
@@ -431,7 +451,7 @@ def backward(u: Any, spec: Any, nfft: int, Lk: int, offset: int, D: Any, pregate
         grad_k = cupy.zeros((H, Lk), dtype=dtype)
         grad_D = None if D is None else cupy.zeros_like(D)
         return grad_u, grad_k, grad_D, grad_pre, grad_post
-    pipe = _rows_pipeline(dtype, B, H, L, nfft)
+    pipe = _rows_pipeline(dtype, B, H, L, nfft, code)
     if postgate is not None:
         pipe.run(mul=_MUL_SPEC, store_mode=_STORE_POSTGATE_GRAD, a=u, agate=pregate, spec=spec,
                  out0=grad_post, u=u, D=D, g=grad, out_shift=offset)
@@ -448,7 +468,7 @@ def backward(u: Any, spec: Any, nfft: int, Lk: int, offset: int, D: Any, pregate
     cross = cupy.zeros((H, nfft), dtype=cdtype)
     for b0 in range(0, B, chunk):
         b1 = min(B, b0 + chunk)
-        part = _Pipeline(dtype, b1 - b0, H, L, nfft, 1)
+        part = _Pipeline(dtype, b1 - b0, H, L, nfft, 1, code)
         g_spec = cupy.empty(((b1 - b0) * H, nfft), dtype=cdtype)
         v_spec = cupy.empty_like(g_spec)
         part.run(inv=False, store_mode=_STORE_BUFFER, a=grad[b0:b1],
@@ -458,6 +478,10 @@ def backward(u: Any, spec: Any, nfft: int, Lk: int, offset: int, D: Any, pregate
                  agate=None if pregate is None else pregate[b0:b1], bufout=v_spec)
         cross += (g_spec * v_spec.conj()).reshape(b1 - b0, H, nfft).sum(axis=0)
     grad_k = cupy.empty((H, Lk), dtype=dtype)
+    # in fp32 even with tensor cores: the cross-spectrum grows with the batch and with the
+    # product of two data scales (fp16's range), and it is H transforms whatever B is. Each
+    # spectrum came out (1/4)^stages too small from the tensor-core stages: undo both here.
     inverse = _Pipeline(dtype, 1, H, Lk, nfft, 1)
+    inverse.out_scale *= 16.0 ** part.tc_stages
     inverse.run(fwd=False, store_mode=_STORE_PLAIN, bufin=cross, out0=grad_k, n_out=Lk)
     return grad_u, grad_k, grad_D, grad_pre, grad_post
