@@ -27,6 +27,8 @@ import functools
 import numpy as np
 from numba import get_num_threads, njit, prange
 
+from structlin._cpu._microkernel import lanes_of, outer_block, prefetch, store_fence
+
 __all__ = ["apply", "low_rank", "weight_grad"]
 
 #: bytes of a tile's working set (input, output and intermediates of one batch tile) aimed at
@@ -138,6 +140,234 @@ def _apply1(x, w, pre, post, T, nchunk):
     return y
 
 
+# --------------------------------------------------------------------------- micro-kernel path
+# Row tiles stay in the batch-major layout of ``x``: a factor with ``post == 1`` is a GEMM whose
+# output columns are contiguous (the micro-kernel broadcasts the input, ``_gemm_rows``), a
+# factor whose ``post`` is a multiple of the vector width puts ``lanes`` consecutive blocks
+# side by side in the lanes of one vector (``_lane_rows``); the permutation between the
+# factors is only the strides these two read and write with.
+
+#: rows of the micro-kernel's register tile (its columns: 4 vectors, fewer at the edges)
+MR = 6
+_BCAST1, _BCAST2, _BCAST4 = (outer_block(MR, nv, True) for nv in (1, 2, 4))
+_LANE1, _LANE2, _LANE4 = (outer_block(MR, nv, False) for nv in (1, 2, 4))
+#: bytes of a tile's intermediate rows, aimed at half the L2 cache (the other half holds the
+#: weight panels and the rows of ``x`` being prefetched)
+MK_TILE_BYTES = 1 << 19
+MK_MAX_ROWS = 48
+#: outputs at least this large are written with non-temporal stores (they cannot stay cached)
+STREAM_BYTES = 1 << 23
+_KIND_GEMM = 0
+_KIND_LANE = 1
+
+
+@njit(cache=True, inline="always")
+def _aligned(n, dtype):
+    """An uninitialised 1-d array of ``n`` elements whose data is 64-byte aligned."""
+    buf = np.empty(n + 64, dtype=dtype)
+    off = ((64 - buf.ctypes.data % 64) % 64) // buf.itemsize
+    return buf[off : off + n]
+
+
+@njit(cache=True, inline="always")
+def _bcast_call(nv, src, a, lda, w, b, bk, dst, c, ldc, cv, k, stream):
+    if nv == 4:
+        _BCAST4(src, a, lda, 1, w, b, bk, dst, c, ldc, cv, k, stream)
+    elif nv == 2:
+        _BCAST2(src, a, lda, 1, w, b, bk, dst, c, ldc, cv, k, stream)
+    else:
+        _BCAST1(src, a, lda, 1, w, b, bk, dst, c, ldc, cv, k, stream)
+
+
+@njit(cache=True, inline="always")
+def _lane_call(nv, src, a, lda, ak, w, b, bk, dst, c, ldc, cv, k, stream):
+    if nv == 4:
+        _LANE4(src, a, lda, ak, w, b, bk, dst, c, ldc, cv, k, stream)
+    elif nv == 2:
+        _LANE2(src, a, lda, ak, w, b, bk, dst, c, ldc, cv, k, stream)
+    else:
+        _LANE1(src, a, lda, ak, w, b, bk, dst, c, ldc, cv, k, stream)
+
+
+@njit(cache=True, inline="always")
+def _width(left):
+    return 4 if left >= 4 else (2 if left >= 2 else 1)
+
+
+@njit(cache=True)
+def _gemm_rows(src, s0, lds, dst, d0, ldd, rows, w, w_off, pre, n_in, n_out, stream, pf):
+    """A ``post == 1`` factor on ``rows`` rows: ``dst[t, P, o] = sum_i src[t, P, i] w[P, o, i]``.
+
+    ``w`` holds ``w[P].T`` at ``w_off`` (packed ``(pre, n_in, n_out)``), so that a row of the
+    micro-kernel's right operand is a contiguous run of output columns. The block loop is
+    outermost: a block's panel is read once per tile and stays in L1 for all its rows.
+    ``pf`` prefetches the source segments two blocks ahead (the rows of ``x`` are read
+    straight from memory in one short segment per block: too many streams for the hardware
+    prefetcher).
+    """
+    L = _LANES_OF(src)
+    for P in range(pre):
+        wp = w_off + P * n_in * n_out
+        for t0 in range(0, rows, MR):
+            a = s0 + t0 * lds + P * n_in
+            if pf and P + 2 < pre:
+                for m in range(MR):
+                    for q in range(0, n_in, L):
+                        prefetch(src, a + m * lds + 2 * n_in + q)
+            c = d0 + t0 * ldd + P * n_out
+            ov = 0
+            while ov < n_out:
+                nv = _width((n_out - ov) // L)
+                _bcast_call(nv, src, a, lds, w, wp + ov, n_out, dst, c + ov, ldd, L, n_in,
+                            stream)
+                ov += nv * L
+
+
+@njit(cache=True)
+def _lane_rows(src, s0, lds, dst, d0, ldd, rows, w, w_off, pre, post, n_in, n_out, stream):
+    """A factor with ``post % lanes == 0`` on ``rows`` rows, ``lanes`` blocks per vector:
+    ``dst[t, P, o, Q] = sum_i w[P * post + Q, o, i] src[t, P, i, Q]``.
+
+    ``w`` holds, at ``w_off``, the packed ``(pre, post // lanes, n_in, n_out, lanes)`` array
+    ``w[P * post + Qv * lanes + lane, o, i]``. The loop over output columns is outside the
+    loop over rows, so that a ``(n_in, 4, lanes)`` panel stays in L1 for all rows of the tile.
+    """
+    L = _LANES_OF(src)
+    nq = post // L
+    for P in range(pre):
+        for Qv in range(nq):
+            wq = w_off + (P * nq + Qv) * n_in * n_out * L
+            a0 = s0 + P * n_in * post + Qv * L
+            c0 = d0 + P * n_out * post + Qv * L
+            o = 0
+            while o < n_out:
+                nv = _width(n_out - o)
+                for t0 in range(0, rows, MR):
+                    _lane_call(nv, src, a0 + t0 * lds, lds, post, w, wq + o * L, n_out * L,
+                               dst, c0 + t0 * ldd + o * post, ldd, post, n_in, stream)
+                o += nv
+
+
+@njit(cache=True, inline="always")
+def _LANES_OF(a):
+    return 64 // a.itemsize
+
+
+@njit(cache=True)
+def _chain_rows(x, w, meta, T, ldm, stream, y):
+    """All factors of the chain ``meta`` (rows ``(kind, pre, post, n_in, n_out, w_off)``,
+    weights packed in ``w``) on tiles of ``T`` rows of ``x``, written to ``y``.
+
+    The intermediates of a tile (``T`` rows of ``ldm`` elements, two ping-pong buffers) stay
+    in L2; the first factor reads ``x`` in place and the last writes ``y`` in place (with
+    non-temporal stores when ``stream``); only a last, partial tile is staged through padded
+    buffers (the micro-kernel works on groups of ``MR`` rows).
+    """
+    b, n0 = x.shape
+    nf = meta.shape[0]
+    n_last = y.shape[1]
+    xf = x.reshape(-1)
+    yf = y.reshape(-1)
+    bufs = _aligned(2 * T * ldm, x.dtype)
+    for r0 in range(0, b, T):
+        nt = min(T, b - r0)
+        rows = (nt + MR - 1) // MR * MR
+        full = nt == rows
+        src = xf
+        s0 = r0 * n0
+        out = yf
+        o0 = r0 * n_last
+        if not full:
+            src = np.zeros(rows * n0, dtype=x.dtype)
+            src[: nt * n0] = xf[r0 * n0 : (r0 + nt) * n0]
+            s0 = 0
+            out = _aligned(rows * n_last, x.dtype)
+            o0 = 0
+        lds = n0
+        for f in range(nf):
+            last = f == nf - 1
+            dst = out if last else bufs
+            d0 = o0 if last else (f % 2) * T * ldm
+            ldd = n_last if last else ldm
+            kind, pre, post, n_in, n_out, w_off = meta[f]
+            st = stream and last and full
+            if kind == _KIND_GEMM:
+                _gemm_rows(src, s0, lds, dst, d0, ldd, rows, w, w_off, pre, n_in, n_out, st,
+                           f == 0 and full)
+            else:
+                _lane_rows(src, s0, lds, dst, d0, ldd, rows, w, w_off, pre, post, n_in, n_out,
+                           st)
+            src, s0, lds = dst, d0, ldd
+        if not full:
+            yf[r0 * n_last : (r0 + nt) * n_last] = out[: nt * n_last]
+    store_fence()
+
+
+@njit(cache=True, parallel=True)
+def _chain_tiles(x, w, meta, T, ldm, nchunk, stream, y):
+    """:func:`_chain_rows` on ``nchunk`` consecutive ranges of whole tiles, in parallel.
+
+    The loop body is a call only: lowered inside the parallel region, the tile loop itself
+    ran 4x slower (measured), while a compiled call keeps the serial code.
+    """
+    b = x.shape[0]
+    n_tiles = (b + T - 1) // T
+    for ci in prange(nchunk):
+        r0 = ci * n_tiles // nchunk * T
+        r1 = min(b, (ci + 1) * n_tiles // nchunk * T)
+        _chain_rows(x[r0:r1], w, meta, T, ldm, stream, y[r0:r1])
+    return y
+
+
+def _pack_chain(factors, dtype):
+    """``(w, meta)`` for :func:`_chain_tiles`, or None if a factor has no micro-kernel form."""
+    if dtype not in (np.float32, np.float64):
+        return None
+    L = lanes_of(dtype.itemsize)
+    parts, meta, off = [], [], 0
+    for w, pre, post in factors:
+        _, n_out, n_in = w.shape
+        if post == 1 and n_out % L == 0:
+            kind, p = _KIND_GEMM, w.transpose(0, 2, 1)
+        elif post % L == 0:
+            kind = _KIND_LANE
+            p = w.reshape(pre, post // L, L, n_out, n_in).transpose(0, 1, 4, 3, 2)
+        else:
+            return None
+        parts.append(np.ascontiguousarray(p).reshape(-1))
+        meta.append((kind, pre, post, n_in, n_out, off))
+        off += parts[-1].size
+    return np.concatenate(parts), np.array(meta, dtype=np.int64)
+
+
+def _aligned_empty(shape, dtype):
+    """``np.empty(shape, dtype)`` whose data is 64-byte aligned (for non-temporal stores)."""
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    buf = np.empty(nbytes + 64, dtype=np.uint8)
+    off = -buf.ctypes.data % 64
+    return buf[off : off + nbytes].view(dtype).reshape(shape)
+
+
+def _mk_rows(widths: list[int], itemsize: int, batch: int) -> int:
+    """Rows per tile of the micro-kernel path: a multiple of :data:`MR` whose intermediates
+    fit :data:`MK_TILE_BYTES`, no more than the batch needs."""
+    inner = max(widths[1:-1], default=widths[0]) * itemsize
+    T = max(MR, min(MK_MAX_ROWS, MK_TILE_BYTES // max(1, inner)) // MR * MR)
+    return min(T, -(-batch // MR) * MR)
+
+
+def _apply_microkernel(x, factors, packed):
+    w, meta = packed
+    b = x.shape[0]
+    widths = [x.shape[1]] + [pre * f.shape[1] * post for f, pre, post in factors]
+    T = _mk_rows(widths, x.itemsize, b)
+    # the intermediate rows are padded by one line so that rows do not share cache sets
+    ldm = max(widths[1:-1], default=1) + lanes_of(x.itemsize)
+    nchunk = max(1, min(get_num_threads(), (b + T - 1) // T))
+    y = _aligned_empty((b, widths[-1]), x.dtype)
+    return _chain_tiles(x, w, meta, T, ldm, nchunk, y.nbytes >= STREAM_BYTES, y)
+
+
 @njit(cache=True, parallel=True)
 def _weight_grad(x, gy, pre, post, T, gacc):
     """``gacc[chunk, blk] = sum over the chunk's rows of gy_blk^T conj(x_blk)``.
@@ -221,6 +451,9 @@ def apply(x: np.ndarray, factors, precision: str = "highest") -> np.ndarray:
     if b == 0 or any(v == 0 for v in widths) or any(w.shape[2] == 0 for w, _, _ in factors):
         y = np.zeros((b, widths[-1]), dtype=x.dtype)
         return y
+    packed = _pack_chain(factors, x.dtype)
+    if packed is not None:
+        return _apply_microkernel(x, factors, packed)
     T = _rows(widths, x.itemsize, b)
     nchunk = max(1, min(get_num_threads(), (b + T - 1) // T))
     with _serial_blas(nchunk):
