@@ -13,8 +13,27 @@ change of the view, never a copy.
 
 - ``apply(x, factors)``: ``x`` C-contiguous ``(batch, n)``; returns the chain's product, the
   factors applied in order. Batch tiles of ``T`` rows run in parallel; each tile goes through
-  every factor while it stays in cache (the intermediates never reach memory), and each block
-  product is one BLAS GEMM on a gathered ``(T, n_in)`` panel (``np.dot`` in Numba calls BLAS).
+  every factor while it stays in cache (the intermediates never reach memory).
+
+  Real float32/float64 chains whose factors all have a *vector form* run on the register-blocked
+  micro-kernel of :mod:`structlin._cpu._microkernel` (vectors of 64 bytes: ``lanes`` = 16
+  float32 or 8 float64), on tiles kept in the batch-major layout of ``x``:
+
+  * ``post == 1`` and ``n_out % lanes == 0``: for each block, ``y[t, P, :] = w[P] x[t, P, :]``
+    is a small GEMM whose output columns fill vectors; the micro-kernel broadcasts
+    ``x[t, P, i]`` and multiplies by a row of ``w[P].T`` (packed once per call), 6 rows by 4
+    vectors of accumulators at a time;
+  * ``post % lanes == 0``: ``lanes`` consecutive ``Q`` sit side by side in one vector, and
+    lane ``j`` of ``y[t, P, o, Qv*lanes : ...]`` is ``sum_i w[P*post + Qv*lanes + j, o, i]
+    x[t, P, i, Q]``: one vector fma per ``(t, o, i)`` with the blocks' weights packed
+    lane-interleaved, again 6 rows by 4 outputs at a time.
+
+  The permutation between the Monarch factors is only the strides these read and write with.
+  The first factor reads ``x`` in place (with software prefetch of the next block's segment of
+  every row), the intermediates stay in an L2-sized tile buffer, and the last factor writes
+  ``y`` in place with non-temporal stores when ``y`` is larger than the caches. Other dtypes
+  (complex) and shapes fall back to one BLAS GEMM per block on a gathered feature-major
+  ``(n_in, T)`` panel (``np.dot`` in Numba calls BLAS), about 2x slower on AVX-512.
 - ``weight_grad(x, gy, pre, post, n_out)``: ``G[b] = sum_rows gy_b^T conj(x_b)`` for every
   block ``b``, shape ``(pre * post, n_out, n_in)``: the gradient of the factor's weights.
 """
@@ -25,7 +44,7 @@ import contextlib
 import functools
 
 import numpy as np
-from numba import get_num_threads, njit, prange
+from numba import get_num_threads, get_thread_id, njit, parallel_chunksize, prange
 
 from structlin._cpu._microkernel import lanes_of, outer_block, prefetch, store_fence
 
@@ -254,21 +273,20 @@ def _LANES_OF(a):
 
 
 @njit(cache=True)
-def _chain_rows(x, w, meta, T, ldm, stream, y):
+def _chain_rows(x, w, meta, T, ldm, stream, y, bufs):
     """All factors of the chain ``meta`` (rows ``(kind, pre, post, n_in, n_out, w_off)``,
     weights packed in ``w``) on tiles of ``T`` rows of ``x``, written to ``y``.
 
-    The intermediates of a tile (``T`` rows of ``ldm`` elements, two ping-pong buffers) stay
-    in L2; the first factor reads ``x`` in place and the last writes ``y`` in place (with
-    non-temporal stores when ``stream``); only a last, partial tile is staged through padded
-    buffers (the micro-kernel works on groups of ``MR`` rows).
+    The intermediates of a tile (``T`` rows of ``ldm`` elements, two ping-pong buffers in
+    ``bufs``) stay in L2; the first factor reads ``x`` in place and the last writes ``y`` in
+    place (with non-temporal stores when ``stream``); only a last, partial tile is staged
+    through padded buffers (the micro-kernel works on groups of ``MR`` rows).
     """
     b, n0 = x.shape
     nf = meta.shape[0]
     n_last = y.shape[1]
     xf = x.reshape(-1)
     yf = y.reshape(-1)
-    bufs = _aligned(2 * T * ldm, x.dtype)
     for r0 in range(0, b, T):
         nt = min(T, b - r0)
         rows = (nt + MR - 1) // MR * MR
@@ -304,18 +322,20 @@ def _chain_rows(x, w, meta, T, ldm, stream, y):
 
 
 @njit(cache=True, parallel=True)
-def _chain_tiles(x, w, meta, T, ldm, nchunk, stream, y):
-    """:func:`_chain_rows` on ``nchunk`` consecutive ranges of whole tiles, in parallel.
+def _chain_tiles(x, w, meta, T, ldm, stream, y, bufs):
+    """:func:`_chain_rows` on every tile of ``T`` rows, in parallel; ``bufs[thread]`` holds a
+    thread's intermediates.
 
     The loop body is a call only: lowered inside the parallel region, the tile loop itself
-    ran 4x slower (measured), while a compiled call keeps the serial code.
+    ran 4x slower (measured), while a compiled call keeps the serial code. One tile per
+    iteration lets a dynamic schedule (the caller's ``parallel_chunksize``) balance threads
+    that the OS runs at different speeds.
     """
     b = x.shape[0]
-    n_tiles = (b + T - 1) // T
-    for ci in prange(nchunk):
-        r0 = ci * n_tiles // nchunk * T
-        r1 = min(b, (ci + 1) * n_tiles // nchunk * T)
-        _chain_rows(x[r0:r1], w, meta, T, ldm, stream, y[r0:r1])
+    for tile in prange((b + T - 1) // T):
+        r0 = tile * T
+        r1 = min(b, r0 + T)
+        _chain_rows(x[r0:r1], w, meta, T, ldm, stream, y[r0:r1], bufs[get_thread_id()])
     return y
 
 
@@ -363,9 +383,10 @@ def _apply_microkernel(x, factors, packed):
     T = _mk_rows(widths, x.itemsize, b)
     # the intermediate rows are padded by one line so that rows do not share cache sets
     ldm = max(widths[1:-1], default=1) + lanes_of(x.itemsize)
-    nchunk = max(1, min(get_num_threads(), (b + T - 1) // T))
     y = _aligned_empty((b, widths[-1]), x.dtype)
-    return _chain_tiles(x, w, meta, T, ldm, nchunk, y.nbytes >= STREAM_BYTES, y)
+    bufs = _aligned_empty((get_num_threads(), 2 * T * ldm), x.dtype)
+    with parallel_chunksize(1):
+        return _chain_tiles(x, w, meta, T, ldm, y.nbytes >= STREAM_BYTES, y, bufs)
 
 
 @njit(cache=True, parallel=True)
