@@ -40,13 +40,11 @@ change of the view, never a copy.
 
 from __future__ import annotations
 
-import contextlib
-import functools
-
 import numpy as np
 from numba import get_num_threads, get_thread_id, njit, parallel_chunksize, prange
 
 from structlin._cpu._microkernel import lanes_of, outer_block, prefetch, store_fence
+from structlin._cpu._schedule import serial_blas
 
 __all__ = ["apply", "low_rank", "weight_grad"]
 
@@ -429,29 +427,6 @@ def _weight_grad(x, gy, pre, post, T, gacc):
                     gacc[ci, blk] += part
 
 
-@functools.cache
-def _blas_controller():
-    """threadpoolctl's controller of the loaded BLAS libraries (None without threadpoolctl)."""
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:
-        return None
-    return ThreadpoolController()
-
-
-def _serial_blas(nchunk: int):
-    """Keep BLAS single-threaded while ``nchunk > 1`` Numba threads each call it.
-
-    The block GEMMs are small (e.g. 64 x 64 x 32): OpenBLAS would otherwise start its own
-    threads inside every Numba thread, and the oversubscribed cores run the product up to
-    8x slower (measured on 2 cores).
-    """
-    controller = _blas_controller() if nchunk > 1 else None
-    if controller is None:
-        return contextlib.nullcontext()
-    return controller.limit(limits=1, user_api="blas")
-
-
 def _rows(widths: list[int], itemsize: int, batch: int) -> int:
     """Rows per batch tile: the tile's rows across all factors fit :data:`TILE_BYTES`."""
     per_row = sum(widths) * itemsize
@@ -477,7 +452,7 @@ def apply(x: np.ndarray, factors, precision: str = "highest") -> np.ndarray:
         return _apply_microkernel(x, factors, packed)
     T = _rows(widths, x.itemsize, b)
     nchunk = max(1, min(get_num_threads(), (b + T - 1) // T))
-    with _serial_blas(nchunk):
+    with serial_blas(nchunk):
         return _apply_chain(x, factors, T, nchunk)
 
 
@@ -503,7 +478,7 @@ def weight_grad(x: np.ndarray, gy: np.ndarray, pre: int, post: int, n_out: int) 
     T = _rows([n, gy.shape[1]], x.itemsize, b)
     nchunk = max(1, min(get_num_threads(), (b + T - 1) // T))
     gacc = np.zeros((nchunk, pre * post, n_out, n_in), dtype=x.dtype)
-    with _serial_blas(nchunk):
+    with serial_blas(nchunk):
         _weight_grad(x, gy, pre, post, T, gacc)
     return gacc.sum(axis=0) if nchunk > 1 else gacc[0]
 
@@ -666,7 +641,7 @@ def low_rank(S: np.ndarray, rank: int, tol: float, max_iter: int):
         if S.dtype.kind == "c":
             X0 = X0 + 1j * rng.standard_normal((nb, rank, n))
         dim = min(n, max(3 * rank, rank + 12))
-        with _serial_blas(get_num_threads()):  # eigh calls LAPACK in every Numba thread
+        with serial_blas(get_num_threads()):  # eigh calls LAPACK in every Numba thread
             _low_rank(S, X0.astype(S.dtype), dim, tol, max_iter, L, R)
     if wide:
         L, R = np.conj(np.swapaxes(R, 1, 2)), np.conj(np.swapaxes(L, 1, 2))
