@@ -191,6 +191,27 @@ def test_microkernel_vjp_and_adjoint_factors_match_dense(dt):
             x @ dM.T) * 4
 
 
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+@pytest.mark.parametrize("batch,n_in,n_out,pre,post", [
+    (100, 64, 64, 64, 1), (3, 16, 7, 4, 1), (70, 8, 5, 2, 16), (130, 64, 64, 1, 64),
+    (5, 3, 13, 2, 32), (129, 16, 16, 16, 16)])
+def test_microkernel_weight_grad_is_the_batch_sum_of_outer_products(dt, batch, n_in, n_out,
+                                                                    pre, post):
+    # G[P*post + Q, o, i] = sum_t gy[t, P, o, Q] x[t, P, i, Q]; n_out not a multiple of the
+    # micro-kernel's 6 rows, batches not a multiple of its 32-row reduction
+    from structlin._cpu import monarch as cpu
+
+    rng = np.random.default_rng(batch)
+    x = random_array(rng, (batch, pre * post * n_in), dt)
+    gy = random_array(rng, (batch, pre * post * n_out), dt)
+    assert cpu._weight_grad_microkernel(x, gy, pre, post, n_out) is not None
+    g = cpu.weight_grad(x, gy, pre, post, n_out)
+    want = np.einsum("bPoQ,bPiQ->PQoi", gy.reshape(batch, pre, n_out, post).astype(np.float64),
+                     x.reshape(batch, pre, n_in, post).astype(np.float64))
+    assert g.dtype == dt
+    assert cf._rel_err(g, want.reshape(pre * post, n_out, n_in)) <= tolerance(dt, batch)
+
+
 def test_microkernel_order_p_and_btt_match_dense():
     rng = np.random.default_rng(5)
     fs = [random_array(rng, (256, 16, 16), np.float32) for _ in range(3)]

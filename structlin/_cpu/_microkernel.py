@@ -78,12 +78,12 @@ def _define(module, dt, elt, mr: int, nv: int, broadcast: bool, accumulate: bool
         return module.get_global(name)
     except KeyError:
         pass
-    fnty = ir.FunctionType(ir.VoidType(), [ptr, ptr, ptr] + [i64] * 6 + [ir.IntType(1)])
+    fnty = ir.FunctionType(ir.VoidType(), [ptr, ptr, ptr] + [i64] * 7 + [ir.IntType(1)])
     fn = ir.Function(module, fnty, name)
     fn.linkage = "linkonce_odr"
     fn.attributes.add("noinline")
     fn.attributes.add("nounwind")
-    pa, pb, pc, lda, ak, bk, ldc, cv, kk, stream = fn.args
+    pa, pb, pc, lda, ak, bk, bv, ldc, cv, kk, stream = fn.args
     builder = ir.IRBuilder(fn.append_basic_block("entry"))
     align = dt.bitwidth // 8
     fma = _fma(builder, vty, dt)
@@ -94,14 +94,14 @@ def _define(module, dt, elt, mr: int, nv: int, broadcast: bool, accumulate: bool
         for a in row:
             builder.store(ir.Constant(vty, None), a)
     a_rows = [builder.gep(pa, [builder.mul(lda, ir.Constant(i64, m))]) for m in range(mr)]
+    b_cols = [builder.mul(bv, ir.Constant(i64, v)) for v in range(nv)]
     with cgutils.for_range(builder, kk) as loop:
         k = loop.index
         ka = builder.mul(k, ak)
         brow = builder.gep(pb, [builder.mul(k, bk)])
         bvec = []
         for v in range(nv):
-            ld = builder.load(builder.bitcast(builder.gep(brow, [ir.Constant(i64, v * width)]),
-                                              vty.as_pointer()))
+            ld = builder.load(builder.bitcast(builder.gep(brow, [b_cols[v]]), vty.as_pointer()))
             ld.align = align
             bvec.append(ld)
         for m in range(mr):
@@ -146,10 +146,9 @@ def _define(module, dt, elt, mr: int, nv: int, broadcast: bool, accumulate: bool
 
 @cache
 def outer_block(mr: int, nv: int, broadcast: bool, accumulate: bool = False):
-    """Intrinsic ``(A, a_off, lda, ak, B, b_off, bk, C, c_off, ldc, cv, K, stream)`` computing
-    one ``mr x nv`` tile of vectors (see the module docstring; the ``nv`` vectors of a row of
-    ``B`` are consecutive). ``A``, ``B``, ``C`` are 1-D arrays of one real dtype, ``stream`` a
-    bool and the other arguments integers.
+    """Intrinsic ``(A, a_off, lda, ak, B, b_off, bk, bv, C, c_off, ldc, cv, K, stream)``
+    computing one ``mr x nv`` tile of vectors (see the module docstring). ``A``, ``B``, ``C``
+    are 1-D arrays of one real dtype, ``stream`` a bool and the other arguments integers.
 
     With ``stream`` true the results are written with non-temporal stores, which bypass the
     caches (no read of the destination line before it is overwritten): for an output much
@@ -158,13 +157,13 @@ def outer_block(mr: int, nv: int, broadcast: bool, accumulate: bool = False):
     """
 
     @intrinsic
-    def _outer(typingctx, A, a_off, lda, ak, B, b_off, bk, C, c_off, ldc, cv, K, stream):
-        ints = (a_off, lda, ak, b_off, bk, c_off, ldc, cv, K)
+    def _outer(typingctx, A, a_off, lda, ak, B, b_off, bk, bv, C, c_off, ldc, cv, K, stream):
+        ints = (a_off, lda, ak, b_off, bk, bv, c_off, ldc, cv, K)
         if not (_flat(A) and _flat(B) and _flat(C) and A.dtype == B.dtype == C.dtype
                 and all(isinstance(t, types.Integer) for t in ints)
                 and isinstance(stream, types.Boolean)):
             return None
-        sig = types.void(A, a_off, lda, ak, B, b_off, bk, C, c_off, ldc, cv, K, stream)
+        sig = types.void(A, a_off, lda, ak, B, b_off, bk, bv, C, c_off, ldc, cv, K, stream)
 
         def codegen(context, builder, signature, args):
             tys = signature.args
@@ -179,10 +178,10 @@ def outer_block(mr: int, nv: int, broadcast: bool, accumulate: bool = False):
                 return builder.gep(data, [i(off)])
 
             fn = _define(builder.module, dt, elt, mr, nv, broadcast, accumulate)
-            flag = builder.trunc(context.cast(builder, args[12], tys[12], types.int64),
+            flag = builder.trunc(context.cast(builder, args[13], tys[13], types.int64),
                                  ir.IntType(1))
-            builder.call(fn, [at(0, 1), at(4, 5), at(7, 8), i(2), i(3), i(6), i(9), i(10),
-                              i(11), flag])
+            builder.call(fn, [at(0, 1), at(4, 5), at(8, 9), i(2), i(3), i(6), i(7), i(10),
+                              i(11), i(12), flag])
             return context.get_dummy_value()
 
         return sig, codegen

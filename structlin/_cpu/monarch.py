@@ -36,6 +36,9 @@ change of the view, never a copy.
   ``(n_in, T)`` panel (``np.dot`` in Numba calls BLAS), about 2x slower on AVX-512.
 - ``weight_grad(x, gy, pre, post, n_out)``: ``G[b] = sum_rows gy_b^T conj(x_b)`` for every
   block ``b``, shape ``(pre * post, n_out, n_in)``: the gradient of the factor's weights.
+  For real float32/float64 factors with a vector form it runs on the same micro-kernel, the
+  batch being the reduction (32 staged rows per call, one accumulator per thread); otherwise
+  one BLAS GEMM per block and batch tile.
 """
 
 from __future__ import annotations
@@ -192,37 +195,37 @@ def _aligned(n, dtype):
 
 
 @njit(cache=True, inline="always")
-def _bcast_call(nv, acc, src, a, lda, w, b, bk, dst, c, ldc, cv, k, stream):
+def _bcast_call(nv, acc, src, a, lda, ak, w, b, bk, bv, dst, c, ldc, cv, k, stream):
     if acc:
         if nv == 4:
-            _B4A(src, a, lda, 1, w, b, bk, dst, c, ldc, cv, k, stream)
+            _B4A(src, a, lda, ak, w, b, bk, bv, dst, c, ldc, cv, k, stream)
         elif nv == 2:
-            _B2A(src, a, lda, 1, w, b, bk, dst, c, ldc, cv, k, stream)
+            _B2A(src, a, lda, ak, w, b, bk, bv, dst, c, ldc, cv, k, stream)
         else:
-            _B1A(src, a, lda, 1, w, b, bk, dst, c, ldc, cv, k, stream)
+            _B1A(src, a, lda, ak, w, b, bk, bv, dst, c, ldc, cv, k, stream)
     elif nv == 4:
-        _B4(src, a, lda, 1, w, b, bk, dst, c, ldc, cv, k, stream)
+        _B4(src, a, lda, ak, w, b, bk, bv, dst, c, ldc, cv, k, stream)
     elif nv == 2:
-        _B2(src, a, lda, 1, w, b, bk, dst, c, ldc, cv, k, stream)
+        _B2(src, a, lda, ak, w, b, bk, bv, dst, c, ldc, cv, k, stream)
     else:
-        _B1(src, a, lda, 1, w, b, bk, dst, c, ldc, cv, k, stream)
+        _B1(src, a, lda, ak, w, b, bk, bv, dst, c, ldc, cv, k, stream)
 
 
 @njit(cache=True, inline="always")
-def _lane_call(nv, acc, src, a, lda, ak, w, b, bk, dst, c, ldc, cv, k, stream):
+def _lane_call(nv, acc, src, a, lda, ak, w, b, bk, bv, dst, c, ldc, cv, k, stream):
     if acc:
         if nv == 4:
-            _L4A(src, a, lda, ak, w, b, bk, dst, c, ldc, cv, k, stream)
+            _L4A(src, a, lda, ak, w, b, bk, bv, dst, c, ldc, cv, k, stream)
         elif nv == 2:
-            _L2A(src, a, lda, ak, w, b, bk, dst, c, ldc, cv, k, stream)
+            _L2A(src, a, lda, ak, w, b, bk, bv, dst, c, ldc, cv, k, stream)
         else:
-            _L1A(src, a, lda, ak, w, b, bk, dst, c, ldc, cv, k, stream)
+            _L1A(src, a, lda, ak, w, b, bk, bv, dst, c, ldc, cv, k, stream)
     elif nv == 4:
-        _L4(src, a, lda, ak, w, b, bk, dst, c, ldc, cv, k, stream)
+        _L4(src, a, lda, ak, w, b, bk, bv, dst, c, ldc, cv, k, stream)
     elif nv == 2:
-        _L2(src, a, lda, ak, w, b, bk, dst, c, ldc, cv, k, stream)
+        _L2(src, a, lda, ak, w, b, bk, bv, dst, c, ldc, cv, k, stream)
     else:
-        _L1(src, a, lda, ak, w, b, bk, dst, c, ldc, cv, k, stream)
+        _L1(src, a, lda, ak, w, b, bk, bv, dst, c, ldc, cv, k, stream)
 
 
 @njit(cache=True, inline="always")
@@ -265,8 +268,8 @@ def _gemm_rows(src, s0, lds, dst, d0, ldd, rows, w, w_off, pre, n_in, n_out, str
                         for m in range(MR):
                             for q in range(0, n_in, L):
                                 prefetch(src, a + m * lds + 2 * n_in + q)
-                    _bcast_call(nv, k0 > 0, src, a + k0, lds, w, wp + k0 * n_out + ov, n_out,
-                                dst, d0 + t0 * ldd + P * n_out + ov, ldd, L, kk, st)
+                    _bcast_call(nv, k0 > 0, src, a + k0, lds, 1, w, wp + k0 * n_out + ov, n_out,
+                                L, dst, d0 + t0 * ldd + P * n_out + ov, ldd, L, kk, st)
             ov += nv * L
 
 
@@ -295,7 +298,7 @@ def _lane_rows(src, s0, lds, dst, d0, ldd, rows, w, w_off, pre, post, n_in, n_ou
                     st = stream and k0 + kk == n_in
                     for t0 in range(0, rows, MR):
                         _lane_call(nv, k0 > 0, src, a0 + t0 * lds + k0 * post, lds, post, w,
-                                   wq + (k0 * n_out + o) * L, n_out * L,
+                                   wq + (k0 * n_out + o) * L, n_out * L, L,
                                    dst, c0 + t0 * ldd + o * post, ldd, post, kk, st)
                 o += nv
 
@@ -425,6 +428,99 @@ def _apply_microkernel(x, factors, packed):
         return _chain_tiles(x, w, meta, T, ldm, y.nbytes >= STREAM_BYTES, y, bufs)
 
 
+#: batch rows per micro-kernel call of the weight gradient (its reduction length)
+GRAD_ROWS = 32
+
+
+@njit(cache=True)
+def _grad_rows(x, gy, pre, post, n_out, G, gbuf, xbuf):
+    """Add the weight gradient of the rows of ``(x, gy)`` to the padded accumulator ``G``.
+
+    The reduction runs over the batch: for a ``post == 1`` factor ``G[P, o, :]`` gets
+    ``gy[t, P, o] * x[t, P, :]`` (``gy`` broadcast, the ``n_in`` inputs in vectors, ``G``
+    of shape ``(pre, n_out_pad, n_in)``), for a lane factor ``lanes`` blocks side by side
+    (``G`` of shape ``(pre, post // lanes, n_out_pad, n_in, lanes)``). ``n_out_pad`` rounds
+    ``n_out`` up to :data:`MR`: the extra rows are computed from whatever follows the block
+    in the staged copy ``gbuf`` of the ``gy`` rows (padded so that this stays inside it) and
+    discarded by the caller. ``x`` is staged too, in rows padded by one vector: rows a
+    multiple of 4 KiB apart would share a handful of L1 sets (measured 2x slower).
+    """
+    b, n = x.shape
+    n_gy = gy.shape[1]
+    L = _LANES_OF(x)
+    n_in = n // (pre * post)
+    xf = x.reshape(-1)
+    T = GRAD_ROWS
+    ldg = gbuf.shape[0] // T
+    ldx = xbuf.shape[0] // T
+    nop = (n_out + MR - 1) // MR * MR
+    nq = post // L
+    for r0 in range(0, b, T):
+        nt = min(T, b - r0)
+        for t in range(nt):
+            gbuf[t * ldg : t * ldg + n_gy] = gy[r0 + t]
+            xbuf[t * ldx : t * ldx + n] = xf[(r0 + t) * n : (r0 + t + 1) * n]
+        if post == 1:
+            for P in range(pre):
+                for o0 in range(0, n_out, MR):
+                    iv = 0
+                    while iv < n_in:
+                        nv = _width((n_in - iv) // L)
+                        _bcast_call(nv, True, gbuf, P * n_out + o0, 1, ldg,
+                                    xbuf, P * n_in + iv, ldx, L,
+                                    G, (P * nop + o0) * n_in + iv, n_in, L, nt, False)
+                        iv += nv * L
+        else:
+            for P in range(pre):
+                for Qv in range(nq):
+                    for o0 in range(0, n_out, MR):
+                        i0 = 0
+                        while i0 < n_in:
+                            nv = _width(n_in - i0)
+                            _lane_call(nv, True, gbuf, P * n_out * post + o0 * post + Qv * L,
+                                       post, ldg,
+                                       xbuf, P * n_in * post + i0 * post + Qv * L, ldx, post,
+                                       G, (((P * nq + Qv) * nop + o0) * n_in + i0) * L, n_in * L,
+                                       L, nt, False)
+                            i0 += nv
+
+
+@njit(cache=True, parallel=True)
+def _grad_tiles(x, gy, pre, post, n_out, G, gbuf, xbuf, rows):
+    """:func:`_grad_rows` on tiles of ``rows`` batch rows in parallel, each thread adding to
+    its own accumulator ``G[thread]`` (summed by the caller)."""
+    b = x.shape[0]
+    for tile in prange((b + rows - 1) // rows):
+        r0 = tile * rows
+        r1 = min(b, r0 + rows)
+        tid = get_thread_id()
+        _grad_rows(x[r0:r1], gy[r0:r1], pre, post, n_out, G[tid], gbuf[tid], xbuf[tid])
+
+
+def _weight_grad_microkernel(x, gy, pre, post, n_out):
+    """:func:`weight_grad` on the micro-kernel, or None where it has no vector form."""
+    if x.dtype not in (np.float32, np.float64):
+        return None
+    L = lanes_of(x.itemsize)
+    n_in = x.shape[1] // (pre * post)
+    if not ((post == 1 and n_in % L == 0) or post % L == 0):
+        return None
+    nop = -(-n_out // MR) * MR
+    threads = get_num_threads()
+    G = np.zeros((threads, pre * post * nop * n_in), dtype=x.dtype)
+    gbuf = np.zeros((threads, GRAD_ROWS * (gy.shape[1] + MR * post + L)), dtype=x.dtype)
+    xbuf = np.empty((threads, GRAD_ROWS * (x.shape[1] + L)), dtype=x.dtype)
+    # a few tiles per thread and call: the accumulators stay in cache across a tile's rows
+    rows = max(GRAD_ROWS, -(-x.shape[0] // (4 * threads)) // GRAD_ROWS * GRAD_ROWS)
+    with parallel_chunksize(1):
+        _grad_tiles(x, gy, pre, post, n_out, G, gbuf, xbuf, rows)
+    g = G.sum(axis=0) if threads > 1 else G[0]
+    if post == 1:
+        return np.ascontiguousarray(g.reshape(pre, nop, n_in)[:, :n_out])
+    g = g.reshape(pre, post // L, nop, n_in, L)[:, :, :n_out]
+    return np.ascontiguousarray(g.transpose(0, 1, 4, 2, 3)).reshape(pre * post, n_out, n_in)
+
+
 @njit(cache=True, parallel=True)
 def _weight_grad(x, gy, pre, post, T, gacc):
     """``gacc[chunk, blk] = sum over the chunk's rows of gy_blk^T conj(x_blk)``.
@@ -513,6 +609,9 @@ def weight_grad(x: np.ndarray, gy: np.ndarray, pre: int, post: int, n_out: int) 
     n_in = n // (pre * post)
     if b == 0 or n_in == 0 or n_out == 0:
         return np.zeros((pre * post, n_out, n_in), dtype=x.dtype)
+    g = _weight_grad_microkernel(x, gy, pre, post, n_out)
+    if g is not None:
+        return g
     T = _rows([n, gy.shape[1]], x.itemsize, b)
     nchunk = max(1, min(get_num_threads(), (b + T - 1) // T))
     gacc = np.zeros((nchunk, pre * post, n_out, n_in), dtype=x.dtype)
