@@ -47,7 +47,7 @@ import numpy as np
 from numba import get_num_threads, get_thread_id, njit, parallel_chunksize, prange
 
 from structlin._cpu._microkernel import lanes_of, outer_block, prefetch, store_fence
-from structlin._cpu._schedule import serial_blas
+from structlin._cpu._schedule import serial_blas, serial_when_small
 
 __all__ = ["apply", "low_rank", "weight_grad"]
 
@@ -570,6 +570,7 @@ def _rows(widths: list[int], itemsize: int, batch: int) -> int:
     return max(1, min(T, batch))
 
 
+@serial_when_small(arg=0)
 def apply(x: np.ndarray, factors, precision: str = "highest") -> np.ndarray:
     """Return the product of the chain ``factors`` with each row of ``x`` (module contract).
 
@@ -603,6 +604,7 @@ def _apply_chain(x, factors, T, nchunk):
     return x
 
 
+@serial_when_small(arg=0)
 def weight_grad(x: np.ndarray, gy: np.ndarray, pre: int, post: int, n_out: int) -> np.ndarray:
     """Return the weight gradient ``(pre * post, n_out, n_in)`` of one factor (module contract)."""
     b, n = x.shape
