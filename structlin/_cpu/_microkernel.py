@@ -214,8 +214,9 @@ def prefetch(typingctx, arr, offset):
 
 @intrinsic
 def store_fence(typingctx):
-    """A full memory fence: orders the non-temporal stores of :func:`outer_block` (``stream``)
-    before whatever the thread does next (they are weakly ordered on x86)."""
+    """A store fence: orders the non-temporal stores of :func:`outer_block` (``stream``) before
+    whatever the thread stores next, such as the end of a parallel region (they are weakly
+    ordered on x86)."""
     sig = types.void()
 
     def codegen(context, builder, signature, args):

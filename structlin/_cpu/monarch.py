@@ -252,7 +252,7 @@ def _gemm_rows(src, s0, lds, dst, d0, ldd, rows, w, w_off, pre, n_in, n_out, str
     ``x`` are read straight from memory in one short segment per block: too many streams for
     the hardware prefetcher).
     """
-    L = _LANES_OF(src)
+    L = _vector_lanes(src)
     kb = _reduction_block(n_in, stream)
     for P in range(pre):
         wp = w_off + P * n_in * n_out
@@ -282,7 +282,7 @@ def _lane_rows(src, s0, lds, dst, d0, ldd, rows, w, w_off, pre, post, n_in, n_ou
     ``w[P * post + Qv * lanes + lane, o, i]``. As in :func:`_gemm_rows` the loop over rows is
     innermost, so that a ``(KB, 4, lanes)`` panel stays in L1 for all rows of the tile.
     """
-    L = _LANES_OF(src)
+    L = _vector_lanes(src)
     kb = _reduction_block(n_in, stream)
     nq = post // L
     for P in range(pre):
@@ -304,7 +304,7 @@ def _lane_rows(src, s0, lds, dst, d0, ldd, rows, w, w_off, pre, post, n_in, n_ou
 
 
 @njit(cache=True, inline="always")
-def _LANES_OF(a):
+def _vector_lanes(a):
     return 64 // a.itemsize
 
 
@@ -447,7 +447,7 @@ def _grad_rows(x, gy, pre, post, n_out, G, gbuf, xbuf):
     """
     b, n = x.shape
     n_gy = gy.shape[1]
-    L = _LANES_OF(x)
+    L = _vector_lanes(x)
     n_in = n // (pre * post)
     xf = x.reshape(-1)
     T = GRAD_ROWS
