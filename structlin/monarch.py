@@ -252,11 +252,19 @@ def monarch_multiply(w1: Any, w2: Any, x: Any, *, precision: Precision = "highes
     ``2 n_out n_in`` (with ``k = l = sqrt(n)`` square blocks, ``4 n^1.5`` instead of ``2 n^2``)
     and ``k q p + l s r`` parameters (Dao et al. 2022, arXiv:2204.00595).
 
-    On the CPU a Numba kernel takes the batch in tiles of rows that stay in cache, stores each
-    tile feature-major so that the transpose between the factors is only a change of the
-    view, and runs every block product as one BLAS GEMM on a contiguous panel; tiles are
-    processed in parallel. On the GPU each factor is one batched-GEMM kernel launch whose
-    index arithmetic does the transpose. With ``precision="tf32"``/``"bf16"`` that kernel
+    On the CPU the batch is taken in tiles of rows processed in parallel; a tile goes through
+    both factors while its intermediate ``(T, k*q)`` rows stay in the L2 cache, so ``x`` is
+    read once and ``y`` written once. For real float32/float64 with ``q`` and ``l`` multiples
+    of the SIMD width (16 float32 or 8 float64 lanes of a 64-byte vector), the block products
+    run on a register-blocked micro-kernel written as a Numba intrinsic (explicit vector fma,
+    6 rows x 4 vectors of accumulators): the first factor as a small GEMM per block that
+    broadcasts ``x`` and fills vectors with the ``q`` outputs, the second with ``16`` (or 8)
+    of its ``l`` blocks side by side in the lanes of one vector, which also performs the
+    ``(r, l) -> (l, r)`` transpose through its read strides: no data is ever transposed. Other
+    shapes and complex dtypes run one BLAS GEMM per block on a gathered tile (about half the
+    speed). On the GPU each factor is one batched-GEMM kernel launch whose index arithmetic
+    does the transpose.
+    With ``precision="tf32"``/``"bf16"`` the GPU kernel
     stages each panel of ``x`` and of the blocks in shared memory, rounding every operand once,
     and computes 64 x 32 output tiles with ``mma.sync`` (m16n8k8 for TF32, m16n8k16 for BF16;
     compute capability 8.0 or newer); a complex64 product is four real ones. The tensor-core

@@ -143,6 +143,87 @@ def test_large_square_monarch_matches_dense(batch, dt):
     assert cf._rel_err(y, want) <= tolerance(dt, 4096)
 
 
+# shapes whose two factors both have a micro-kernel form (float32 vectors of 16 lanes,
+# float64 of 8): w1's q and w2's l multiples of 16; output columns in vectors of 4 + 2 + 1
+# (q = 112 = 7 * 16, s = 7), non-square blocks, several blocks per vector
+MICROKERNEL_SHAPES = [
+    ((4, 16, 8), (16, 5, 4)),
+    ((2, 112, 24), (16, 7, 14)),
+    ((8, 32, 16), (32, 16, 8)),
+    ((1, 48, 3), (48, 2, 1)),
+]
+
+
+@pytest.mark.parametrize("s1,s2", MICROKERNEL_SHAPES)
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+@pytest.mark.parametrize("batch", [1, 5, 6, 13, 97])
+def test_microkernel_path_matches_dense(s1, s2, dt, batch):
+    # batches that are not a multiple of the micro-kernel's rows (staged last tile), one row
+    from structlin._cpu import monarch as cpu
+
+    rng = np.random.default_rng(batch)
+    w1, w2 = random_array(rng, s1, dt), random_array(rng, s2, dt)
+    assert cpu._pack_chain(sl.monarch._monarch_chain(w1, w2), np.dtype(dt)) is not None
+    x = random_array(rng, (batch, s1[0] * s1[2]), dt)
+    y = sl.monarch_multiply(w1, w2, x)
+    M = sl.monarch_to_dense(w1.astype(np.float64), w2.astype(np.float64))
+    assert y.dtype == dt
+    assert cf._rel_err(y, x @ M.T) <= tolerance(dt, s1[2] * s2[2])
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_microkernel_vjp_and_adjoint_factors_match_dense(dt):
+    # p = 16 and s = 16: the adjoint chain (w2^H then w1^H) takes the micro-kernel path too
+    rng = np.random.default_rng(3)
+    w1, w2 = random_array(rng, (4, 16, 16), dt), random_array(rng, (16, 16, 4), dt)
+    x, g = random_array(rng, (29, 64), dt), random_array(rng, (29, 256), dt)
+    g1, g2, gx = sl.monarch_multiply_vjp(w1, w2, x, g)
+    w1d, w2d = w1.astype(np.float64), w2.astype(np.float64)
+    M = sl.monarch_to_dense(w1d, w2d)
+    tol = tolerance(dt, 64)
+    assert cf._rel_err(gx, g @ M) <= tol
+    # the weight gradients, by linearity of M in each factor: <g, dM(dw) x> = <grad_w, dw>
+    for grad, which in ((g1, 0), (g2, 1)):
+        dw = random_array(rng, (w1d, w2d)[which].shape, np.float64)
+        dM = sl.monarch_to_dense(*((dw, w2d) if which == 0 else (w1d, dw)))
+        want = np.sum(g * (x @ dM.T))
+        assert abs(np.sum(grad * dw) - want) <= tol * np.linalg.norm(g) * np.linalg.norm(
+            x @ dM.T) * 4
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+@pytest.mark.parametrize("batch,n_in,n_out,pre,post", [
+    (100, 64, 64, 64, 1), (3, 16, 7, 4, 1), (70, 8, 5, 2, 16), (130, 64, 64, 1, 64),
+    (5, 3, 13, 2, 32), (129, 16, 16, 16, 16)])
+def test_microkernel_weight_grad_is_the_batch_sum_of_outer_products(dt, batch, n_in, n_out,
+                                                                    pre, post):
+    # G[P*post + Q, o, i] = sum_t gy[t, P, o, Q] x[t, P, i, Q]; n_out not a multiple of the
+    # micro-kernel's 6 rows, batches not a multiple of its 32-row reduction
+    from structlin._cpu import monarch as cpu
+
+    rng = np.random.default_rng(batch)
+    x = random_array(rng, (batch, pre * post * n_in), dt)
+    gy = random_array(rng, (batch, pre * post * n_out), dt)
+    assert cpu._weight_grad_microkernel(x, gy, pre, post, n_out) is not None
+    g = cpu.weight_grad(x, gy, pre, post, n_out)
+    want = np.einsum("bPoQ,bPiQ->PQoi", gy.reshape(batch, pre, n_out, post).astype(np.float64),
+                     x.reshape(batch, pre, n_in, post).astype(np.float64))
+    assert g.dtype == dt
+    assert cf._rel_err(g, want.reshape(pre * post, n_out, n_in)) <= tolerance(dt, batch)
+
+
+def test_microkernel_order_p_and_btt_match_dense():
+    rng = np.random.default_rng(5)
+    fs = [random_array(rng, (256, 16, 16), np.float32) for _ in range(3)]
+    x = random_array(rng, (11, 4096), np.float32)
+    M = sl.monarch_order_p_to_dense([f.astype(np.float64) for f in fs])
+    assert cf._rel_err(sl.monarch_order_p_multiply(fs, x), x @ M.T) <= tolerance(np.float32, 48)
+    w1, w2 = random_array(rng, (4, 2, 16, 8), np.float64), random_array(rng, (16, 3, 4, 2),
+                                                                         np.float64)
+    x = random_array(rng, (7, 32), np.float64)
+    assert cf._rel_err(sl.btt_multiply(w1, w2, x), x @ sl.btt_to_dense(w1, w2).T) <= 1e-12
+
+
 def fly_reference(x, w1_bfly, w2_bfly):
     """HazyResearch/fly's ``blockdiag_butterfly_multiply_reference`` (version 2), in NumPy."""
     batch_shape, _n = x.shape[:-1], x.shape[-1]

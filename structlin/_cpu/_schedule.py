@@ -16,6 +16,7 @@ fits the budget, the schedule has a single pass: one read and one write of ``x``
 
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import numba
@@ -106,3 +107,26 @@ def row_tile(tile, nh, R, b, k1):
     h = tile - rt * nh
     r0 = rt * R
     return h, r0, min(R, b - r0), h << k1
+
+
+@functools.cache
+def _blas_controller():
+    """threadpoolctl's controller of the loaded BLAS libraries (built once: it scans them;
+    imported here so that importing structlin does not scan)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def serial_blas(nthreads: int):
+    """Keep BLAS single-threaded while ``nthreads > 1`` Numba threads each call it.
+
+    The GEMMs of a tile are small (e.g. 64 x 64 x 32): OpenBLAS would otherwise start its own
+    threads inside every Numba thread, and the oversubscribed cores run the product up to
+    10x slower (measured on 2 cores). OpenBLAS's own size threshold for going parallel does
+    not prevent it: complex GEMMs of a few hundred thousand multiply-adds already use every
+    thread.
+    """
+    if nthreads <= 1:
+        return contextlib.nullcontext()
+    return _blas_controller().limit(limits=1, user_api="blas")

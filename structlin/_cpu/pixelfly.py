@@ -16,19 +16,21 @@ C-contiguous ``(batch, n)``; ``U`` is C-contiguous ``(nbo * bs, r)`` and ``xv`` 
 Both work on tiles of (batch rows, block row): the ``x`` segments a block row needs are
 gathered side by side into one contiguous ``(tile, nnz_row * bs)`` panel, so that each block
 row costs a single GEMM against its blocks stacked as one ``(nnz_row * bs, bs)`` panel (BLAS
-through ``np.dot``; tiles are sized so that BLAS stays single-threaded inside each parallel
-tile, see :func:`tile_rows`). The product appends the tile's ``xv`` to the panel and the
-block row's ``U^T`` to the stacked blocks, so the low-rank term costs no extra pass over
-``y``. Gathering copies every entry of ``x`` once per stored block of its block column, which
-the GEMM amortises over ``2 bs`` flops.
+through ``np.dot``, kept single-threaded inside the parallel tiles by
+:func:`structlin._cpu._schedule.serial_blas`: OpenBLAS's own threshold, which
+:func:`tile_rows` sizes the tiles for, does not hold for complex GEMMs, whose nested
+threads made complex64 products 10x slower). The product appends the tile's ``xv`` to the
+panel and the block row's ``U^T`` to the stacked blocks, so the low-rank term costs no extra
+pass over ``y``. Gathering copies every entry of ``x`` once per stored block of its block
+column, which the GEMM amortises over ``2 bs`` flops.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import get_num_threads, njit, prange
 
-from structlin._cpu._schedule import serial_when_small
+from structlin._cpu._schedule import serial_blas, serial_when_small
 
 __all__ = ["bsr_grad_blocks", "matmul"]
 
@@ -112,7 +114,8 @@ def matmul(blocks: np.ndarray, indptr: np.ndarray, indices: np.ndarray, x: np.nd
         return y
     wp = np.empty((nnz * bs + nbo * r, bs), dtype=x.dtype)
     _pack(blocks, U, indptr, wp)
-    _matmul(x, xv, wp, indptr, indices, bs, tile_rows(indptr, bs, r), y)
+    with serial_blas(get_num_threads()):
+        _matmul(x, xv, wp, indptr, indices, bs, tile_rows(indptr, bs, r), y)
     return y
 
 
@@ -153,5 +156,6 @@ def bsr_grad_blocks(g: np.ndarray, x: np.ndarray, indptr: np.ndarray, indices: n
     gb = np.zeros((nnz, bs, bs), dtype=x.dtype)
     if nnz == 0 or x.shape[0] == 0:
         return gb
-    _grad_blocks(g, x, indptr, indices, bs, tile_rows(indptr, bs), gb)
+    with serial_blas(get_num_threads()):
+        _grad_blocks(g, x, indptr, indices, bs, tile_rows(indptr, bs), gb)
     return gb

@@ -1,0 +1,233 @@
+"""A register-blocked small-GEMM micro-kernel, written as a Numba intrinsic.
+
+BLAS is tuned for large products; on the 64 x 64 x T block products of the structured
+families OpenBLAS spends most of its time packing and dispatching (about a third of the
+machine's peak on AVX-512). Numba cannot express the alternative itself: it runs LLVM's loop
+vectorizer but not the SLP vectorizer, so a fixed-size register tile stays scalar. The
+intrinsic here emits the vector IR directly.
+
+One call computes an ``mr x nv`` tile of accumulators, each a *vector* of ``lanes`` values
+(one 64-byte register: 16 float32 or 8 float64), over a reduction of length ``K``::
+
+    acc[m][v] = sum_k  a(m, k) * b(v, k)              (one fma per (m, v, k))
+
+    b(v, k) = the vector B[b_off + k * bk + v * bv : ... + lanes]
+    a(m, k) = A[a_off + m * lda + k * ak] on every lane         (``broadcast=True``)
+            = the vector A[a_off + m * lda + k * ak : ... + lanes]  (``broadcast=False``)
+
+and stores (or, with ``accumulate=True``, adds) ``acc[m][v]`` to the vector
+``C[c_off + m * ldc + v * cv : ... + lanes]``. All arrays are 1-D (flat views); offsets and
+strides count elements.
+
+- ``broadcast=True`` is the classical GEMM micro-kernel ``C (mr x nv*lanes) += A (mr x K) @ B
+  (K x nv*lanes)``: a row of ``A`` is broadcast, ``B`` is a packed panel whose rows are
+  contiguous runs of the output's columns.
+- ``broadcast=False`` multiplies lane by lane: lane ``j`` of ``acc[m][v]`` is
+  ``sum_k A[., j] B[., j]``, i.e. ``lanes`` independent products side by side. It is the
+  product of a block-diagonal factor whose blocks are interleaved with the data (the lanes
+  index the blocks, see :mod:`structlin._cpu.monarch`).
+
+Each step of the ``K`` loop loads ``mr + nv`` operands for ``mr * nv`` fmas; with ``mr * nv``
+around 24 the accumulators fill most of the 32 vector registers and the loads stay below one
+per fma, so the loop runs at the fma unit's rate while its operands come from the L1/L2 cache.
+LLVM lowers the 64-byte vectors to one AVX-512 register, two AVX2 registers or four
+SSE/NEON registers: the code is portable, only its speed depends on the CPU.
+"""
+
+from __future__ import annotations
+
+import platform
+from functools import cache
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+_X86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
+#: bytes of one vector of accumulators (one AVX-512 register)
+VECTOR_BYTES = 64
+REAL = (types.float32, types.float64)
+
+
+def lanes_of(itemsize: int) -> int:
+    """Lanes of one vector for elements of ``itemsize`` bytes."""
+    return VECTOR_BYTES // itemsize
+
+
+def _flat(t) -> bool:
+    return isinstance(t, types.Array) and t.ndim == 1 and t.dtype in REAL
+
+
+def _fma(builder, vty, dtype):
+    name = f"llvm.fma.v{vty.count}f{dtype.bitwidth}"
+    return cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty] * 3), name)
+
+
+def _define(module, dt, elt, mr: int, nv: int, broadcast: bool, accumulate: bool):
+    """The micro-kernel as its own LLVM function (``noinline``): its register allocation then
+    does not depend on the loops of the caller, where the accumulators would otherwise compete
+    with the caller's live values and spill (measured: 4x slower when inlined)."""
+    width = lanes_of(dt.bitwidth // 8)
+    vty = ir.VectorType(elt, width)
+    i64 = ir.IntType(64)
+    ptr = elt.as_pointer()
+    name = (f"structlin_outer_{dt}_{mr}x{nv}_{'b' if broadcast else 'v'}"
+            f"{'_acc' if accumulate else ''}")
+    try:
+        return module.get_global(name)
+    except KeyError:
+        pass
+    fnty = ir.FunctionType(ir.VoidType(), [ptr, ptr, ptr] + [i64] * 7 + [ir.IntType(1)])
+    fn = ir.Function(module, fnty, name)
+    fn.linkage = "linkonce_odr"
+    fn.attributes.add("noinline")
+    fn.attributes.add("nounwind")
+    pa, pb, pc, lda, ak, bk, bv, ldc, cv, kk, stream = fn.args
+    builder = ir.IRBuilder(fn.append_basic_block("entry"))
+    align = dt.bitwidth // 8
+    fma = _fma(builder, vty, dt)
+    splat0 = ir.Constant(ir.VectorType(ir.IntType(32), width), [0] * width)
+    # accumulators in stack slots: LLVM's mem2reg turns them into registers (SSA values)
+    acc = [[builder.alloca(vty) for _ in range(nv)] for _ in range(mr)]
+    for row in acc:
+        for a in row:
+            builder.store(ir.Constant(vty, None), a)
+    a_rows = [builder.gep(pa, [builder.mul(lda, ir.Constant(i64, m))]) for m in range(mr)]
+    b_cols = [builder.mul(bv, ir.Constant(i64, v)) for v in range(nv)]
+    with cgutils.for_range(builder, kk) as loop:
+        k = loop.index
+        ka = builder.mul(k, ak)
+        brow = builder.gep(pb, [builder.mul(k, bk)])
+        bvec = []
+        for v in range(nv):
+            ld = builder.load(builder.bitcast(builder.gep(brow, [b_cols[v]]), vty.as_pointer()))
+            ld.align = align
+            bvec.append(ld)
+        for m in range(mr):
+            p = builder.gep(a_rows[m], [ka])
+            if broadcast:
+                s = builder.load(p)
+                s.align = align
+                av = builder.insert_element(ir.Constant(vty, ir.Undefined), s,
+                                            ir.Constant(ir.IntType(32), 0))
+                av = builder.shuffle_vector(av, av, splat0)
+            else:
+                av = builder.load(builder.bitcast(p, vty.as_pointer()))
+                av.align = align
+            for v in range(nv):
+                builder.store(builder.call(fma, [av, bvec[v], builder.load(acc[m][v])]),
+                              acc[m][v])
+    c_ptrs = []
+    for m in range(mr):
+        crow = builder.gep(pc, [builder.mul(ldc, ir.Constant(i64, m))])
+        c_ptrs.append([builder.bitcast(builder.gep(crow, [builder.mul(cv, ir.Constant(i64, v))]),
+                                       vty.as_pointer()) for v in range(nv)])
+    nt = module.add_metadata([ir.Constant(ir.IntType(32), 1)])
+    with builder.if_else(stream) as (streamed, cached):
+        for nontemporal in (True, False):
+            with streamed if nontemporal else cached:
+                for m in range(mr):
+                    for v in range(nv):
+                        val = builder.load(acc[m][v])
+                        if accumulate:
+                            old = builder.load(c_ptrs[m][v])
+                            old.align = VECTOR_BYTES if nontemporal else align
+                            val = builder.fadd(old, val)
+                        st = builder.store(val, c_ptrs[m][v])
+                        if nontemporal:
+                            st.align = VECTOR_BYTES
+                            st.set_metadata("nontemporal", nt)
+                        else:
+                            st.align = align
+    builder.ret_void()
+    return fn
+
+
+@cache
+def outer_block(mr: int, nv: int, broadcast: bool, accumulate: bool = False):
+    """Intrinsic ``(A, a_off, lda, ak, B, b_off, bk, bv, C, c_off, ldc, cv, K, stream)``
+    computing one ``mr x nv`` tile of vectors (see the module docstring). ``A``, ``B``, ``C``
+    are 1-D arrays of one real dtype, ``stream`` a bool and the other arguments integers.
+
+    With ``stream`` true the results are written with non-temporal stores, which bypass the
+    caches (no read of the destination line before it is overwritten): for an output much
+    larger than the caches that is written once. Every vector of ``C`` must then be 64-byte
+    aligned, and the caller issues :func:`store_fence` before the data is read elsewhere.
+    """
+
+    @intrinsic
+    def _outer(typingctx, A, a_off, lda, ak, B, b_off, bk, bv, C, c_off, ldc, cv, K, stream):
+        ints = (a_off, lda, ak, b_off, bk, bv, c_off, ldc, cv, K)
+        if not (_flat(A) and _flat(B) and _flat(C) and A.dtype == B.dtype == C.dtype
+                and all(isinstance(t, types.Integer) for t in ints)
+                and isinstance(stream, types.Boolean)):
+            return None
+        sig = types.void(A, a_off, lda, ak, B, b_off, bk, bv, C, c_off, ldc, cv, K, stream)
+
+        def codegen(context, builder, signature, args):
+            tys = signature.args
+            dt = tys[0].dtype
+            elt = context.get_data_type(dt)
+
+            def i(n):
+                return context.cast(builder, args[n], tys[n], types.int64)
+
+            def at(n, off):
+                data = context.make_array(tys[n])(context, builder, args[n]).data
+                return builder.gep(data, [i(off)])
+
+            fn = _define(builder.module, dt, elt, mr, nv, broadcast, accumulate)
+            flag = builder.trunc(context.cast(builder, args[13], tys[13], types.int64),
+                                 ir.IntType(1))
+            builder.call(fn, [at(0, 1), at(4, 5), at(8, 9), i(2), i(3), i(6), i(7), i(10),
+                              i(11), i(12), flag])
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return _outer
+
+
+@intrinsic
+def prefetch(typingctx, arr, offset):
+    """Hint that ``arr[offset]`` will be read soon: fetch its cache line into the L2 cache
+    (``prefetcht1`` on x86; nothing where the target has no prefetch)."""
+    if not (isinstance(arr, types.Array) and arr.ndim == 1 and isinstance(offset, types.Integer)):
+        return None
+    sig = types.void(arr, offset)
+
+    def codegen(context, builder, signature, args):
+        aty, oty = signature.args
+        data = context.make_array(aty)(context, builder, args[0]).data
+        p = builder.bitcast(builder.gep(data, [context.cast(builder, args[1], oty, types.int64)]),
+                            ir.IntType(8).as_pointer())
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [p.type, i32, i32, i32]),
+            "llvm.prefetch.p0")
+        builder.call(fn, [p, i32(0), i32(2), i32(1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def store_fence(typingctx):
+    """A store fence: orders the non-temporal stores of :func:`outer_block` (``stream``) before
+    whatever the thread stores next, such as the end of a parallel region (they are weakly
+    ordered on x86)."""
+    sig = types.void()
+
+    def codegen(context, builder, signature, args):
+        if _X86:  # LLVM's portable fence becomes a locked instruction, which AMD does not
+            # document as ordering non-temporal stores; sfence does
+            fn = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(ir.VoidType(), []), "llvm.x86.sse.sfence")
+            builder.call(fn, [])
+        else:
+            builder.fence("seq_cst")
+        return context.get_dummy_value()
+
+    return sig, codegen
+
