@@ -153,17 +153,17 @@ def lane_coefficients(t00, t01, t10, t11):
 
 
 @njit(cache=True, inline="always")
-def _spaced(xs, xd, r0, r1, base, m, k0, nl, coefs, increasing):
-    """Levels ``k0 .. k0+nl-1`` (``nl <= 4``) of the segments ``base .. base+m`` of rows
-    ``r0 .. r1-1``, from ``xs`` to ``xd``: 16 lanes x ``2**nl`` vectors at a time, rows
-    innermost so that the block's coefficients stay in L1 across the rows."""
+def _spaced(xs, s0, xd, d0, nr, base, m, k0, nl, coefs, increasing):
+    """Levels ``k0 .. k0+nl-1`` (``nl <= 4``) of the segments ``base .. base+m`` of the rows
+    ``xs[s0 : s0+nr]``, written to ``xd[d0 : d0+nr]``: 16 lanes x ``2**nl`` vectors at a time,
+    rows innermost so that the block's coefficients stay in L1 across the rows."""
     D = 1 << (k0 + lane_shift(coefs))  # the stride in lanes: complex elements take two
     span = D << nl
     for hb in range(base, base + m, span):
         for c0 in range(hb, hb + D, 16):
-            for r in range(r0, r1):
-                src = xs[r]
-                dst = xd[r]
+            for r in range(nr):
+                src = xs[s0 + r]
+                dst = xd[d0 + r]
                 if increasing:
                     if nl == 1:
                         _S2I(src, dst, c0, D, k0, coefs)
@@ -185,14 +185,15 @@ def _spaced(xs, xd, r0, r1, base, m, k0, nl, coefs, increasing):
 
 
 @njit(cache=True, inline="always")
-def _contiguous(xs, xd, r0, r1, base, m, coefs, increasing):
-    """The register-block levels of the segments ``base .. base+m`` of rows ``r0 .. r1-1``."""
+def _contiguous(xs, s0, xd, d0, nr, base, m, coefs, increasing):
+    """The register-block levels of the segments ``base .. base+m`` of the rows
+    ``xs[s0 : s0+nr]``, written to ``xd[d0 : d0+nr]``."""
     for g in range(base, base + m, 16 * NV):
-        for r in range(r0, r1):
+        for r in range(nr):
             if increasing:
-                _BLOCK_INC(xs[r], xd[r], g, coefs)
+                _BLOCK_INC(xs[s0 + r], xd[d0 + r], g, coefs)
             else:
-                _BLOCK_DEC(xs[r], xd[r], g, coefs)
+                _BLOCK_DEC(xs[s0 + r], xd[d0 + r], g, coefs)
 
 
 @njit(cache=True, parallel=True)
@@ -219,14 +220,14 @@ def _pass_segments(xin, xout, coefs, k1, increasing, rows, nchunk):
             r0 = rt * rows
             r1 = min(b, r0 + rows)
             if increasing:
-                _contiguous(xin, xout, r0, r1, base, m, coefs, True)
+                _contiguous(xin, r0, xout, r0, r1 - r0, base, m, coefs, True)
                 k0 = kb
                 while k0 < k1:
                     nl = min(4, k1 - k0)
-                    _spaced(xout, xout, r0, r1, base, m, k0, nl, coefs, True)
+                    _spaced(xout, r0, xout, r0, r1 - r0, base, m, k0, nl, coefs, True)
                     k0 += nl
             elif k1 == kb:
-                _contiguous(xin, xout, r0, r1, base, m, coefs, False)
+                _contiguous(xin, r0, xout, r0, r1 - r0, base, m, coefs, False)
             else:
                 # copy the tile first: the spaced groups read 16 strided lines at a time,
                 # which the hardware prefetcher serves well from cache but not from memory
@@ -235,9 +236,9 @@ def _pass_segments(xin, xout, coefs, k1, increasing, rows, nchunk):
                 k1r = k1
                 while k1r > kb:
                     nl = min(4, k1r - kb)
-                    _spaced(xout, xout, r0, r1, base, m, k1r - nl, nl, coefs, False)
+                    _spaced(xout, r0, xout, r0, r1 - r0, base, m, k1r - nl, nl, coefs, False)
                     k1r -= nl
-                _contiguous(xout, xout, r0, r1, base, m, coefs, False)
+                _contiguous(xout, r0, xout, r0, r1 - r0, base, m, coefs, False)
 
 
 _BLOCK_INC_VJP = butterfly_block_vjp(NV, True)
@@ -276,41 +277,12 @@ def _row_groups(L, kb, increasing):
 @njit(cache=True, inline="always")
 def _group_forward(src, s0, dst, d0, nr, k0, nl, coefs, increasing):
     """One level group (see :func:`_row_groups`) of the whole rows ``src[s0 : s0+nr]``,
-    written to ``dst[d0 : d0+nr]``; rows innermost, so each block's coefficients are read
-    from memory once per tile."""
+    written to ``dst[d0 : d0+nr]``."""
     nf = src.shape[1]
     if nl == 0:
-        for g in range(0, nf, 16 * NV):
-            for r in range(nr):
-                if increasing:
-                    _BLOCK_INC(src[s0 + r], dst[d0 + r], g, coefs)
-                else:
-                    _BLOCK_DEC(src[s0 + r], dst[d0 + r], g, coefs)
-        return
-    D = 1 << (k0 + lane_shift(coefs))
-    for hb in range(0, nf, D << nl):
-        for c0 in range(hb, hb + D, 16):
-            for r in range(nr):
-                x = src[s0 + r]
-                y = dst[d0 + r]
-                if increasing:
-                    if nl == 1:
-                        _S2I(x, y, c0, D, k0, coefs)
-                    elif nl == 2:
-                        _S4I(x, y, c0, D, k0, coefs)
-                    elif nl == 3:
-                        _S8I(x, y, c0, D, k0, coefs)
-                    else:
-                        _S16I(x, y, c0, D, k0, coefs)
-                else:
-                    if nl == 1:
-                        _S2D(x, y, c0, D, k0, coefs)
-                    elif nl == 2:
-                        _S4D(x, y, c0, D, k0, coefs)
-                    elif nl == 3:
-                        _S8D(x, y, c0, D, k0, coefs)
-                    else:
-                        _S16D(x, y, c0, D, k0, coefs)
+        _contiguous(src, s0, dst, d0, nr, 0, nf, coefs, increasing)
+    else:
+        _spaced(src, s0, dst, d0, nr, 0, nf, k0, nl, coefs, increasing)
 
 
 @njit(cache=True, inline="always")
