@@ -20,10 +20,14 @@ os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from _harness import OtherLoad, time_interleaved
 
-FAMILIES = ("butterfly", "hadamard", "butterfly_special", "butterfly_inverse",
-            "butterfly_factorize", "conv", "monarch", "pixelfly")
+from structlin._registry import families
+
+#: every family's benchmark module (``bench_<name>.py``), from the family registry
+FAMILIES = tuple(fam.bench[len("bench_"):] for fam in families() if fam.bench)
 
 
 def main() -> None:

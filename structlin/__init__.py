@@ -1,143 +1,32 @@
-"""structlin: structured linear algebra on NumPy (Numba kernels) and CuPy (CUDA kernels)."""
+"""structlin: structured linear algebra on NumPy (Numba kernels) and CuPy (CUDA kernels).
 
-from structlin.butterfly import (
-    bit_reversal_permutation,
-    bit_reverse,
-    butterfly_multiply,
-    butterfly_multiply_vjp,
-    butterfly_to_dense,
-    random_butterfly,
-)
-from structlin.butterfly_factorization import butterfly_factorize, butterfly_fit
-from structlin.butterfly_inverse import (
-    butterfly_inverse,
-    butterfly_logdet,
-    butterfly_logdet_vjp,
-    butterfly_solve,
-    butterfly_solve_vjp,
-)
-from structlin.butterfly_special import (
-    CirculantButterfly,
-    DCTButterfly,
-    butterfly_circulant,
-    butterfly_dct,
-    butterfly_dft,
-    butterfly_dst,
-    butterfly_hadamard,
-    butterfly_toeplitz,
-    circulant_multiply,
-    circulant_multiply_vjp,
-    dct,
-    dct_butterfly_multiply,
-    dct_butterfly_multiply_vjp,
-    dct_vjp,
-    dst,
-    dst_vjp,
-    toeplitz_multiply,
-    toeplitz_multiply_vjp,
-)
-from structlin.conv import (
-    FFTConvPlan,
-    FFTConvStream,
-    fftconv,
-    fftconv_plan,
-    fftconv_stream,
-    fftconv_to_dense,
-    fftconv_vjp,
-    smooth_kernel,
-    smooth_kernel_vjp,
-    squash_kernel,
-    squash_kernel_vjp,
-    ssm_conv_chunked,
-    ssm_kernel,
-)
-from structlin.hadamard import fwht, fwht_vjp
-from structlin.monarch import (
-    btt_multiply,
-    btt_multiply_vjp,
-    btt_project,
-    btt_to_dense,
-    monarch_multiply,
-    monarch_multiply_vjp,
-    monarch_order_p_multiply,
-    monarch_order_p_multiply_vjp,
-    monarch_order_p_project,
-    monarch_order_p_to_dense,
-    monarch_project,
-    monarch_to_dense,
-)
-from structlin.pixelfly import (
-    flat_block_butterfly_mask,
-    pixelfly_multiply,
-    pixelfly_multiply_vjp,
-    pixelfly_project,
-    pixelfly_to_dense,
-)
+The public names are those of every family's public modules, as the family registry
+(:mod:`structlin._registry`) lists them; nothing heavy is imported here beyond NumPy, SciPy
+and Numba's decorators (kernels compile on first use).
+"""
+
+from __future__ import annotations
+
+import importlib as _importlib
+
+from structlin._registry import families as _families
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "CirculantButterfly",
-    "DCTButterfly",
-    "FFTConvPlan",
-    "FFTConvStream",
-    "bit_reversal_permutation",
-    "bit_reverse",
-    "btt_multiply",
-    "btt_multiply_vjp",
-    "btt_project",
-    "btt_to_dense",
-    "butterfly_circulant",
-    "butterfly_dct",
-    "butterfly_dft",
-    "butterfly_dst",
-    "butterfly_factorize",
-    "butterfly_fit",
-    "butterfly_hadamard",
-    "butterfly_inverse",
-    "butterfly_logdet",
-    "butterfly_logdet_vjp",
-    "butterfly_multiply",
-    "butterfly_multiply_vjp",
-    "butterfly_solve",
-    "butterfly_solve_vjp",
-    "butterfly_to_dense",
-    "butterfly_toeplitz",
-    "circulant_multiply",
-    "circulant_multiply_vjp",
-    "dct",
-    "dct_butterfly_multiply",
-    "dct_butterfly_multiply_vjp",
-    "dct_vjp",
-    "dst",
-    "dst_vjp",
-    "fftconv",
-    "fftconv_plan",
-    "fftconv_stream",
-    "fftconv_to_dense",
-    "fftconv_vjp",
-    "flat_block_butterfly_mask",
-    "fwht",
-    "fwht_vjp",
-    "monarch_multiply",
-    "monarch_multiply_vjp",
-    "monarch_order_p_multiply",
-    "monarch_order_p_multiply_vjp",
-    "monarch_order_p_project",
-    "monarch_order_p_to_dense",
-    "monarch_project",
-    "monarch_to_dense",
-    "pixelfly_multiply",
-    "pixelfly_multiply_vjp",
-    "pixelfly_project",
-    "pixelfly_to_dense",
-    "random_butterfly",
-    "smooth_kernel",
-    "smooth_kernel_vjp",
-    "squash_kernel",
-    "squash_kernel_vjp",
-    "ssm_conv_chunked",
-    "ssm_kernel",
-    "toeplitz_multiply",
-    "toeplitz_multiply_vjp",
-]
+
+def _public_names() -> dict[str, object]:
+    names: dict[str, object] = {}
+    for fam in _families():
+        for module_name in fam.modules:
+            module = _importlib.import_module(module_name)
+            for name in module.__all__:
+                if name in names and names[name] is not getattr(module, name):
+                    raise ImportError(f"{module_name} exports {name!r}, another module too")
+                names[name] = getattr(module, name)
+    return names
+
+
+_names = _public_names()
+globals().update(_names)
+__all__ = sorted(_names)
+del _names

@@ -17,6 +17,7 @@ layout has to change, and otherwise returns a read-only use of the caller's arra
 
 from __future__ import annotations
 
+import functools
 import importlib
 import sys
 from types import ModuleType
@@ -26,6 +27,7 @@ import numpy as np
 
 __all__ = [
     "KERNEL_DTYPES",
+    "KernelSet",
     "array_namespace",
     "as_kernel_array",
     "flatten_batch",
@@ -193,12 +195,55 @@ def restore_batch(a: Any, batch: tuple[int, ...]) -> Any:
     return a.reshape(batch + tuple(a.shape[1:]))
 
 
-def kernels(xp: ModuleType, family: str) -> ModuleType:
-    """Return the kernel module of ``family`` for namespace ``xp``.
+class KernelSet:
+    """The functions of one kernel module that its family's contract declares, and no others.
+
+    Returned by :func:`kernels`; an attribute outside the contract raises ``AttributeError``
+    naming the contract, so family code cannot come to depend on a function that only one
+    backend has. Attributes are looked up on the module at each access (tests may patch it).
+    """
+
+    __slots__ = ("_contract", "_module", "_on_gpu")
+
+    def __init__(self, module: ModuleType, contract: Any, on_gpu: bool):
+        self._module = module
+        self._contract = contract
+        self._on_gpu = on_gpu
+
+    def __getattr__(self, name: str) -> Any:
+        contract = self._contract
+        if name not in contract.functions:
+            raise AttributeError(
+                f"{name!r} is not in the kernel contract of {contract.module!r} "
+                f"({', '.join(contract.functions)}); declare it in the family's registry entry"
+            )
+        if self._on_gpu and name in contract.cpu_only:
+            raise TypeError(
+                f"{contract.module}.{name} has no GPU kernel yet: call it with NumPy arrays"
+            )
+        return getattr(self._module, name)
+
+    def __repr__(self) -> str:
+        return f"<kernels {self._module.__name__}: {', '.join(self._contract.functions)}>"
+
+
+def kernels(xp: ModuleType, family: str) -> KernelSet:
+    """Return the kernel functions of the kernel module ``family`` for namespace ``xp``.
 
     ``structlin._cpu.<family>`` (Numba) for NumPy, ``structlin.gpu.<family>`` (CUDA through
-    CuPy) for CuPy. Both expose the same functions on 2-D C-contiguous arrays of one of
-    :data:`KERNEL_DTYPES`; the public functions do all checking, promotion and reshaping.
+    CuPy) for CuPy, restricted to the functions of the module's contract in the family
+    registry (:func:`structlin._registry.kernel_contract`): both backends provide exactly
+    those, on 2-D C-contiguous arrays of one of :data:`KERNEL_DTYPES`; the public functions
+    do all checking, promotion and reshaping before calling them.
     """
-    pkg = "structlin._cpu" if xp is np else "structlin.gpu"
-    return importlib.import_module(f"{pkg}.{family}")
+    on_gpu = xp is not np
+    return _kernel_set(family, on_gpu)
+
+
+@functools.cache
+def _kernel_set(family: str, on_gpu: bool) -> KernelSet:
+    from structlin._registry import kernel_contract
+
+    contract = kernel_contract(family)
+    pkg = "structlin.gpu" if on_gpu else "structlin._cpu"
+    return KernelSet(importlib.import_module(f"{pkg}.{family}"), contract, on_gpu)

@@ -28,10 +28,17 @@ from structlin._backend import (
     restore_batch,
     result_dtype,
 )
-from structlin._validate import check_min_ndim, check_power_of_two, check_shape, log2_exact
+from structlin._validate import (
+    check_min_ndim,
+    check_power_of_two,
+    check_shape,
+    log2_exact,
+    prepare,
+)
 
 __all__ = [
     "bit_reversal_permutation",
+    "bit_reverse",
     "butterfly_multiply",
     "butterfly_multiply_vjp",
     "butterfly_to_dense",
@@ -391,15 +398,18 @@ def bit_reverse(x: Any) -> Any:
     >>> bit_reverse(np.arange(8.0))
     array([0., 4., 2., 6., 1., 5., 3., 7.])
     """
-    xp = array_namespace(x=x)
-    check_min_ndim(x, 1, "x", "(..., n)")
-    n = x.shape[-1]
+    p = prepare(x=x)
+    check_min_ndim(p.x, 1, "x", "(..., n)")
+    n = p.x.shape[-1]
     check_power_of_two(n, "x", "last-axis length")
-    p = bit_reversal_permutation(n)
-    if xp is np:
-        x2, batch = flatten_batch(np.ascontiguousarray(x))
-        return restore_batch(kernels(xp, "butterfly").gather_last(x2, p), batch)
-    return xp.take(x, xp.asarray(p), axis=-1)
+    # a permutation keeps the dtype (integers stay integers); only the byte order and the
+    # layout are normalised for the kernel
+    x = p.x
+    if x.dtype.kind in "fc" and x.dtype.itemsize == 2:
+        x = x.astype(np.float32)
+    x2, batch = flatten_batch(p.xp.ascontiguousarray(x, dtype=x.dtype.newbyteorder("=")))
+    return restore_batch(kernels(p.xp, "butterfly").gather_last(x2, bit_reversal_permutation(n)),
+                         batch)
 
 
 def random_butterfly(

@@ -393,7 +393,7 @@ class _Objective:
         return np.concatenate(parts)
 
     def __call__(self, theta):
-        from structlin._cpu import butterfly_factorize as kern
+        kern = kernels(np, "butterfly_factorize")
 
         tws, logits = self.unpack(np.ascontiguousarray(theta))
         z = np.eye(self.n, dtype=self.target.dtype)

@@ -41,18 +41,18 @@ __all__ = [
 ]
 
 
-Precision = Literal["fp32", "fp16", "bf16"]
-_PRECISIONS = ("fp32", "fp16", "bf16")
+Precision = Literal["highest", "fp16", "bf16", "fp32"]
+#: the tensor-core precisions of the long-convolution kernels (``"fp32"`` is accepted as an
+#: alias of ``"highest"``, its first name)
+_PRECISIONS = ("highest", "fp16", "bf16")
 
 
 def _engine_precision(xp: Any, precision: str, dtype: np.dtype) -> dict[str, str]:
-    """The ``precision`` keyword for the engine of ``xp``, checked against ``dtype``.
-
-    Checked the same way on every backend, so that code moves between NumPy and CuPy
-    unchanged; only the GPU engine takes the keyword (the CPU computes in full precision).
-    """
-    check_precision(precision, _PRECISIONS, dtype, "u, k, D and the gates")
-    return {} if precision == "fp32" or xp is np else {"precision": precision}
+    """The ``precision`` keyword for the engine, checked against ``dtype`` (the same way on
+    every backend, so that code moves between NumPy and CuPy unchanged; both engines take it,
+    the CPU's computes in full precision)."""
+    return {"precision": check_precision(precision, _PRECISIONS, dtype,
+                                         "u, k, D and the gates")}
 
 
 def _offset(Lk: int, causal: bool) -> int:
@@ -245,7 +245,7 @@ def fftconv(
     postgate: Any = None,
     causal: bool = True,
     out: Any = None,
-    precision: Precision = "fp32",
+    precision: Precision = "highest",
 ) -> Any:
     """Return the gated linear convolution ``postgate * (conv(pregate * u, k) + D * u)``.
 
@@ -268,12 +268,13 @@ def fftconv(
         Where to write the result: C-contiguous, with the result's dtype and ``u``'s array
         type, not overlapping the inputs. Reusing it saves the allocation (and, for a fresh
         array, the first-touch page faults, about 10 % of a large call).
-    precision : {"fp32", "fp16", "bf16"}, default "fp32"
-        ``"fp32"``: every operation in the data's precision. ``"fp16"`` and ``"bf16"`` opt in
-        to the GPU's tensor cores for float32 and complex64 data (FlashFFTConv's scheme): the
-        radix-16 stages of the transforms are products by the 16 x 16 DFT matrix whose
-        operands (the matrix and the data entering the stage) are rounded to fp16 (11
-        significant bits) or bfloat16 (8) and accumulated in float32; twiddles, the product by
+    precision : {"highest", "fp16", "bf16"}, default "highest"
+        ``"highest"`` (alias ``"fp32"``): every operation in the data's precision. ``"fp16"``
+        and ``"bf16"`` opt in to the GPU's tensor cores for float32 and complex64 data
+        (FlashFFTConv's scheme): the radix-16 stages of the transforms are products by the
+        16 x 16 DFT matrix whose operands (the matrix and the data entering the stage) are
+        rounded to fp16 (11 significant bits) or bfloat16 (8) and accumulated in float32;
+        twiddles, the product by
         the kernel's spectrum, ``D`` and the gates stay float32. The relative error is about
         ``4e-4`` (fp16) or ``3e-3`` (bf16) instead of ``1e-7``. fp16 operands keep their 11 bits
         only for magnitudes between about ``6e-5`` and ``6.5e4``; bf16 has float32's range.
@@ -397,7 +398,7 @@ def fftconv_vjp(
     pregate: Any = None,
     postgate: Any = None,
     causal: bool = True,
-    precision: Precision = "fp32",
+    precision: Precision = "highest",
 ) -> tuple[Any, Any, Any, Any, Any]:
     """Return the gradients ``(grad_u, grad_k, grad_D, grad_pregate, grad_postgate)`` of fftconv.
 
@@ -407,7 +408,7 @@ def fftconv_vjp(
         As for :func:`fftconv` (``D`` may be None; ``k`` may be a plan).
     grad : array_like, shape (..., H, L)
         The gradient of a real loss with respect to ``fftconv(u, k, D, ...)``.
-    precision : {"fp32", "fp16", "bf16"}, default "fp32"
+    precision : {"highest", "fp16", "bf16"}, default "highest"
         As for :func:`fftconv`, for the transforms of the backward pass on the GPU: the
         radix-16 stages of the correlation that gives ``grad_u`` and ``grad_pregate``, of the
         convolution recomputed for ``grad_postgate`` and of the two spectra whose product

@@ -52,7 +52,7 @@ from structlin._backend import (
     result_dtype,
 )
 from structlin._backend import grad_like as _cast_grad
-from structlin._validate import check_finite, check_min_ndim, check_shape
+from structlin._validate import check_finite, check_min_ndim, check_precision, check_shape
 
 __all__ = [
     "btt_multiply",
@@ -105,9 +105,8 @@ def _check_x_length(x: Any, n_in: int, what: str) -> None:
 
 
 def _check_precision(precision: str) -> str:
-    if precision not in _PRECISIONS:
-        raise ValueError(f"precision must be one of {_PRECISIONS}, got {precision!r}")
-    return precision
+    # the value alone, before the arrays are looked at (the dtype check is in _kernel_precision)
+    return check_precision(precision, _PRECISIONS, np.float32, "w1, w2 and x")
 
 
 def _kernel_precision(xp, precision: str, dtype: np.dtype) -> str:
@@ -116,13 +115,7 @@ def _kernel_precision(xp, precision: str, dtype: np.dtype) -> str:
     The tensor-core precisions need float32 or complex64 data on every backend (so that code
     moves between NumPy and CuPy unchanged); the CPU kernels then compute in full precision.
     """
-    _check_precision(precision)
-    if precision != "highest" and np.dtype(dtype) not in (np.float32, np.complex64):
-        raise ValueError(
-            f"precision={precision!r} (tensor cores) needs float32 or complex64 data, got "
-            f"{np.dtype(dtype)} (the result dtype of w1, w2 and x); use precision='highest'"
-        )
-    return "highest" if xp is np else precision
+    return check_precision(precision, _PRECISIONS, dtype, "w1, w2 and x")
 
 
 def _as_arrays(xp, **arrays):
@@ -167,8 +160,6 @@ def _chain_vjp(xp, chain, x, grad, dtype, precision="highest"):
     in ``precision`` (a kernel precision: see :func:`_kernel_precision`).
     """
     k = kernels(xp, "monarch")
-    # the CPU's weight_grad takes no precision: it only ever gets "highest"
-    wg_precision = {} if precision == "highest" else {"precision": precision}
     chain = [(as_kernel_array(xp, w, dtype), pre, post) for w, pre, post in chain]
     x2, batch = flatten_batch(as_kernel_array(xp, x, dtype))
     h, _ = flatten_batch(as_kernel_array(xp, grad, dtype))
@@ -178,7 +169,7 @@ def _chain_vjp(xp, chain, x, grad, dtype, precision="highest"):
     grads = [None] * len(chain)
     for f in range(len(chain) - 1, -1, -1):
         w, pre, post = chain[f]
-        grads[f] = k.weight_grad(inputs[f], h, pre, post, w.shape[1], **wg_precision)
+        grads[f] = k.weight_grad(inputs[f], h, pre, post, w.shape[1], precision)
         h = k.apply(h, [(_adjoint(xp, w), pre, post)], precision)
     return grads, restore_batch(h, batch)
 

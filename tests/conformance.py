@@ -1,4 +1,12 @@
-"""Reusable conformance checks that every family's tests run.
+"""Conformance checks that every family's tests run.
+
+:class:`OperatorConformance` is the base class of every fast linear operator's test: a family
+subclasses it, fills in hooks, and inherits every check (dense equality, dot test, VJP
+against finite differences, dtypes, batch isolation, memory layouts, lists, inputs untouched,
+bad inputs), for NumPy and, with ``xp = cupy``, for CuPy.
+
+The free functions below are the building blocks it uses (and that checks of non-operator
+functions can use directly):
 
 A family describes its fast linear operator once, as an :class:`OperatorSpec`, and gets the
 same checks as every other family:
@@ -20,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from tests.strategies import tolerance
+from tests.strategies import random_array, tolerance
 
 
 @dataclass
@@ -153,3 +161,296 @@ def check_result_dtype(spec: OperatorSpec, params: dict, x) -> None:
     y = spec.fast(params, x)
     expected = (spec.promote or _result_dtype)(params, x)
     assert y.dtype == expected, (y.dtype, expected)
+
+
+# =============================================================================================
+# Conformance by inheritance
+# =============================================================================================
+
+#: dtype combinations (parameters, x) -> promoted result, checked by every operator
+_PROMOTIONS = (
+    (np.float32, np.float64),
+    (np.float64, np.float32),
+    (np.float32, np.complex64),
+    (np.complex64, np.float64),
+    (np.float32, np.int64),
+)
+
+
+def _to_numpy(a):
+    if a is None or isinstance(a, np.ndarray):
+        return a
+    get = getattr(a, "get", None)
+    return get() if get is not None else np.asarray(a)
+
+
+def _layouts(a: np.ndarray) -> dict[str, np.ndarray]:
+    """The same values as ``a`` in every memory layout a caller may hand us."""
+    out = {}
+    wide = np.empty((*a.shape[:-1], 2 * a.shape[-1]) if a.ndim else (2,), a.dtype)
+    if a.ndim:
+        wide[..., ::2] = a
+        out["non-contiguous"] = wide[..., ::2]
+    if a.ndim >= 2:
+        out["fortran"] = np.asfortranarray(a)
+    ro = a.copy()
+    ro.flags.writeable = False
+    out["read-only"] = ro
+    if a.dtype.itemsize > 1:
+        out["big-endian"] = a.astype(a.dtype.newbyteorder(">"))
+    return out
+
+
+class OperatorConformance:
+    """Every check of a fast linear operator ``y = M(params) x`` over the last axis of ``x``.
+
+    A family's test subclasses this (``class TestFwht(OperatorConformance): ...``) and fills
+    in the hooks; pytest then runs every ``test_*`` method below for it, so no check can be
+    forgotten. Set ``xp = cupy`` (and mark the class ``gpu``) in a subclass to run the same
+    checks on the GPU: the hooks build NumPy data, which the base class moves to ``xp``.
+
+    Hooks (``params`` is a dict of NumPy arrays, in the order the function takes them):
+
+    - ``make_params(rng, dtype) -> dict`` and ``make_x(rng, dtype, batch) -> ndarray``;
+    - ``fast(params, x)``: the structlin call (arrays of ``self.xp``);
+    - ``dense(params) -> M`` (NumPy, ``(n_out, n_in)``): the reference;
+    - ``vjp(params, x, g) -> dict``: gradients keyed by parameter name and ``"x"``, or set
+      ``differentiable = False`` (with a comment saying why);
+    - ``adjoint(params, y)``: ``M^H y``; by default the VJP's ``"x"`` gradient, which is
+      ``M^H g`` for a linear map;
+    - ``bad_inputs() -> list[(description, call, exception, match)]``: the family's own
+      invalid calls (``call`` takes no argument); the generic ones (object and string arrays,
+      wrong dtypes) are checked for every operator without a hook.
+    """
+
+    xp = np
+    #: dtypes the operator is checked in
+    dtypes: tuple = (np.float32, np.float64, np.complex64, np.complex128)
+    #: whether real parameters may act on complex x and vice versa (the promotion checks)
+    mixed_dtypes: bool = True
+    differentiable: bool = True
+    #: tolerance factor over :func:`tests.strategies.tolerance`
+    tol_factor: float = 1.0
+    vjp_rtol: float = 1e-6
+    #: the batch of the batch-isolation check: rows of x, NaN/inf put in one of them
+    isolation_batch: int = 4
+
+    # ---- hooks ----------------------------------------------------------------------------
+    def make_params(self, rng: np.random.Generator, dtype) -> dict:
+        raise NotImplementedError
+
+    def make_x(self, rng: np.random.Generator, dtype, batch: tuple[int, ...]) -> np.ndarray:
+        raise NotImplementedError
+
+    def fast(self, params: dict, x):
+        raise NotImplementedError
+
+    def dense(self, params: dict) -> np.ndarray:
+        raise NotImplementedError
+
+    def vjp(self, params: dict, x, g) -> dict:
+        raise NotImplementedError
+
+    def adjoint(self, params: dict, y):
+        return self.vjp(params, self.xp.zeros_like(y), y)["x"]
+
+    def bad_inputs(self) -> list:
+        return []
+
+    # ---- helpers ---------------------------------------------------------------------------
+    def _dev(self, a):
+        return None if a is None else self.xp.asarray(a)
+
+    def _call(self, params: dict, x):
+        return self.fast({k: self._dev(v) for k, v in params.items()}, self._dev(x))
+
+    def _call_vjp(self, params: dict, x, g):
+        out = self.vjp({k: self._dev(v) for k, v in params.items()}, self._dev(x), self._dev(g))
+        return {k: _to_numpy(v) for k, v in out.items()}
+
+    def _case(self, dtype, batch=(3,), seed=0):
+        rng = np.random.default_rng(seed)
+        return self.make_params(rng, dtype), self.make_x(rng, dtype, batch), rng
+
+    def _tol(self, dtype, n) -> float:
+        return self.tol_factor * tolerance(dtype, n)
+
+    # ---- the checks ------------------------------------------------------------------------
+    def test_matches_dense(self):
+        for dt in self.dtypes:
+            p, x, _ = self._case(dt, batch=(2, 3))
+            y = _to_numpy(self._call(p, x))
+            M = self.dense({k: _wide(v) for k, v in p.items()})
+            expected = _wide(x) @ np.asarray(M).T
+            assert y.shape == expected.shape, (dt, y.shape, expected.shape)
+            err = _rel_err(y, expected)
+            assert err <= self._tol(dt, x.shape[-1]), f"{np.dtype(dt)}: error {err:.3g}"
+
+    def test_dot_test(self):
+        for dt in self.dtypes:
+            p, x, rng = self._case(dt, batch=(3,))
+            y0 = _to_numpy(self._call(p, x))
+            yv = random_array(rng, y0.shape, dt)
+            lhs = np.vdot(yv, y0)
+            rhs = np.vdot(_to_numpy(self.adjoint(
+                {k: self._dev(v) for k, v in p.items()}, self._dev(yv))), x)
+            scale = max(abs(lhs), abs(rhs), np.linalg.norm(x) * np.linalg.norm(yv) * 1e-3)
+            assert abs(lhs - rhs) <= 4 * self._tol(dt, x.shape[-1]) * scale, (dt, lhs, rhs)
+
+    def test_vjp_matches_finite_differences(self):
+        if not self.differentiable:
+            return
+        for dt in [d for d in self.dtypes if np.dtype(d).itemsize >= 8 and
+                   np.dtype(d) != np.complex64]:
+            p, x, rng = self._case(dt, batch=(2,))
+            g = random_array(rng, _to_numpy(self._call(p, x)).shape, dt)
+            spec = OperatorSpec(
+                fast=lambda q, v: _to_numpy(self._call(q, v)),
+                dense=None,
+                vjp=lambda q, v, w: self._call_vjp(q, v, w),
+            )
+            check_vjp(spec, p, x, g, rtol=self.vjp_rtol, rng=rng)
+
+    def test_result_dtype_follows_numpy_promotion(self):
+        combos = _PROMOTIONS if self.mixed_dtypes else [(d, d) for d in self.dtypes]
+        for pdt, xdt in combos:
+            if np.dtype(pdt) not in map(np.dtype, self.dtypes) and np.dtype(pdt).kind in "fc":
+                continue
+            p, _, _ = self._case(pdt)
+            x = self._case(xdt if np.dtype(xdt).kind in "fc" else np.float64)[1]
+            x = x.astype(xdt) if np.dtype(xdt).kind in "fc" else np.round(x).astype(xdt)
+            y = self._call(p, x)
+            arrays = [v for v in p.values() if isinstance(v, np.ndarray)]
+            expected = np.result_type(*arrays, x)
+            expected = np.dtype(np.float64) if expected.kind in "biu" else expected
+            assert y.dtype == expected, (pdt, xdt, y.dtype, expected)
+
+    def test_single_precision_in_single_precision_out(self):
+        for dt in [d for d in self.dtypes if np.dtype(d) in (np.float32, np.complex64)]:
+            p, x, rng = self._case(dt)
+            y = self._call(p, x)
+            assert y.dtype == dt, (dt, y.dtype)
+            if self.differentiable:
+                g = random_array(rng, y.shape, dt)
+                for name, grad in self._call_vjp(p, x, g).items():
+                    if grad is not None:
+                        arg = x if name == "x" else p[name]
+                        assert grad.dtype == arg.dtype, (name, grad.dtype, arg.dtype)
+
+    def test_batch_rows_are_independent(self):
+        for bad in (np.nan, np.inf):
+            dt = self.dtypes[0]
+            p, x, rng = self._case(dt, batch=(self.isolation_batch,))
+            clean = _to_numpy(self._call(p, x))
+            x_bad = x.copy()
+            x_bad[1, x.shape[-1] // 2] = bad
+            y = _to_numpy(self._call(p, x_bad))
+            others = [i for i in range(x.shape[0]) if i != 1]
+            np.testing.assert_array_equal(
+                y[others], clean[others],
+                err_msg=f"a {bad} in one batch row changed another row")
+            if self.differentiable:
+                g = random_array(rng, clean.shape, dt)
+                g_bad = g.copy()
+                g_bad[1, 0] = bad
+                gx = self._call_vjp(p, x, g_bad)["x"]
+                gx_clean = self._call_vjp(p, x, g)["x"]
+                np.testing.assert_array_equal(
+                    gx[others], gx_clean[others],
+                    err_msg=f"a {bad} in one row of grad changed another row of grad_x")
+
+    def test_memory_layouts_give_the_contiguous_result(self):
+        dt = self.dtypes[-1]
+        p, x, _ = self._case(dt, batch=(3,))
+        ref = _to_numpy(self._call(p, x))
+        gpu = self.xp is not np
+        variants = [("x", name, v) for name, v in _layouts(x).items()]
+        variants.append(("x", "broadcast", np.broadcast_to(x[:1], x.shape)))
+        for k, v in p.items():
+            if isinstance(v, np.ndarray) and v.dtype.kind in "fc":
+                variants += [(k, name, a) for name, a in _layouts(v).items()]
+        for arg, layout, v in variants:
+            if gpu and layout in ("read-only", "big-endian"):
+                continue  # CuPy has neither
+            q = dict(p)
+            xv = x
+            if arg == "x":
+                xv = v
+            else:
+                q[arg] = v
+            y = _to_numpy(self._call(q, xv))
+            want = ref if layout != "broadcast" else _to_numpy(
+                self._call(p, np.ascontiguousarray(v)))
+            np.testing.assert_allclose(
+                y, want, rtol=self._tol(dt, x.shape[-1]), atol=0,
+                err_msg=f"{arg} {layout} differs from the contiguous call")
+
+    def test_lists_are_accepted(self):
+        p, x, _ = self._case(np.float64, batch=(2,))
+        if self.xp is not np:
+            return  # lists are NumPy data: mixing them with CuPy arrays is refused
+        ref = self._call(p, x)
+        y = self.fast({k: v.tolist() if isinstance(v, np.ndarray) else v
+                       for k, v in p.items()}, x.tolist())
+        np.testing.assert_allclose(_to_numpy(y), _to_numpy(ref), rtol=1e-12, atol=0)
+
+    def test_inputs_are_not_modified(self):
+        for dt in self.dtypes:
+            p, x, rng = self._case(dt)
+            before = {k: np.array(v, copy=True) for k, v in p.items()}
+            x0 = x.copy()
+            dev_p = {k: self._dev(v) for k, v in p.items()}
+            dev_x = self._dev(x)
+            y = self.fast(dev_p, dev_x)
+            if self.differentiable:
+                g = self._dev(random_array(rng, y.shape, dt))
+                g0 = _to_numpy(g).copy()
+                self.vjp(dev_p, dev_x, g)
+                np.testing.assert_array_equal(_to_numpy(g), g0, err_msg="grad was modified")
+            for k, v in dev_p.items():
+                np.testing.assert_array_equal(_to_numpy(v), before[k], err_msg=f"{k} modified")
+            np.testing.assert_array_equal(_to_numpy(dev_x), x0, err_msg="x was modified")
+
+    def test_leading_batch_dimensions(self):
+        dt = self.dtypes[0]
+        p, x, _ = self._case(dt, batch=(2, 3))
+        y = _to_numpy(self._call(p, x))
+        flat = _to_numpy(self._call(p, x.reshape(6, x.shape[-1])))
+        np.testing.assert_array_equal(y.reshape(flat.shape), flat)
+        one = _to_numpy(self._call(p, x[0, 0]))
+        np.testing.assert_allclose(one, y[0, 0], rtol=self._tol(dt, x.shape[-1]), atol=0)
+        empty = _to_numpy(self._call(p, x[:0]))
+        assert empty.shape == (0, 3, y.shape[-1]), empty.shape
+
+    def test_object_and_string_arrays_are_refused_by_name(self):
+        p, x, _ = self._case(np.float64)
+        for arg in (*p, "x"):
+            for bad in (lambda a: a.astype(object), lambda a: a.astype(str)):
+                q = dict(p)
+                xv = x
+                if arg == "x":
+                    xv = bad(x)
+                else:
+                    if not isinstance(p[arg], np.ndarray):
+                        continue
+                    q[arg] = bad(p[arg])
+                try:
+                    self.fast({k: v if k == arg else self._dev(v) for k, v in q.items()},
+                              xv if arg == "x" else self._dev(xv))
+                except TypeError as exc:
+                    assert arg in str(exc), f"the TypeError does not name {arg}: {exc}"
+                else:
+                    raise AssertionError(f"a non-numeric {arg} was accepted")
+
+    def test_family_bad_inputs(self):
+        for description, call, exc, match in self.bad_inputs():
+            try:
+                call()
+            except exc as err:
+                import re
+
+                assert re.search(match, str(err)), (description, str(err))
+            except Exception as err:  # the wrong exception class
+                raise AssertionError(f"{description}: {type(err).__name__}: {err}") from err
+            else:
+                raise AssertionError(f"{description}: no {exc.__name__} raised")

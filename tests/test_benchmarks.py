@@ -21,16 +21,10 @@ sys.path.insert(0, str(BENCH_DIR))
 
 import _harness  # noqa: E402
 
-FAMILIES = (
-    "butterfly",
-    "hadamard",
-    "butterfly_special",
-    "butterfly_inverse",
-    "butterfly_factorize",
-    "conv",
-    "monarch",
-    "pixelfly",
-)
+from structlin._registry import families  # noqa: E402
+
+#: the benchmark modules' family names (``benchmarks/bench_<name>.py``), from the registry
+FAMILIES = tuple(fam.bench[len("bench_"):] for fam in families() if fam.bench)
 
 
 @pytest.fixture(scope="module")

@@ -646,7 +646,8 @@ def test_half_precisions_compute_in_full_precision_on_numpy(dt, precision):
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    ({"precision": "fp8"}, r"precision must be one of \('fp32', 'fp16', 'bf16'\), got 'fp8'"),
+    ({"precision": "fp8"}, r"precision must be one of \('highest', 'fp16', 'bf16'\) "
+                           r"\(or the alias 'fp32'\), got 'fp8'"),
     ({"precision": None}, "precision must be one of"),
     ({"precision": "bf16"}, r"precision='bf16' \(tensor cores\) needs float32 or complex64 "
                             r"data, got float64 \(the result dtype of u, k, D and the gates\)"),
@@ -661,14 +662,16 @@ def test_precision_is_checked_on_every_backend(kwargs, match):
         sl.fftconv_vjp(u, K, None, np.ones(u.shape), **kwargs)
 
 
-def test_precision_is_passed_to_the_gpu_engine_only(monkeypatch):
+def test_precision_is_passed_to_both_engines_in_one_vocabulary(monkeypatch):
     import structlin.conv as conv_mod
 
-    assert conv_mod._engine_precision(np, "fp16", np.dtype(np.float32)) == {}
+    assert conv_mod._engine_precision(np, "fp16", np.dtype(np.float32)) == {"precision": "fp16"}
     other = object()  # an array namespace other than NumPy's (CuPy's)
     assert conv_mod._engine_precision(other, "bf16", np.dtype(np.complex64)) == {
         "precision": "bf16"}
-    assert conv_mod._engine_precision(other, "fp32", np.dtype(np.float64)) == {}
+    # "fp32" is the alias of "highest", which every engine takes
+    assert conv_mod._engine_precision(other, "fp32", np.dtype(np.float64)) == {
+        "precision": "highest"}
     # the keyword goes through fftconv / fftconv_vjp to the engine's forward / backward
     calls = []
 

@@ -283,7 +283,7 @@ def test_contract_functions_have_the_agreed_signatures(conv):
         assert list(inspect.signature(getattr(conv, name)).parameters) == params, name
     for name in ("forward", "backward"):
         param = inspect.signature(getattr(conv, name)).parameters["precision"]
-        assert param.default == "fp32" and param.kind == param.KEYWORD_ONLY, name
+        assert param.default == "highest" and param.kind == param.KEYWORD_ONLY, name
 
 
 def test_transform_lengths_beyond_the_three_pass_scheme_are_refused(multipass, monkeypatch):
@@ -397,7 +397,7 @@ def _check_tc_backward(conv, shape, dtype, precision, offset_kind="same"):
 def test_backward_reference_gradients_match_the_fp32_backward(conv):
     # the float64 reference of the tensor-core tests agrees with the dot-tested fp32 pipeline
     for dtype in ("float64", "complex128"):
-        errs = _tc_backward_errors(conv, (3, 2, 40, 9), dtype, "fp32")
+        errs = _tc_backward_errors(conv, (3, 2, 40, 9), dtype, "highest")
         assert max(errs.values()) < 1e-12, errs
 
 

@@ -119,3 +119,38 @@ def test_fwht_bad_inputs(x, exc, match):
         sl.fwht(x)
     with pytest.raises(ValueError, match="grad must have the shape"):
         sl.fwht_vjp(np.ones(4), np.ones(8))
+
+
+class TestFwhtConformance(cf.OperatorConformance):
+    """Every operator check for the Walsh–Hadamard transform (n = 64, both scalings)."""
+
+    n = 64
+    normalize = True
+
+    def make_params(self, rng, dtype):
+        return {}
+
+    def make_x(self, rng, dtype, batch):
+        return random_array(rng, (*batch, self.n), dtype)
+
+    def fast(self, params, x):
+        return sl.fwht(x, normalize=self.normalize)
+
+    def dense(self, params):
+        return hadamard(self.n) / (np.sqrt(self.n) if self.normalize else 1.0)
+
+    def vjp(self, params, x, g):
+        return {"x": sl.fwht_vjp(x, g, normalize=self.normalize)}
+
+    def bad_inputs(self):
+        return [
+            ("length not a power of two", lambda: sl.fwht(np.ones(6)), ValueError,
+             "power of two"),
+            ("0-d x", lambda: sl.fwht(np.float64(1.0)), ValueError, "at least 1 dimension"),
+            ("grad of the wrong shape", lambda: sl.fwht_vjp(np.ones(4), np.ones(8)),
+             ValueError, "grad must have the shape"),
+        ]
+
+
+class TestFwhtUnnormalizedConformance(TestFwhtConformance):
+    normalize = False

@@ -61,21 +61,32 @@ def plan_passes(
 SERIAL_ELEMENTS = 1 << 14
 
 
+@contextlib.contextmanager
+def threads_for(elements: int):
+    """Run the body on the calling thread alone when it touches fewer than
+    :data:`SERIAL_ELEMENTS` elements (the one small-input rule of every CPU kernel); otherwise
+    on Numba's whole pool. Yields the number of threads to use (for code that splits work
+    itself, e.g. per-thread buffers)."""
+    threads = numba.get_num_threads()
+    if threads == 1 or elements >= SERIAL_ELEMENTS:
+        yield threads
+        return
+    numba.set_num_threads(1)
+    try:
+        yield 1
+    finally:
+        numba.set_num_threads(threads)
+
+
 def serial_when_small(arg: int = 0):
     """Decorate a kernel entry point: it runs on one thread when its positional argument ``arg``
-    (the data array) has fewer than :data:`SERIAL_ELEMENTS` elements."""
+    (the data array) has fewer than :data:`SERIAL_ELEMENTS` elements (:func:`threads_for`)."""
 
     def decorate(fn):
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            threads = numba.get_num_threads()
-            if threads == 1 or args[arg].size >= SERIAL_ELEMENTS:
+            with threads_for(args[arg].size):
                 return fn(*args, **kwargs)
-            numba.set_num_threads(1)
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                numba.set_num_threads(threads)
 
         return wrapper
 

@@ -706,8 +706,12 @@ def _use_direct(L: int, Lk: int, dtype) -> bool:
     return min(L, Lk) <= taps
 
 
-def forward(u, spec, nfft, Lk, offset, D, pregate, postgate, out):
-    """Fill ``out`` (B, H, L) with the gated linear convolution; see the module docstring."""
+def forward(u, spec, nfft, Lk, offset, D, pregate, postgate, out, *, precision="highest"):
+    """Fill ``out`` (B, H, L) with the gated linear convolution; see the module docstring.
+
+    ``precision`` is part of the kernel contract (the GPU has tensor-core paths); the CPU has
+    no such units and always computes in the data's precision.
+    """
     B, H, L = u.shape
     dt = u.dtype
     if B * H == 0 or L == 0:
@@ -764,7 +768,7 @@ def forward(u, spec, nfft, Lk, offset, D, pregate, postgate, out):
     return out
 
 
-def backward(u, spec, nfft, Lk, offset, D, pregate, postgate, grad):
+def backward(u, spec, nfft, Lk, offset, D, pregate, postgate, grad, *, precision="highest"):
     """Gradients of ``Re sum(conj(grad) * out)`` (PyTorch's convention for complex arguments).
 
     Returns ``(grad_u, grad_k, grad_D, grad_pregate, grad_postgate)`` in the compute dtype,

@@ -605,8 +605,12 @@ def _apply_chain(x, factors, T, nchunk):
 
 
 @serial_when_small(arg=0)
-def weight_grad(x: np.ndarray, gy: np.ndarray, pre: int, post: int, n_out: int) -> np.ndarray:
-    """Return the weight gradient ``(pre * post, n_out, n_in)`` of one factor (module contract)."""
+def weight_grad(x: np.ndarray, gy: np.ndarray, pre: int, post: int, n_out: int,
+                precision: str = "highest") -> np.ndarray:
+    """Return the weight gradient ``(pre * post, n_out, n_in)`` of one factor (module contract).
+
+    ``precision`` is accepted for the GPU's sake: the CPU always computes in full precision.
+    """
     b, n = x.shape
     n_in = n // (pre * post)
     if b == 0 or n_in == 0 or n_out == 0:

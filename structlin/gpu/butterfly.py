@@ -29,7 +29,7 @@ import numpy as np
 
 from structlin.gpu._compile import get_kernel, instantiations, launch, n_tiles, type_name
 
-__all__ = ["NAME_EXPRESSIONS", "apply", "apply_vjp"]
+__all__ = ["NAME_EXPRESSIONS", "apply", "apply_vjp", "gather_last"]
 
 NAME_EXPRESSIONS = instantiations("butterfly_pass") + instantiations("butterfly_pass_vjp")
 
@@ -174,3 +174,9 @@ def apply_vjp(
         launch(kernel, n_tiles(batch, n, k0, k1, wb, rb), threads, args, smem)
         gcur = gx
     return gtw, gx
+
+
+def gather_last(x: cupy.ndarray, idx) -> cupy.ndarray:
+    """``x[:, idx]`` for a C-contiguous ``(batch, n)`` array (CuPy's gather kernel: one read
+    and one write per element, coalesced along the rows)."""
+    return cupy.take(x, cupy.asarray(idx), axis=1)

@@ -18,7 +18,7 @@ validates, promotes and reshapes before calling):
   (complex dtypes: PyTorch's convention ``grad_w = sum conj(d out / d w) * grad``), ``None``
   for an absent ``D`` or gate.
 - Beyond the shared contract, :func:`forward` and :func:`backward` take a keyword
-  ``precision`` (``"fp32"``, ``"fp16"``, ``"bf16"``; see *Tensor cores* below). The public
+  ``precision`` (``"highest"``, ``"fp16"``, ``"bf16"``; see *Tensor cores* below). The public
   API passes it only to this engine: the CPU engine has no such keyword.
 
 Algorithm (FlashFFTConv, Fu et al., arXiv:2311.05908)
@@ -134,7 +134,7 @@ MAX_THREADS = 256
 GRAD_K_BYTES = 512 * 1024 * 1024
 
 #: precision keyword -> kernel code (0: fp32 on CUDA cores, 1/2: fp16/bf16 tensor cores)
-PRECISIONS = {"fp32": 0, "fp16": 1, "bf16": 2}
+PRECISIONS = {"highest": 0, "fp16": 1, "bf16": 2}
 
 _LOAD_ROWS, _LOAD_BUFFER = 0, 1
 _MUL_NONE, _MUL_SPEC, _MUL_CONJ_SPEC = 0, 1, 2
@@ -407,7 +407,7 @@ def _check(u, spec, nfft, Lk, offset, D, pregate, postgate, other, other_name):
 def _precision_code(precision: str, dtype: np.dtype) -> int:
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {tuple(PRECISIONS)}, got {precision!r}")
-    if precision != "fp32" and _complex_dtype(dtype) != np.complex64:
+    if precision != "highest" and _complex_dtype(dtype) != np.complex64:
         raise ValueError(
             f"precision={precision!r} (tensor cores) needs float32 or complex64 data, got {dtype}"
         )
@@ -415,7 +415,7 @@ def _precision_code(precision: str, dtype: np.dtype) -> int:
 
 
 def forward(u: Any, spec: Any, nfft: int, Lk: int, offset: int, D: Any, pregate: Any,
-            postgate: Any, out: Any, *, precision: str = "fp32") -> Any:
+            postgate: Any, out: Any, *, precision: str = "highest") -> Any:
     """Write the gated long convolution of ``u`` into ``out`` and return it (see the module
     docstring for the formula); one launch for ``nfft <= MAX_SINGLE_PASS``, three beyond."""
     _check(u, spec, nfft, Lk, offset, D, pregate, postgate, out, "out")
@@ -432,7 +432,7 @@ def forward(u: Any, spec: Any, nfft: int, Lk: int, offset: int, D: Any, pregate:
 
 
 def backward(u: Any, spec: Any, nfft: int, Lk: int, offset: int, D: Any, pregate: Any,
-             postgate: Any, grad: Any, *, precision: str = "fp32"
+             postgate: Any, grad: Any, *, precision: str = "highest"
              ) -> tuple[Any, Any, Any, Any, Any]:
     """Return ``(grad_u, grad_k, grad_D, grad_pregate, grad_postgate)`` of ``sum(grad * out)``
     (``None`` for an absent ``D`` or gate; ``grad_k`` is ``(H, Lk)``).

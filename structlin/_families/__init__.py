@@ -1,0 +1,1 @@
+"""One declaration per family (``FAMILY``), listed in :data:`structlin._registry.FAMILY_NAMES`."""
