@@ -77,9 +77,9 @@ def test_check_bool_choice_dtype_rng():
 def test_as_array_and_prepare_refuse_non_numeric_by_name():
     for bad in (np.array([1, "a"], dtype=object), np.array(["1"]), ["a", "b"],
                 np.array([b"x"]), np.array(["2020-01-01"], dtype="datetime64[D]")):
-        with pytest.raises(TypeError, match="^twiddle must"):
+        with pytest.raises(TypeError, match=r"^twiddle must"):
             v.prepare(twiddle=bad, x=np.ones(2))
-    with pytest.raises(TypeError, match="^x must be an array of numbers"):
+    with pytest.raises(TypeError, match=r"^x must be an array of numbers"):
         v.prepare(x=[[1.0], [1.0, 2.0]])  # ragged
 
 
@@ -97,14 +97,14 @@ def test_prepare_returns_a_named_tuple_with_the_promoted_dtype():
 def test_prepare_refuses_the_numpy_cupy_mix_before_converting(monkeypatch):
     fake = types.ModuleType("cupy")
 
-    class ndarray:  # noqa: N801 - stands for cupy.ndarray
+    class ndarray:  # stands for cupy.ndarray
         dtype = np.dtype(np.float32)
         shape = (2,)
 
     fake.ndarray = ndarray
     monkeypatch.setitem(sys.modules, "cupy", fake)
     # the object array would be refused too: the mix must be reported first
-    with pytest.raises(TypeError, match="x is a cupy.ndarray but w is a numpy.ndarray"):
+    with pytest.raises(TypeError, match=r"x is a cupy\.ndarray but w is a numpy\.ndarray"):
         v.prepare(x=ndarray(), w=np.array([object()]))
 
 
@@ -132,7 +132,7 @@ def test_check_out():
         v.check_out(np, out, (2, 3), np.float32)
     with pytest.raises(ValueError, match="C-contiguous"):
         v.check_out(np, np.empty((3, 2)).T, (2, 3), np.float64)
-    with pytest.raises(TypeError, match="out must be a numpy.ndarray, got"):
+    with pytest.raises(TypeError, match=r"out must be a numpy\.ndarray, got"):
         v.check_out(np, [[0.0] * 3] * 2, (2, 3), np.float64)
 
 
