@@ -454,3 +454,40 @@ class OperatorConformance:
                 raise AssertionError(f"{description}: {type(err).__name__}: {err}") from err
             else:
                 raise AssertionError(f"{description}: no {exc.__name__} raised")
+
+    def test_numpy_and_cupy_mixed_are_refused(self):
+        """A CuPy array among NumPy ones (or the reverse on the GPU) is a TypeError naming it;
+        without CuPy a stand-in class plays the CuPy array."""
+        import sys
+        import types
+
+        p, x, _ = self._case(self.dtypes[0])
+        if not any(isinstance(v, np.ndarray) for v in p.values()):
+            return  # x is the only array: nothing to mix
+        if self.xp is np:
+            class FakeCupyArray:
+                dtype = x.dtype
+                shape = x.shape
+                ndim = x.ndim
+
+            saved = sys.modules.get("cupy")
+            sys.modules["cupy"] = types.SimpleNamespace(ndarray=FakeCupyArray)
+            try:
+                try:
+                    self.fast(p, FakeCupyArray())
+                except TypeError as exc:
+                    assert "cupy.ndarray" in str(exc), str(exc)
+                else:
+                    raise AssertionError("a CuPy array among NumPy ones was accepted")
+            finally:
+                if saved is None:
+                    del sys.modules["cupy"]
+                else:
+                    sys.modules["cupy"] = saved
+        else:
+            try:
+                self.fast(p, self._dev(x))  # params stay NumPy, x on the GPU
+            except TypeError as exc:
+                assert "cupy.ndarray" in str(exc), str(exc)
+            else:
+                raise AssertionError("NumPy parameters with a CuPy x were accepted")
