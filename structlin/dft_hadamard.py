@@ -74,10 +74,10 @@ def _nonfinite_pairs(xp: Any, v: Any, rows: int) -> Any:
     keeps a non-finite operand non-finite through every sum and product, zero weights
     included. So column 0 of ``v`` tells which pairs were touched.
     """
-    bad = ~xp.isfinite(v[:, 0])
-    if not bool(bad.any()):  # one host read of ``pairs`` flags (a sync on the GPU)
+    finite = xp.isfinite(v[:, 0])
+    if bool(finite.all()):  # one host read of a flag (a sync on the GPU)
         return None
-    pairs = xp.nonzero(bad)[0]
+    pairs = xp.nonzero(~finite)[0]
     both = xp.stack([2 * pairs, 2 * pairs + 1], axis=1).ravel()
     return both[both < rows]
 

@@ -17,6 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import structlin as sl
+from structlin._backend import array_namespace
 from structlin.dft_hadamard import MAX_TRANSFORM_SIZE
 from tests import conformance as cf
 from tests.strategies import batch_shapes, dtypes, log2_sizes, random_array, seeds, tolerance
@@ -385,12 +386,18 @@ def test_products_refuse_a_length_above_the_bound_before_allocating():
         sl.toeplitz_multiply(col, col, col)
 
 
+def _like(x, a):
+    """``a`` in the array namespace of ``x`` (the GPU tests reuse :data:`PACKED`)."""
+    return array_namespace(x=x).asarray(a)
+
+
 PACKED = {
     "dct type 2": lambda x: sl.dct(x),
     "dst type 2 ortho": lambda x: sl.dst(x, 2, "ortho"),
-    "circulant_multiply": lambda x: sl.circulant_multiply(np.arange(x.shape[-1]) - 2.0, x),
-    "toeplitz_multiply": lambda x: sl.toeplitz_multiply(np.arange(x.shape[-1]) - 2.0,
-                                                        np.linspace(1, 2, x.shape[-1]), x),
+    "circulant_multiply": lambda x: sl.circulant_multiply(
+        _like(x, np.arange(x.shape[-1]) - 2.0), x),
+    "toeplitz_multiply": lambda x: sl.toeplitz_multiply(
+        _like(x, np.arange(x.shape[-1]) - 2.0), _like(x, np.linspace(1, 2, x.shape[-1])), x),
 }
 
 
