@@ -185,7 +185,7 @@ def butterfly_circulant(c: Any) -> CirculantButterfly:
     Raises
     ------
     ValueError
-        If ``c`` is not 1-d or its length is not a power of two.
+        If ``c`` is not 1-d or its length is not a power of two up to ``2**24``.
     TypeError
         If ``c`` is not numeric.
 
@@ -239,7 +239,8 @@ def circulant_multiply(c: Any, x: Any) -> Any:
     Raises
     ------
     ValueError
-        If ``c`` is not 1-d, ``n`` is not a power of two or ``x``'s last axis is not ``n``.
+        If ``c`` is not 1-d, ``n`` is not a power of two up to ``2**24`` or ``x``'s last axis
+        is not ``n``.
     TypeError
         If a dtype is not numeric, or NumPy and CuPy arrays are mixed.
 
@@ -248,7 +249,8 @@ def circulant_multiply(c: Any, x: Any) -> Any:
     Three butterfly products (:func:`butterfly_circulant`: the spectrum of ``c``, then
     ``B_2 diag(d) B_1 x``): ``O(n log n)`` per vector instead of ``2 n^2``. When ``c`` and
     ``x`` are real, ``C`` is real and two rows of ``x`` go through one complex product as its
-    real and imaginary parts.
+    real and imaginary parts; a pair holding a NaN or an infinity is recomputed one row at a
+    time, so that rows stay independent as in a dense product.
 
     Examples
     --------
@@ -405,7 +407,8 @@ def butterfly_toeplitz(column: Any, row: Any) -> CirculantButterfly:
     Raises
     ------
     ValueError
-        If ``column`` is not 1-d and non-empty or ``row`` does not have its length.
+        If ``column`` is not 1-d and non-empty or longer than ``2**23`` (an embedding circulant
+        above ``2**24``), or ``row`` does not have its length.
     TypeError
         If a dtype is not numeric.
 
@@ -459,8 +462,8 @@ def toeplitz_multiply(column: Any, row: Any, x: Any) -> Any:
     Raises
     ------
     ValueError
-        If ``column`` is not 1-d and non-empty, ``row`` or ``x``'s last axis does not have its
-        length.
+        If ``column`` is not 1-d and non-empty or longer than ``2**23``, ``row`` or ``x``'s
+        last axis does not have its length.
     TypeError
         If a dtype is not numeric, or NumPy and CuPy arrays are mixed.
 

@@ -218,7 +218,7 @@ def butterfly_dct(n: int, type: int = 2, norm: str | None = None) -> DCTButterfl
     Parameters
     ----------
     n : int
-        Size, a power of two.
+        Size, a power of two, at most ``2**24``.
     type : {2, 3, 4}, default 2
         The DCT type, as in :func:`scipy.fft.dct`.
     norm : {None, "backward", "ortho"}, default None
@@ -234,9 +234,10 @@ def butterfly_dct(n: int, type: int = 2, norm: str | None = None) -> DCTButterfl
     Raises
     ------
     ValueError
-        If ``n`` is not a power of two, ``type`` is not 2, 3 or 4, or ``norm`` is invalid.
+        If ``n`` is not a power of two or above ``2**24``, ``type`` is not 2, 3 or 4, or
+        ``norm`` is invalid.
     TypeError
-        If ``n`` is not an integer.
+        If ``n`` or ``type`` is not an integer (bool, float, str, None).
 
     Notes
     -----
@@ -270,7 +271,7 @@ def butterfly_dst(n: int, type: int = 2, norm: str | None = None) -> DCTButterfl
     Parameters
     ----------
     n : int
-        Size, a power of two.
+        Size, a power of two, at most ``2**24``.
     type : {2, 3, 4}, default 2
         The DST type, as in :func:`scipy.fft.dst`.
     norm : {None, "backward", "ortho"}, default None
@@ -285,9 +286,10 @@ def butterfly_dst(n: int, type: int = 2, norm: str | None = None) -> DCTButterfl
     Raises
     ------
     ValueError
-        If ``n`` is not a power of two, ``type`` is not 2, 3 or 4, or ``norm`` is invalid.
+        If ``n`` is not a power of two or above ``2**24``, ``type`` is not 2, 3 or 4, or
+        ``norm`` is invalid.
     TypeError
-        If ``n`` is not an integer.
+        If ``n`` or ``type`` is not an integer (bool, float, str, None).
 
     Notes
     -----
@@ -501,10 +503,10 @@ _DCT_DOC = """Return the {title} of ``x`` along its last axis, computed through 
     Raises
     ------
     ValueError
-        If ``x`` is 0-d, ``n`` is not a power of two, ``type`` is not 2, 3 or 4 or ``norm`` is
-        not None, "backward" or "ortho".
+        If ``x`` is 0-d, ``n`` is not a power of two or above ``2**24``, ``type`` is not 2, 3
+        or 4 or ``norm`` is not None, "backward" or "ortho".
     TypeError
-        If ``x`` is not numeric.
+        If ``x`` is not numeric or ``type`` not an integer.
 
     See Also
     --------
@@ -519,7 +521,9 @@ _DCT_DOC = """Return the {title} of ``x`` along its last axis, computed through 
     fused diagonal-and-real-part pass. A complex ``x`` is transformed as the real rows of its
     real and imaginary parts. For type 2 the gather is real, so two real rows (or the real and
     imaginary parts of a complex row) share one complex butterfly as ``u_a + i u_b``, separated
-    afterwards by the DFT's conjugate symmetry: half the butterfly work. Makhoul, IEEE Trans.
+    afterwards by the DFT's conjugate symmetry: half the butterfly work. A pair holding a NaN
+    or an infinity (seen at one entry of its result) is recomputed one row at a time, so rows
+    stay independent as in a dense product. Makhoul, IEEE Trans.
     ASSP 28(1), 1980; butterflies: Dao et al. 2019, arXiv:1903.05895.
 
     Examples
