@@ -599,6 +599,15 @@ class TestDctButterflyMultiplyConformance(cf.OperatorConformance):
         ]
 
 
+    def test_numpy_and_cupy_mixed_are_refused(self):
+        # the pieces are host data by design (moved to the device per call): NumPy pieces with
+        # a CuPy x are accepted, but x and grad must be of one kind
+        if self.xp is np:
+            return  # needs a CuPy array: the GPU subclass checks it
+        with pytest.raises(TypeError, match=r"cupy\.ndarray"):
+            sl.dct_butterfly_multiply_vjp(self._base(), np.ones(self.n), self.xp.ones(self.n))
+
+
 class TestDctButterflyMultiplyType2Conformance(TestDctButterflyMultiplyConformance):
     # the library packs its own type-2 pieces; user pieces (a changed twiddle) never are
     kind = "dct"
