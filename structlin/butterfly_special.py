@@ -15,7 +15,9 @@ once.
 
 from __future__ import annotations
 
-from structlin._backend import kernels  # noqa: F401  (patched by the CUDA emulation tests)
+# tests/test_gpu_compile_butterfly_special.py patches ``kernels`` here; the DCT/DST code now
+# reads ``structlin.dct_dst.kernels``, which is what that test must patch
+from structlin._backend import kernels  # noqa: F401
 from structlin.circulant import (
     CirculantButterfly,
     butterfly_circulant,
