@@ -25,6 +25,7 @@ __all__ = [
     "check_int",
     "check_last_axis",
     "check_min_ndim",
+    "check_not_none",
     "check_out",
     "check_power_of_two",
     "check_precision",
@@ -341,3 +342,12 @@ def check_out(xp: Any, out: Any, shape: tuple[int, ...], dtype: Any, name: str =
         raise ValueError(f"{name} must be C-contiguous")
     if xp is np and not out.flags.writeable:
         raise ValueError(f"{name} must be writeable, got a read-only array")
+
+
+def check_not_none(**arrays: Any) -> None:
+    """Raise ``TypeError`` naming the first required array argument that is None (:func:`prepare`
+    lets None through, for the optional ones)."""
+    for name, a in arrays.items():
+        if a is None:
+            raise TypeError(f"{name} must be an array of numbers (an ndarray, a list or a "
+                            f"scalar), got None")

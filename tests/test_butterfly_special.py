@@ -1,4 +1,11 @@
-"""Closed-form butterflies (DFT, Hadamard, DCT/DST, circulant, Toeplitz) against NumPy/SciPy."""
+"""Closed-form butterflies (DFT, Hadamard, DCT/DST, circulant, Toeplitz) against NumPy/SciPy.
+
+The operators (``dct``/``dst`` of every type and norm, ``dct_butterfly_multiply``,
+``circulant_multiply``, ``toeplitz_multiply``) each get the inherited checks of
+:class:`tests.conformance.OperatorConformance` (the classes at the end, reused on the GPU by
+``tests/test_gpu_butterfly_special.py``); the tests above them check what is particular to
+each: the closed forms, large sizes, the pieces, the size bounds and the bad inputs.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import structlin as sl
+from structlin._backend import array_namespace
+from structlin.dft_hadamard import MAX_TRANSFORM_SIZE
 from tests import conformance as cf
 from tests.strategies import batch_shapes, dtypes, log2_sizes, random_array, seeds, tolerance
 
@@ -133,66 +142,12 @@ def test_type3_is_transpose_of_type2_times_diagonal(kind):
     np.testing.assert_allclose(M3, M2.T * d, atol=1e-12)
 
 
-def _transform_spec(kind, type, norm):
-    f = getattr(sl, kind)
-    fv = getattr(sl, f"{kind}_vjp")
-    return cf.OperatorSpec(
-        fast=lambda p, x: f(x, type, norm),
-        dense=lambda p: getattr(scipy.fft, kind)(np.eye(p["n"]), type, norm=norm, axis=0),
-        vjp=lambda p, x, g: {"x": fv(x, g, type, norm)},
-        adjoint=lambda p, y: fv(np.zeros(y.shape, y.dtype), y, type, norm),
-    )
-
-
-@given(kind=st.sampled_from(KINDS), type=st.sampled_from(TYPES), norm=st.sampled_from(NORMS),
-       L=log2_sizes(8), dt=dtypes(), seed=seeds())
-def test_transform_vjp_is_transpose_dot_test(kind, type, norm, L, dt, seed):
-    rng = np.random.default_rng(seed)
-    n = 1 << L
-    spec = _transform_spec(kind, type, norm)
-    cf.check_dot_test(spec, {}, random_array(rng, (3, n), dt), random_array(rng, (3, n), dt))
-
-
-@pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("type", TYPES)
-@pytest.mark.parametrize("norm", NORMS)
-@pytest.mark.parametrize("dt", [np.float64, np.complex128])
-def test_transform_vjp_matches_finite_differences(kind, type, norm, dt):
-    rng = np.random.default_rng(type)
-    spec = _transform_spec(kind, type, norm)
-    x = random_array(rng, (2, 16), dt)
-    g = random_array(rng, (2, 16), dt)
-    cf.check_vjp(spec, {}, x, g, rng=rng)
-
-
 def test_transform_vjp_of_real_x_takes_real_part_of_complex_grad():
     x = np.zeros((2, 8))
     g = random_array(np.random.default_rng(0), (2, 8), np.complex128)
     gx = sl.dct_vjp(x, g, 4, "ortho")
     assert gx.dtype == np.float64
     np.testing.assert_allclose(gx, sl.dct_vjp(x, g.real, 4, "ortho"), atol=1e-14)
-
-
-@pytest.mark.parametrize("type", TYPES)
-def test_pieces_vjp_matches_finite_differences_in_twiddle_and_x(type):
-    rng = np.random.default_rng(type)
-    n = 16
-    base = sl.butterfly_dst(n, type, "ortho")
-
-    def with_twiddle(tw):
-        return base._replace(twiddle=tw)
-
-    def vjp(p, x, g):
-        gtw, gx = sl.dct_butterfly_multiply_vjp(with_twiddle(p["twiddle"]), x, g)
-        return {"twiddle": gtw, "x": gx}
-
-    spec = cf.OperatorSpec(
-        fast=lambda p, x: sl.dct_butterfly_multiply(with_twiddle(p["twiddle"]), x),
-        dense=lambda p: None, vjp=vjp)
-    tw = base.twiddle + 0.1 * random_array(rng, base.twiddle.shape, np.complex128)
-    for dt in (np.float64, np.complex128):
-        cf.check_vjp(spec, {"twiddle": tw}, random_array(rng, (3, n), dt),
-                     random_array(rng, (3, n), dt), rng=rng)
 
 
 def test_transform_of_size_one_and_empty_batch():
@@ -204,13 +159,6 @@ def test_transform_of_size_one_and_empty_batch():
                 np.testing.assert_allclose(getattr(sl, kind)(x, type, norm), ref, atol=1e-15)
     assert sl.dct(np.zeros((0, 8))).shape == (0, 8)
     assert sl.dst(np.zeros((2, 0, 4), np.complex64), 4).dtype == np.complex64
-
-
-def test_integer_input_is_promoted_to_float64():
-    x = np.arange(8)
-    y = sl.dct(x)
-    assert y.dtype == np.float64
-    np.testing.assert_allclose(y, scipy.fft.dct(x.astype(float)), atol=1e-12)
 
 
 # ----------------------------------------------------------------- circulant / Toeplitz
@@ -258,17 +206,9 @@ def test_circulant_factors_reproduce_product_without_permutation():
         d, np.fft.fft(c)[sl.bit_reversal_permutation(64)] / 64, atol=1e-14)
 
 
-@given(L=log2_sizes(6), dt=dtypes(), seed=seeds())
-def test_circulant_adjoint_dot_test(L, dt, seed):
-    rng = np.random.default_rng(seed)
-    n = 1 << L
-    cf.check_dot_test(_circulant_spec(), {"c": random_array(rng, (n,), dt)},
-                      random_array(rng, (3, n), dt), random_array(rng, (3, n), dt))
-
-
-@pytest.mark.parametrize("cdt,xdt", [("float64", "float64"), ("complex128", "complex128"),
-                                     ("float64", "complex128"), ("complex128", "float64")])
-def test_circulant_vjp_matches_finite_differences(cdt, xdt):
+@pytest.mark.parametrize("cdt,xdt", [("float64", "complex128"), ("complex128", "float64")])
+def test_circulant_vjp_of_mixed_dtypes_matches_finite_differences(cdt, xdt):
+    # the conformance classes check the VJP with c and x of one dtype
     rng = np.random.default_rng(2)
     p = {"c": random_array(rng, (16,), cdt)}
     x = random_array(rng, (2, 3, 16), xdt)
@@ -301,23 +241,11 @@ def test_toeplitz_multiply_equals_scipy_toeplitz(n, batch, dt, seed):
     cf.check_inputs_not_modified(spec, p, x)
 
 
-@given(n=st.integers(1, 40), dt=dtypes(), seed=seeds())
-def test_toeplitz_adjoint_dot_test(n, dt, seed):
-    rng = np.random.default_rng(seed)
-    p = {"column": random_array(rng, (n,), dt), "row": random_array(rng, (n,), dt)}
-    cf.check_dot_test(_toeplitz_spec(), p, random_array(rng, (2, n), dt),
-                      random_array(rng, (2, n), dt))
-
-
-@pytest.mark.parametrize("n", [1, 5, 8])
-@pytest.mark.parametrize("dt", ["float64", "complex128"])
-def test_toeplitz_vjp_matches_finite_differences(n, dt):
-    rng = np.random.default_rng(n)
-    p = {"column": random_array(rng, (n,), dt), "row": random_array(rng, (n,), dt)}
-    x = random_array(rng, (3, n), dt)
-    g = random_array(rng, (3, n), dt)
-    cf.check_vjp(_toeplitz_spec(), p, x, g, rng=rng)
-    assert sl.toeplitz_multiply_vjp(p["column"], p["row"], x, g)[1][0] == 0
+def test_toeplitz_vjp_of_unused_row_entry_is_zero():
+    rng = np.random.default_rng(5)
+    col, row = random_array(rng, (5,), np.float64), random_array(rng, (5,), np.float64)
+    _, grow, _ = sl.toeplitz_multiply_vjp(col, row, np.ones((2, 5)), np.ones((2, 5)))
+    assert grow[0] == 0 and grow.shape == (5,)
 
 
 def test_toeplitz_factors_embed_in_circulant_of_power_of_two_size():
@@ -337,22 +265,40 @@ X8 = np.ones(8)
 BAD = [
     (lambda: sl.butterfly_dft(6), ValueError, "n must have a value that is a power of two"),
     (lambda: sl.butterfly_dft(0), ValueError, "power of two.*got 0"),
-    (lambda: sl.butterfly_dft(8.0), TypeError, "n must be an integer, got float"),
+    (lambda: sl.butterfly_dft(8.0), TypeError, r"n must be an integer, got 8\.0 \(float\)"),
+    (lambda: sl.butterfly_dft(None), TypeError, r"n must be an integer, got None"),
+    (lambda: sl.butterfly_dft("8"), TypeError, r"n must be an integer, got '8' \(str\)"),
+    (lambda: sl.butterfly_dft(8, dtype="bogus"), TypeError,
+     r"dtype must be one of complex64, complex128, got 'bogus'"),
+    (lambda: sl.butterfly_dft(8, inverse="yes"), TypeError, "inverse must be True or False"),
     (lambda: sl.butterfly_dft(8, norm="unitary"), ValueError, "norm must be one of.*'unitary'"),
-    (lambda: sl.butterfly_dft(8, dtype=np.float64), TypeError, "dtype must be complex64.*float64"),
+    (lambda: sl.butterfly_dft(8, dtype=np.float64), TypeError,
+     "dtype must be one of complex64, complex128.*float64"),
     (lambda: sl.butterfly_hadamard(12), ValueError, "power of two.*got 12"),
-    (lambda: sl.butterfly_hadamard(8, dtype=np.int32), TypeError, "dtype must be float32.*int32"),
-    (lambda: sl.butterfly_dct(8, type=1), ValueError, "type must be 2, 3 or 4, got 1"),
+    (lambda: sl.butterfly_hadamard(8, dtype=np.int32), TypeError,
+     "dtype must be one of float32, float64, complex64, complex128.*int32"),
+    (lambda: sl.butterfly_hadamard(8, dtype="bogus"), TypeError, "dtype must be one of.*'bogus'"),
+    (lambda: sl.butterfly_hadamard(None), TypeError, "n must be an integer, got None"),
+    (lambda: sl.butterfly_dct(8, type=1), ValueError, r"type must be one of \(2, 3, 4\), got 1"),
+    (lambda: sl.butterfly_dct(None), TypeError, "n must be an integer, got None"),
+    (lambda: sl.butterfly_dst(8.0), TypeError, r"n must be an integer, got 8\.0"),
     (lambda: sl.butterfly_dst(8, norm="forward"), ValueError, "norm must be one of.*'forward'"),
     (lambda: sl.dct(np.ones(6)), ValueError, "x must have a last-axis length n that is a power"),
     (lambda: sl.dct(np.float64(1.0)), ValueError, "x must have at least 1 dimension"),
-    (lambda: sl.dct(X8, type=5), ValueError, "type must be 2, 3 or 4, got 5"),
-    (lambda: sl.dct(X8, type=True), ValueError, "type must be 2, 3 or 4, got True"),
+    (lambda: sl.dct(X8, type=5), ValueError, r"type must be one of \(2, 3, 4\), got 5"),
+    (lambda: sl.dct(X8, type=True), TypeError, "type must be an integer, got True"),
+    (lambda: sl.dct(X8, type=2.0), TypeError, r"type must be an integer, got 2\.0"),
+    (lambda: sl.dct(X8, type="2"), TypeError, "type must be an integer, got '2'"),
     (lambda: sl.dst(X8, norm="Ortho"), ValueError, "norm must be one of.*'Ortho'"),
     (lambda: sl.dst(np.array(["a"] * 8)), TypeError, "x must have a numeric dtype"),
+    (lambda: sl.dct([1.0, "a"]), TypeError, "x must have a numeric dtype"),
+    (lambda: sl.dct(np.array([1.0, None])), TypeError, "x must have a numeric dtype.*object"),
     (lambda: sl.dct_vjp(X8, np.ones(4)), ValueError, r"grad must have shape \(8,\)"),
     (lambda: sl.dst_vjp(X8, np.ones(8, object)), TypeError, "grad must have a numeric dtype"),
     (lambda: sl.dct_butterfly_multiply((1, 2), X8), TypeError, "pieces must be a DCTButterfly"),
+    (lambda: sl.dct_butterfly_multiply(sl.butterfly_dct(8)._replace(
+        input_weight=np.ones((2, 8), object)), X8), TypeError,
+     "pieces.input_weight must have a numeric dtype"),
     (lambda: sl.dct_butterfly_multiply(sl.butterfly_dct(16), X8), ValueError,
      r"input_index must hold indices in \[0, 8\)"),
     (lambda: sl.dct_butterfly_multiply(sl.butterfly_dct(8)._replace(twiddle=np.ones((2, 4, 2, 2))),
@@ -373,6 +319,13 @@ BAD = [
     (lambda: sl.butterfly_toeplitz(np.ones(3), np.ones(2)), ValueError,
      r"row must have shape \(3,\)"),
     (lambda: sl.butterfly_circulant(np.ones(3, np.complex64)), ValueError, "power of two"),
+    (lambda: sl.butterfly_circulant(np.array(["1"] * 4)), TypeError, "c must have a numeric"),
+    (lambda: sl.butterfly_toeplitz(np.ones(3), np.ones(3, object)), TypeError,
+     "row must have a numeric dtype"),
+    (lambda: sl.circulant_multiply(np.ones(4), None), TypeError, "x must be an array.*None"),
+    (lambda: sl.toeplitz_multiply_vjp(X8, X8, X8, None), TypeError, "grad must be an array"),
+    (lambda: sl.dct_vjp(X8, None), TypeError, "grad must be an array of numbers.*got None"),
+    (lambda: sl.dct(None), TypeError, "x must be an array of numbers.*got None"),
     (lambda: sl.dct(np.ones(8, np.longdouble)), TypeError, "extended precision"),
 ]
 
@@ -381,26 +334,6 @@ BAD = [
 def test_bad_input_raises_naming_the_argument(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
-
-
-@pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("type", TYPES)
-def test_perturbed_pieces_follow_the_documented_formula(kind, type):
-    # the library's own type-2 pieces pack two real rows into one complex DFT; a fine-tuned
-    # twiddle is no DFT, so user pieces must follow the formula of DCTButterfly exactly
-    rng = np.random.default_rng(type)
-    n = 16
-    p = getattr(sl, f"butterfly_{kind}")(n, type)
-    p = p._replace(twiddle=p.twiddle + 0.3 * random_array(rng, p.twiddle.shape, np.complex128))
-    x = random_array(rng, (3, n), np.float64)
-    u = p.input_weight[0] * x[:, p.input_index[0]] + p.input_weight[1] * x[:, p.input_index[1]]
-    v = u @ sl.butterfly_to_dense(p.twiddle).T
-    ref = np.real(p.output_weight * v[:, p.output_index])
-    np.testing.assert_allclose(sl.dct_butterfly_multiply(p, x), ref, atol=1e-12)
-    xc = random_array(rng, (3, n), np.complex128)
-    np.testing.assert_allclose(sl.dct_butterfly_multiply(p, xc),
-                               sl.dct_butterfly_multiply(p, xc.real)
-                               + 1j * sl.dct_butterfly_multiply(p, xc.imag), atol=1e-12)
 
 
 @pytest.mark.parametrize("rows", [1, 2, 3, 5])
@@ -413,3 +346,361 @@ def test_packed_rows_give_each_row_its_own_transform(rows, dt):
         for r in range(rows):
             _close(y[r], getattr(scipy.fft, kind)(x[r].astype(np.complex128), 2, norm="ortho"),
                    dt, 32, factor=2)
+
+
+# ------------------------------------------------------------ findings of the bad-input probe
+
+
+def test_hadamard_butterfly_is_a_fresh_writable_array_for_every_size():
+    # n = 1 used to return the read-only broadcast view (an empty array is not copied)
+    for n in (1, 2, 8):
+        tw = sl.butterfly_hadamard(n)
+        assert tw.flags.writeable and tw.flags.c_contiguous, n
+        tw[...] = 0
+        assert n == 1 or sl.butterfly_hadamard(n).all()
+
+
+@pytest.mark.parametrize("build", [
+    lambda n: sl.butterfly_dft(n), lambda n: sl.butterfly_hadamard(n),
+    lambda n: sl.butterfly_dct(n), lambda n: sl.butterfly_dst(n, 4)])
+def test_builders_refuse_a_size_above_the_bound_at_once(build):
+    # the pieces of a size 2**40 used to be built step by step until memory ran out
+    with pytest.raises(ValueError, match=f"n must be at most {MAX_TRANSFORM_SIZE}"):
+        build(2**40)
+    with pytest.raises(ValueError, match=f"n must be at most {MAX_TRANSFORM_SIZE}"):
+        build(2 * MAX_TRANSFORM_SIZE)
+    assert MAX_TRANSFORM_SIZE == 2**24
+
+
+def test_products_refuse_a_length_above_the_bound_before_allocating():
+    # broadcast views: the arrays cost nothing, so only the bound can refuse them in time
+    big = np.broadcast_to(np.float32(1.0), (1, 2 * MAX_TRANSFORM_SIZE))
+    with pytest.raises(ValueError, match="x must have a last-axis length n of at most"):
+        sl.dct(big)
+    with pytest.raises(ValueError, match="x must have a last-axis length n of at most"):
+        sl.dst_vjp(big, big)
+    with pytest.raises(ValueError, match="c must have a length n of at most"):
+        sl.circulant_multiply(big[0], big)
+    col = np.broadcast_to(np.float32(1.0), (MAX_TRANSFORM_SIZE // 2 + 1,))
+    with pytest.raises(ValueError, match="column must have a length n with an embedding"):
+        sl.toeplitz_multiply(col, col, col)
+
+
+def _like(x, a):
+    """``a`` in the array namespace of ``x`` (the GPU tests reuse :data:`PACKED`)."""
+    return array_namespace(x=x).asarray(a)
+
+
+PACKED = {
+    "dct type 2": lambda x: sl.dct(x),
+    "dst type 2 ortho": lambda x: sl.dst(x, 2, "ortho"),
+    "circulant_multiply": lambda x: sl.circulant_multiply(
+        _like(x, np.arange(x.shape[-1]) - 2.0), x),
+    "toeplitz_multiply": lambda x: sl.toeplitz_multiply(
+        _like(x, np.arange(x.shape[-1]) - 2.0), _like(x, np.linspace(1, 2, x.shape[-1])), x),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PACKED))
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nonfinite_row_leaves_its_packed_partner_finite(name, dt, bad):
+    # two real rows share one complex transform; a NaN in one used to make the other NaN too:
+    # the issue's example, x = ones((2, 8)) with x[0, 1] = nan, then every pair position
+    f = PACKED[name]
+    x = random_array(np.random.default_rng(0), (5, 8), dt)
+    clean = f(x)
+    for row in range(5):
+        xb = x.copy()
+        xb[row, 1] = bad
+        y = f(xb)
+        assert not np.isfinite(y[row]).all(), (row, y[row])
+        others = [r for r in range(5) if r != row]
+        assert np.isfinite(y[others]).all(), (row, y)
+        _close(y[others], clean[others], dt, 8, factor=2)
+    xb = np.ones((2, 8), dt)
+    xb[0, 1] = np.nan
+    np.testing.assert_array_equal(np.isnan(f(xb)).any(axis=1), [True, False])
+
+
+def test_nonfinite_rows_in_every_pair_and_a_lone_last_row():
+    x = random_array(np.random.default_rng(1), (2, 3, 16), np.float32)
+    clean = sl.dct(x)
+    xb = x.copy()
+    xb[0, 0, 3] = np.nan   # pair (0, 1)
+    xb[0, 2, 0] = np.inf   # pair (2, 3)
+    xb[1, 2, 5] = np.nan   # row 5 has no partner
+    y = sl.dct(xb).reshape(6, 16)
+    keep = [1, 3, 4]
+    assert not np.isfinite(y[[0, 2, 5]]).any()
+    _close(y[keep], clean.reshape(6, 16)[keep], np.float32, 16, factor=2)
+
+
+# ------------------------------------------------------------------- conformance classes
+
+
+class TestDctConformance(cf.OperatorConformance):
+    """Every operator check for ``dct`` (type 2, norm None; the subclasses: each type and norm).
+
+    float32 comes first in ``dtypes``: the batch-isolation check runs on real rows, which
+    types 2 pack two to a complex butterfly (whose rounding then depends on the partner row,
+    hence ``isolation_exact = False``).
+    """
+
+    kind = "dct"
+    type = 2
+    norm = None
+    n = 16
+    dtypes = (np.float32, np.float64, np.complex64, np.complex128)
+    isolation_exact = False
+
+    def make_params(self, rng, dtype):
+        return {}
+
+    def make_x(self, rng, dtype, batch):
+        return random_array(rng, (*batch, self.n), dtype)
+
+    def fast(self, params, x):
+        return getattr(sl, self.kind)(x, self.type, self.norm)
+
+    def dense(self, params):
+        return getattr(scipy.fft, self.kind)(np.eye(self.n), self.type, norm=self.norm, axis=0)
+
+    def vjp(self, params, x, g):
+        return {"x": getattr(sl, f"{self.kind}_vjp")(x, g, self.type, self.norm)}
+
+    def bad_inputs(self):
+        f = getattr(sl, self.kind)
+        return [
+            ("length not a power of two", lambda: f(np.ones(6), self.type), ValueError,
+             "x must have a last-axis length n that is a power of two"),
+            ("0-d x", lambda: f(np.float64(1.0), self.type), ValueError,
+             "at least 1 dimension"),
+            ("norm forward", lambda: f(np.ones(8), self.type, "forward"), ValueError,
+             "norm must be one of"),
+            ("type 1", lambda: f(np.ones(8), 1), ValueError, "type must be one of"),
+            ("type None", lambda: f(np.ones(8), None), TypeError, "type must be an integer"),
+            ("grad of the wrong shape",
+             lambda: getattr(sl, f"{self.kind}_vjp")(np.ones(8), np.ones(4), self.type),
+             ValueError, r"grad must have shape \(8,\)"),
+            ("string grad",
+             lambda: getattr(sl, f"{self.kind}_vjp")(np.ones(2), np.array(["a", "b"])),
+             TypeError, "grad must have a numeric dtype"),
+        ]
+
+
+class TestDctOrthoConformance(TestDctConformance):
+    norm = "ortho"
+
+
+class TestDctType3Conformance(TestDctConformance):
+    type = 3
+
+
+class TestDctType3OrthoConformance(TestDctConformance):
+    type = 3
+    norm = "ortho"
+
+
+class TestDctType4Conformance(TestDctConformance):
+    type = 4
+
+
+class TestDctType4OrthoConformance(TestDctConformance):
+    type = 4
+    norm = "ortho"
+
+
+class TestDstConformance(TestDctConformance):
+    kind = "dst"
+
+
+class TestDstOrthoConformance(TestDstConformance):
+    norm = "ortho"
+
+
+class TestDstType3Conformance(TestDstConformance):
+    type = 3
+
+
+class TestDstType3OrthoConformance(TestDstConformance):
+    type = 3
+    norm = "ortho"
+
+
+class TestDstType4Conformance(TestDstConformance):
+    type = 4
+
+
+class TestDstType4OrthoConformance(TestDstConformance):
+    type = 4
+    norm = "ortho"
+
+
+class TestDctButterflyMultiplyConformance(cf.OperatorConformance):
+    """``dct_butterfly_multiply`` with a fine-tuned twiddle (the parameter) in DST-IV pieces
+    (two reads per entry); the dense reference follows :class:`structlin.DCTButterfly`'s
+    formula. The output's dtype is ``x``'s (the pieces are rounded to it), so the promotion
+    check is this class's own."""
+
+    kind = "dst"
+    type = 4
+    n = 16
+
+    def _base(self):
+        return getattr(sl, f"butterfly_{self.kind}")(self.n, self.type, "ortho")
+
+    def make_params(self, rng, dtype):
+        tw = self._base().twiddle
+        tw = tw + 0.2 * random_array(rng, tw.shape, np.complex128)
+        return {"twiddle": tw.astype(np.result_type(dtype, np.complex64))}
+
+    def make_x(self, rng, dtype, batch):
+        return random_array(rng, (*batch, self.n), dtype)
+
+    def fast(self, params, x):
+        return sl.dct_butterfly_multiply(self._base()._replace(twiddle=params["twiddle"]), x)
+
+    def dense(self, params):
+        p = self._base()
+        eye = np.eye(self.n)
+        u = (p.input_weight[0] * eye[:, p.input_index[0]]
+             + p.input_weight[1] * eye[:, p.input_index[1]])
+        v = u @ sl.butterfly_to_dense(np.asarray(params["twiddle"])).T
+        return np.real(p.output_weight * v[:, p.output_index]).T
+
+    def vjp(self, params, x, g):
+        gtw, gx = sl.dct_butterfly_multiply_vjp(
+            self._base()._replace(twiddle=params["twiddle"]), x, g)
+        return {"twiddle": gtw, "x": gx}
+
+    def test_result_dtype_follows_numpy_promotion(self):
+        for dt in (np.float32, np.float64, np.complex64, np.complex128, np.int64):
+            p = self.make_params(np.random.default_rng(0), np.complex128)
+            x = np.arange(2 * self.n).reshape(2, self.n).astype(dt)
+            y = self._call(p, x)
+            assert y.dtype == (np.float64 if np.dtype(dt).kind == "i" else dt), (dt, y.dtype)
+
+    def bad_inputs(self):
+        base = self._base()
+        return [
+            ("pieces not a 5-tuple", lambda: sl.dct_butterfly_multiply((1, 2), np.ones(16)),
+             TypeError, "pieces must be a DCTButterfly"),
+            ("index out of range", lambda: sl.dct_butterfly_multiply(base, np.ones(8)),
+             ValueError, r"input_index must hold indices in \[0, 8\)"),
+            ("object input_index", lambda: sl.dct_butterfly_multiply(
+                base._replace(input_index=base.input_index.astype(object)), np.ones(16)),
+             TypeError, "pieces.input_index must have a numeric dtype"),
+            ("float output_index", lambda: sl.dct_butterfly_multiply(
+                base._replace(output_index=base.output_index * 1.0), np.ones(16)),
+             TypeError, "output_index must hold integers"),
+            ("grad of the wrong shape", lambda: sl.dct_butterfly_multiply_vjp(
+                base, np.ones(16), np.ones(8)), ValueError, "grad must have shape"),
+        ]
+
+
+    def test_numpy_and_cupy_mixed_are_refused(self):
+        # the pieces are host data by design (moved to the device per call): NumPy pieces with
+        # a CuPy x are accepted, but x and grad must be of one kind
+        if self.xp is np:
+            return  # needs a CuPy array: the GPU subclass checks it
+        with pytest.raises(TypeError, match=r"cupy\.ndarray"):
+            sl.dct_butterfly_multiply_vjp(self._base(), np.ones(self.n), self.xp.ones(self.n))
+
+
+class TestDctButterflyMultiplyType2Conformance(TestDctButterflyMultiplyConformance):
+    # the library packs its own type-2 pieces; user pieces (a changed twiddle) never are
+    kind = "dct"
+    type = 2
+
+
+class TestDctButterflyMultiplyType3Conformance(TestDctButterflyMultiplyConformance):
+    type = 3
+
+
+class TestCirculantConformance(cf.OperatorConformance):
+    """Every operator check for ``circulant_multiply`` (real rows are packed in pairs)."""
+
+    n = 16
+    dtypes = (np.float32, np.float64, np.complex64, np.complex128)
+    isolation_exact = False
+
+    def make_params(self, rng, dtype):
+        return {"c": random_array(rng, (self.n,), dtype)}
+
+    def make_x(self, rng, dtype, batch):
+        return random_array(rng, (*batch, self.n), dtype)
+
+    def fast(self, params, x):
+        return sl.circulant_multiply(params["c"], x)
+
+    def dense(self, params):
+        return scipy.linalg.circulant(params["c"])
+
+    def vjp(self, params, x, g):
+        gc, gx = sl.circulant_multiply_vjp(params["c"], x, g)
+        return {"c": gc, "x": gx}
+
+    def bad_inputs(self):
+        return [
+            ("length not a power of two",
+             lambda: sl.circulant_multiply(np.ones(6), np.ones(6)), ValueError,
+             "c must have a length n that is a power of two"),
+            ("2-d c", lambda: sl.circulant_multiply(np.ones((2, 4)), np.ones(4)), ValueError,
+             "c must be 1-d"),
+            ("x of another length", lambda: sl.circulant_multiply(np.ones(4), np.ones(8)),
+             ValueError, r"x must have length 4 along its last axis \(the length of c\)"),
+            ("0-d x", lambda: sl.circulant_multiply(np.ones(1), np.float64(1.0)), ValueError,
+             "x must have at least 1 dimension"),
+            ("grad of the wrong shape",
+             lambda: sl.circulant_multiply_vjp(np.ones(4), np.ones(4), np.ones(3)),
+             ValueError, r"grad must have shape \(4,\)"),
+        ]
+
+
+class TestToeplitzConformance(cf.OperatorConformance):
+    """Every operator check for ``toeplitz_multiply`` (n = 5: a circulant of size 16)."""
+
+    n = 5
+    dtypes = (np.float32, np.float64, np.complex64, np.complex128)
+    isolation_exact = False
+
+    def make_params(self, rng, dtype):
+        return {"column": random_array(rng, (self.n,), dtype),
+                "row": random_array(rng, (self.n,), dtype)}
+
+    def make_x(self, rng, dtype, batch):
+        return random_array(rng, (*batch, self.n), dtype)
+
+    def fast(self, params, x):
+        return sl.toeplitz_multiply(params["column"], params["row"], x)
+
+    def dense(self, params):
+        return scipy.linalg.toeplitz(params["column"], params["row"])
+
+    def vjp(self, params, x, g):
+        gc, gr, gx = sl.toeplitz_multiply_vjp(params["column"], params["row"], x, g)
+        return {"column": gc, "row": gr, "x": gx}
+
+    def bad_inputs(self):
+        return [
+            ("row of another length",
+             lambda: sl.toeplitz_multiply(np.ones(3), np.ones(4), np.ones(3)), ValueError,
+             r"row must have shape \(3,\)"),
+            ("empty column", lambda: sl.toeplitz_multiply(np.ones(0), np.ones(0), np.ones(0)),
+             ValueError, "column must be 1-d and non-empty"),
+            ("x of another length",
+             lambda: sl.toeplitz_multiply(np.ones(3), np.ones(3), np.ones(5)), ValueError,
+             "x must have length 3 along its last axis"),
+            ("grad of the wrong shape", lambda: sl.toeplitz_multiply_vjp(
+                np.ones(3), np.ones(3), np.ones(3), np.ones(4)), ValueError,
+             r"grad must have shape \(3,\)"),
+        ]
+
+
+class TestToeplitzSize1Conformance(TestToeplitzConformance):
+    n = 1
+
+
+class TestToeplitzPowerOfTwoConformance(TestToeplitzConformance):
+    n = 8

@@ -1,8 +1,11 @@
 """The closed-form butterflies on CuPy arrays against SciPy (CUDA pre/post kernels + butterfly).
 
-Every public function of :mod:`structlin.butterfly_special` with CuPy input: the result is a
-CuPy array equal to the CPU reference (``scipy.fft``, ``scipy.linalg``), VJPs equal the CPU
-VJPs, and NumPy mixed with CuPy is a TypeError.
+Every public function of :mod:`structlin.dft_hadamard`, :mod:`structlin.dct_dst` and
+:mod:`structlin.circulant` with CuPy input: the result is a CuPy array equal to the CPU
+reference (``scipy.fft``, ``scipy.linalg``), VJPs equal the CPU VJPs, and NumPy mixed with CuPy
+is a TypeError. The ``TestGpu*`` classes run every operator check of the CPU conformance classes
+(:mod:`tests.test_butterfly_special`) on CuPy arrays, batch isolation of packed real rows
+included.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import scipy.fft
 import scipy.linalg
 
 import structlin as sl
+from tests import test_butterfly_special as cpu_tests
 
 cupy = pytest.importorskip("cupy")
 
@@ -99,3 +103,86 @@ def test_numpy_mixed_with_cupy_is_a_type_error():
         sl.dct_vjp(np.ones(8), cupy.ones(8))
     with pytest.raises(TypeError, match=r"c is a cupy\.ndarray"):
         sl.circulant_multiply(cupy.ones(4), np.ones(4))
+
+
+# ------------------------------------------------- the CPU conformance classes, on CuPy arrays
+
+
+class TestGpuDct(cpu_tests.TestDctConformance):
+    xp = cupy
+
+
+class TestGpuDctOrtho(cpu_tests.TestDctOrthoConformance):
+    xp = cupy
+
+
+class TestGpuDctType3(cpu_tests.TestDctType3Conformance):
+    xp = cupy
+
+
+class TestGpuDctType3Ortho(cpu_tests.TestDctType3OrthoConformance):
+    xp = cupy
+
+
+class TestGpuDctType4(cpu_tests.TestDctType4Conformance):
+    xp = cupy
+
+
+class TestGpuDctType4Ortho(cpu_tests.TestDctType4OrthoConformance):
+    xp = cupy
+
+
+class TestGpuDst(cpu_tests.TestDstConformance):
+    xp = cupy
+
+
+class TestGpuDstOrtho(cpu_tests.TestDstOrthoConformance):
+    xp = cupy
+
+
+class TestGpuDstType3(cpu_tests.TestDstType3Conformance):
+    xp = cupy
+
+
+class TestGpuDstType3Ortho(cpu_tests.TestDstType3OrthoConformance):
+    xp = cupy
+
+
+class TestGpuDstType4(cpu_tests.TestDstType4Conformance):
+    xp = cupy
+
+
+class TestGpuDstType4Ortho(cpu_tests.TestDstType4OrthoConformance):
+    xp = cupy
+
+
+class TestGpuDctButterflyMultiply(cpu_tests.TestDctButterflyMultiplyConformance):
+    xp = cupy
+
+
+class TestGpuDctButterflyMultiplyType2(cpu_tests.TestDctButterflyMultiplyType2Conformance):
+    xp = cupy
+
+
+class TestGpuDctButterflyMultiplyType3(cpu_tests.TestDctButterflyMultiplyType3Conformance):
+    xp = cupy
+
+
+class TestGpuCirculant(cpu_tests.TestCirculantConformance):
+    xp = cupy
+
+
+class TestGpuToeplitz(cpu_tests.TestToeplitzConformance):
+    xp = cupy
+
+
+class TestGpuToeplitzSize1(cpu_tests.TestToeplitzSize1Conformance):
+    xp = cupy
+
+
+@pytest.mark.parametrize("name", sorted(cpu_tests.PACKED))
+def test_nonfinite_row_leaves_its_packed_partner_finite_on_gpu(name):
+    x = np.ones((5, 8))
+    x[2, 1] = np.nan
+    y = cupy.asnumpy(cpu_tests.PACKED[name](cupy.asarray(x)))
+    np.testing.assert_array_equal(np.isnan(y).any(axis=1), [False, False, True, False, False])

@@ -67,7 +67,8 @@ def operations() -> tuple[Op, ...]:
 
 FAMILY = Family(
     name="butterfly_special",
-    modules=('structlin.butterfly_special',),
+    # structlin.butterfly_special re-exports the three under the family's old module name
+    modules=('structlin.dft_hadamard', 'structlin.dct_dst', 'structlin.circulant'),
     kernels=(
         Kernel("butterfly_special", {
             "gather": ("x3", "ia", "wa", "ib", "wb", "m"),

@@ -1,0 +1,555 @@
+"""Circulant and Toeplitz products through two DFT butterflies and a diagonal.
+
+:func:`circulant_multiply` / :func:`toeplitz_multiply`: ``C = B_2 diag(d) B_1`` with a
+decimation-in-frequency butterfly ``B_1`` (bit-reversed output) and a decimation-in-time
+inverse ``B_2`` (bit-reversed input): no permutation at all (:func:`butterfly_circulant`). A
+Toeplitz matrix is the top-left block of a circulant twice its size (:func:`butterfly_toeplitz`).
+The butterflies are :func:`structlin.butterfly_dft`'s, applied by
+:func:`structlin.butterfly_multiply`.
+
+References: T. Dao, A. Gu, M. Eichhorn, A. Rudra, C. Ré, "Learning Fast Algorithms for Linear
+Transforms Using Butterfly Factorizations", ICML 2019, arXiv:1903.05895; T. Dao et al.,
+"Kaleidoscope: An Efficient, Learnable Representation For All Structured Linear Maps", ICLR
+2020, arXiv:2012.14966.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from structlin._backend import as_kernel_array, flatten_batch, restore_batch, result_dtype
+from structlin._validate import (
+    check_last_axis,
+    check_min_ndim,
+    check_not_none,
+    check_shape,
+    prepare,
+)
+from structlin.butterfly import butterfly_multiply
+from structlin.dft_hadamard import (
+    MAX_TRANSFORM_SIZE,
+    _check_transform_size,
+    _complex_of,
+    _dft_twiddle,
+    _nonfinite_pairs,
+)
+
+__all__ = [
+    "CirculantButterfly",
+    "butterfly_circulant",
+    "butterfly_toeplitz",
+    "circulant_multiply",
+    "circulant_multiply_vjp",
+    "toeplitz_multiply",
+    "toeplitz_multiply_vjp",
+]
+
+
+class CirculantButterfly(NamedTuple):
+    """A circulant matrix as ``C = B_2 diag(diagonal) B_1`` with two butterflies, no permutation.
+
+    Apply it as::
+
+        y = butterfly_multiply(twiddle_second,
+                               diagonal * butterfly_multiply(twiddle_first, x,
+                                                             increasing_stride=False))
+
+    Parameters
+    ----------
+    twiddle_first : ndarray of complex, shape (L, n//2, 2, 2)
+        The decimation-in-frequency DFT, applied with ``increasing_stride=False``: it maps
+        ``x`` to ``fft(x)`` in bit-reversed order (the transposed blocks of
+        :func:`butterfly_dft`).
+    diagonal : ndarray of complex, shape (n,)
+        ``fft(c)[bit_reversal_permutation(n)] / n``: the eigenvalues of ``C`` in bit-reversed
+        order, with the inverse DFT's ``1/n``.
+    twiddle_second : ndarray of complex, shape (L, n//2, 2, 2)
+        The unnormalized inverse DFT in decimation in time (``butterfly_dft(n, inverse=True,
+        norm="forward")``), applied with ``increasing_stride=True``: it takes bit-reversed input.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from structlin import butterfly_circulant
+    >>> f = butterfly_circulant(np.array([1.0, 0.0, 0.0, 0.0]))    # the identity
+    >>> f.diagonal
+    array([0.25+0.j, 0.25+0.j, 0.25+0.j, 0.25+0.j])
+    """
+
+    twiddle_first: np.ndarray
+    diagonal: Any
+    twiddle_second: np.ndarray
+
+
+@functools.cache
+def _circulant_twiddles(n: int) -> tuple[np.ndarray, np.ndarray]:
+    first = np.ascontiguousarray(np.swapaxes(_dft_twiddle(n, False, 1.0), -1, -2))
+    second = _dft_twiddle(n, True, 1.0)
+    for a in (first, second):
+        a.setflags(write=False)
+    return first, second
+
+
+_DEVICE_TWIDDLES: dict[tuple, tuple] = {}
+
+
+def _twiddles_for(xp, n: int, cdt: np.dtype) -> tuple[Any, Any]:
+    dev = xp.cuda.Device().id if xp is not np else -1
+    key = (n, cdt, dev)
+    hit = _DEVICE_TWIDDLES.get(key)
+    if hit is None:
+        hit = tuple(xp.ascontiguousarray(xp.asarray(t), dtype=cdt)
+                    for t in _circulant_twiddles(n))
+        _DEVICE_TWIDDLES[key] = hit
+    return hit
+
+
+def _spectrum(xp, tw1, a, n):
+    """``fft(a)[bit reversed] / n`` over the last axis, by the DIF butterfly."""
+    return butterfly_multiply(tw1, a, increasing_stride=False) * (1.0 / n)
+
+
+def _circulant_core(xp, tw1, tw2, d, x):
+    return butterfly_multiply(tw2, d * butterfly_multiply(tw1, x, increasing_stride=False))
+
+
+def _circulant_real(xp, tw1, tw2, d, x2, cdt):
+    """``C x`` for a real ``C`` and real rows ``x2`` (b, n): two rows per complex product.
+
+    ``C (x_a + i x_b) = C x_a + i C x_b`` because ``C`` is real, so the real and imaginary
+    parts of one complex product are the products of two rows: half the butterfly work. A pair
+    with a NaN or infinity in it is recomputed one row at a time, so that a finite row stays
+    finite whatever its partner holds (as in a dense product).
+    """
+    b, n = x2.shape
+    pairs = (b + 1) // 2
+    u = xp.zeros((pairs, n), dtype=cdt)
+    u.real[...] = x2[0::2]
+    u.imag[: b // 2] = x2[1::2]
+    y = _circulant_core(xp, tw1, tw2, d, u)
+    out = xp.empty((b, n), dtype=x2.dtype)
+    out[0::2] = y.real
+    out[1::2] = y.imag[: b // 2]
+    rows = _nonfinite_pairs(xp, y, b)
+    if rows is not None:
+        out[rows] = _circulant_core(xp, tw1, tw2, d, x2[rows].astype(cdt)).real
+    return out
+
+
+def _circulant_adjoint(xp, tw1, tw2, d, g):
+    """``C^H g = B_1^H diag(conj d) B_2^H g``."""
+    h = butterfly_multiply(tw2, g, transpose=True, conjugate=True)
+    return butterfly_multiply(tw1, xp.conj(d) * h, increasing_stride=False, transpose=True,
+                              conjugate=True)
+
+
+def _check_column(c: Any, name: str) -> int:
+    """The length ``n`` of a 1-d first column ``c``: a power of two up to the size bound."""
+    if c.ndim != 1:
+        raise ValueError(f"{name} must be 1-d, shape (n,), got shape {tuple(c.shape)}")
+    n = c.shape[0]
+    _check_transform_size(n, name, "length n")
+    return n
+
+
+def _prepare_circulant(c, x, grad=None):
+    check_not_none(c=c, x=x)
+    p = prepare(c=c, x=x, grad=grad, dtype_of=("c", "x"))
+    n = _check_column(p.c, "c")
+    check_min_ndim(p.x, 1, "x", "(..., n)")
+    check_last_axis(p.x, n, "x", "the length of c")
+    if grad is not None:
+        check_shape(p.grad, p.x.shape, "grad", "the shape of the product, which is x's shape")
+    return p, n
+
+
+def butterfly_circulant(c: Any) -> CirculantButterfly:
+    """Return the butterfly factors ``(twiddle_first, diagonal, twiddle_second)`` of a circulant.
+
+    Parameters
+    ----------
+    c : array_like, shape (n,)
+        First column of the circulant ``C[i, j] = c[(i - j) mod n]`` (``scipy.linalg.circulant``);
+        ``n`` a power of two. Real or complex.
+
+    Returns
+    -------
+    CirculantButterfly
+        ``C = B_2 diag(diagonal) B_1`` (see :class:`CirculantButterfly`), all complex with the
+        precision of ``c`` (complex128 for float64 or integer ``c``); ``diagonal`` has ``c``'s
+        array type.
+
+    Raises
+    ------
+    ValueError
+        If ``c`` is not 1-d or its length is not a power of two up to ``2**24``.
+    TypeError
+        If ``c`` is not numeric.
+
+    Notes
+    -----
+    ``C = F^-1 diag(F c) F``. The DIF FFT ``B_1`` returns ``P F x`` (``P`` the bit reversal)
+    and the DIT inverse FFT ``B_2`` computes ``n F^-1 P^T``, so
+    ``C = B_2 diag(P F c / n) B_1`` with no permutation. The diagonal costs one butterfly
+    product (``5 n log2(n)`` flops). These are the building blocks of the K-matrices of
+    Dao et al. 2020, arXiv:2012.14966.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scipy.linalg import circulant
+    >>> from structlin import butterfly_circulant, butterfly_multiply
+    >>> c = np.array([1.0, 2.0, 0.0, -1.0])
+    >>> tw1, d, tw2 = butterfly_circulant(c)
+    >>> x = np.array([0.5, 1.0, -2.0, 3.0])
+    >>> y = butterfly_multiply(tw2, d * butterfly_multiply(tw1, x, increasing_stride=False))
+    >>> bool(np.allclose(y, circulant(c) @ x))
+    True
+    """
+    check_not_none(c=c)
+    p = prepare(c=c)
+    xp, c = p.xp, p.c
+    n = _check_column(c, "c")
+    cdt = _complex_of(p.dtype)
+    first, second = _circulant_twiddles(n)
+    tw1, _ = _twiddles_for(xp, n, cdt)
+    d = _spectrum(xp, tw1, as_kernel_array(xp, c, cdt), n)
+    return CirculantButterfly(first.astype(cdt), d, second.astype(cdt))
+
+
+def circulant_multiply(c: Any, x: Any) -> Any:
+    """Return the circulant product ``C x`` over the last axis of ``x``, ``C`` from column ``c``.
+
+    Parameters
+    ----------
+    c : array_like, shape (n,)
+        First column of ``C`` (``C[i, j] = c[(i - j) mod n]``), ``n`` a power of two.
+    x : array_like, shape (..., n)
+        Vectors along the last axis; any leading batch dimensions.
+
+    Returns
+    -------
+    ndarray, shape (..., n)
+        ``x @ scipy.linalg.circulant(c).T`` (the cyclic convolution of ``c`` and ``x``), with
+        dtype ``result_dtype(c, x)``: real when both are real.
+
+    Raises
+    ------
+    ValueError
+        If ``c`` is not 1-d, ``n`` is not a power of two up to ``2**24`` or ``x``'s last axis
+        is not ``n``.
+    TypeError
+        If a dtype is not numeric, or NumPy and CuPy arrays are mixed.
+
+    Notes
+    -----
+    Three butterfly products (:func:`butterfly_circulant`: the spectrum of ``c``, then
+    ``B_2 diag(d) B_1 x``): ``O(n log n)`` per vector instead of ``2 n^2``. When ``c`` and
+    ``x`` are real, ``C`` is real and two rows of ``x`` go through one complex product as its
+    real and imaginary parts; a pair holding a NaN or an infinity is recomputed one row at a
+    time, so that rows stay independent as in a dense product.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scipy.linalg import circulant
+    >>> from structlin import circulant_multiply
+    >>> c = np.array([1.0, 2.0, 3.0, 4.0])
+    >>> x = np.array([1.0, 0.0, 0.0, 0.0])
+    >>> circulant_multiply(c, x)
+    array([1., 2., 3., 4.])
+    >>> bool(np.allclose(circulant_multiply(c, np.eye(4)), circulant(c).T))
+    True
+    """
+    p, n = _prepare_circulant(c, x)
+    xp, c, x, dtype = p.xp, p.c, p.x, p.dtype
+    cdt = _complex_of(dtype)
+    tw1, tw2 = _twiddles_for(xp, n, cdt)
+    d = _spectrum(xp, tw1, as_kernel_array(xp, c, cdt), n)
+    if dtype.kind != "c":
+        x2, batch = flatten_batch(as_kernel_array(xp, x, dtype))
+        return restore_batch(_circulant_real(xp, tw1, tw2, d, x2, cdt), batch)
+    y = _circulant_core(xp, tw1, tw2, d, as_kernel_array(xp, x, cdt))
+    return _real_if(xp, y, dtype)
+
+
+def _real_if(xp, y, dtype):
+    if dtype.kind != "c":
+        y = y.real
+    return xp.ascontiguousarray(y, dtype=dtype)
+
+
+def circulant_multiply_vjp(c: Any, x: Any, grad: Any) -> tuple[Any, Any]:
+    """Return the gradients ``(grad_c, grad_x)`` of :func:`circulant_multiply`.
+
+    Parameters
+    ----------
+    c, x
+        As for :func:`circulant_multiply`.
+    grad : array_like, shape (..., n)
+        Gradient of a real loss with respect to ``circulant_multiply(c, x)``.
+
+    Returns
+    -------
+    grad_c : ndarray, shape (n,)
+        ``sum over the batch of circulant(x)^H grad``, with ``c``'s dtype promoted to floating
+        point (the real part for a real ``c``).
+    grad_x : ndarray, shape (..., n)
+        ``circulant(c)^H grad``, with ``x``'s dtype promoted to floating point.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As for :func:`circulant_multiply`, and if ``grad`` does not have ``x``'s shape.
+
+    Notes
+    -----
+    ``y = c ⊛ x`` is bilinear and symmetric in ``c`` and ``x``, so both gradients are adjoint
+    circulant products ``B_1^H diag(conj d) B_2^H grad`` (with the spectrum of ``c``, resp. of
+    each row of ``x``): a few butterfly products, ``O(n log n)`` per vector (PyTorch's
+    complex-gradient convention).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scipy.linalg import circulant
+    >>> from structlin import circulant_multiply_vjp
+    >>> c = np.array([1.0, 2.0, 3.0, 4.0])
+    >>> x = np.array([0.0, 1.0, 0.0, 0.0])
+    >>> g = np.array([1.0, -1.0, 0.5, 2.0])
+    >>> gc, gx = circulant_multiply_vjp(c, x, g)
+    >>> bool(np.allclose(gx, circulant(c).T @ g)), bool(np.allclose(gc, circulant(x).T @ g))
+    (True, True)
+    """
+    check_not_none(grad=grad)
+    p, n = _prepare_circulant(c, x, grad)
+    xp, c, x, grad, dtype = p.xp, p.c, p.x, p.grad, p.dtype
+    cdt = _complex_of(dtype)
+    tw1, tw2 = _twiddles_for(xp, n, cdt)
+    # a real product only passes on the real part of the gradient
+    g = as_kernel_array(xp, grad.real if dtype.kind != "c" else grad, cdt)
+    xc = as_kernel_array(xp, x, cdt)
+    dc = _spectrum(xp, tw1, as_kernel_array(xp, c, cdt), n)
+    gx = _circulant_adjoint(xp, tw1, tw2, dc, g)
+    dx = _spectrum(xp, tw1, xc, n)
+    gc2, _ = flatten_batch(_circulant_adjoint(xp, tw1, tw2, dx, g))
+    gc = gc2.sum(axis=0)
+    return _real_if(xp, gc, result_dtype(c=c)), _real_if(xp, gx, result_dtype(x=x))
+
+
+def _toeplitz_size(n: int) -> int:
+    return 1 if n == 1 else 1 << (2 * n - 2).bit_length()
+
+
+def _check_toeplitz_column(column: Any) -> int:
+    """The size ``n`` of a Toeplitz matrix of first column ``column`` (1-d, non-empty), with
+    the bound on its embedding circulant."""
+    if column.ndim != 1 or column.shape[0] < 1:
+        raise ValueError(f"column must be 1-d and non-empty, shape (n,), got shape "
+                         f"{tuple(column.shape)}")
+    n = column.shape[0]
+    if _toeplitz_size(n) > MAX_TRANSFORM_SIZE:
+        raise ValueError(
+            f"column must have a length n with an embedding circulant of at most "
+            f"{MAX_TRANSFORM_SIZE} (2**24; n <= 2**23), got n = {n}"
+        )
+    return n
+
+
+def _prepare_toeplitz(column, row, x, grad=None):
+    check_not_none(column=column, row=row, x=x)
+    p = prepare(column=column, row=row, x=x, grad=grad, dtype_of=("column", "row", "x"))
+    n = _check_toeplitz_column(p.column)
+    check_shape(p.row, (n,), "row", "the length of column")
+    check_min_ndim(p.x, 1, "x", "(..., n)")
+    check_last_axis(p.x, n, "x", "the length of column")
+    if grad is not None:
+        check_shape(p.grad, p.x.shape, "grad", "the shape of the product, which is x's shape")
+    return p, n
+
+
+def _embed(xp, column, row, n, M, cdt):
+    cc = xp.zeros(M, dtype=cdt)
+    cc[:n] = column
+    if n > 1:
+        cc[M - n + 1:] = row[1:][::-1]
+    return cc
+
+
+def _pad(xp, x, M, cdt):
+    xpad = xp.zeros((*x.shape[:-1], M), dtype=cdt)
+    xpad[..., : x.shape[-1]] = x
+    return xpad
+
+
+def butterfly_toeplitz(column: Any, row: Any) -> CirculantButterfly:
+    """Return the circulant butterfly factors that embed the Toeplitz matrix ``T(column, row)``.
+
+    Parameters
+    ----------
+    column : array_like, shape (n,)
+        First column of ``T`` (``T[i, j] = column[i - j]`` for ``i >= j``); any ``n >= 1``.
+    row : array_like, shape (n,)
+        First row (``T[i, j] = row[j - i]`` for ``j > i``); ``row[0]`` is ignored, as in
+        :func:`scipy.linalg.toeplitz`.
+
+    Returns
+    -------
+    CirculantButterfly
+        The factors (:func:`butterfly_circulant`) of the circulant of size ``M``, the smallest
+        power of two ``>= 2n - 1``, whose first column is
+        ``[column, 0, ..., 0, row[n-1], ..., row[1]]``; ``T x`` is the first ``n`` entries of
+        its product with ``x`` padded by zeros to length ``M``.
+
+    Raises
+    ------
+    ValueError
+        If ``column`` is not 1-d and non-empty or longer than ``2**23`` (an embedding circulant
+        above ``2**24``), or ``row`` does not have its length.
+    TypeError
+        If a dtype is not numeric.
+
+    Notes
+    -----
+    The embedding wraps the ``n - 1`` sub-diagonals and the ``n - 1`` super-diagonals around
+    a circle of ``M >= 2n - 1`` positions without overlap; the padding with zeros keeps the
+    wrapped entries away from the first ``n`` outputs. ``O(M log M)`` per vector.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scipy.linalg import toeplitz
+    >>> from structlin import butterfly_multiply, butterfly_toeplitz
+    >>> col, row = np.array([1.0, 2.0, 3.0]), np.array([0.0, -1.0, 5.0])
+    >>> tw1, d, tw2 = butterfly_toeplitz(col, row)
+    >>> d.shape
+    (8,)
+    >>> x = np.array([1.0, 1.0, 2.0, 0, 0, 0, 0, 0])
+    >>> y = butterfly_multiply(tw2, d * butterfly_multiply(tw1, x, increasing_stride=False))
+    >>> bool(np.allclose(y[:3], toeplitz(col, row) @ x[:3]))
+    True
+    """
+    check_not_none(column=column, row=row)
+    p = prepare(column=column, row=row)
+    xp, column, row = p.xp, p.column, p.row
+    n = _check_toeplitz_column(column)
+    check_shape(row, (n,), "row", "the length of column")
+    M = _toeplitz_size(n)
+    cdt = _complex_of(p.dtype)
+    return butterfly_circulant(_embed(xp, column, row, n, M, cdt))
+
+
+def toeplitz_multiply(column: Any, row: Any, x: Any) -> Any:
+    """Return the Toeplitz product ``T x`` over the last axis of ``x``.
+
+    Parameters
+    ----------
+    column : array_like, shape (n,)
+        First column of ``T``; any ``n >= 1``.
+    row : array_like, shape (n,)
+        First row of ``T`` (``row[0]`` is ignored, as in :func:`scipy.linalg.toeplitz`).
+    x : array_like, shape (..., n)
+        Vectors along the last axis; any leading batch dimensions.
+
+    Returns
+    -------
+    ndarray, shape (..., n)
+        ``x @ scipy.linalg.toeplitz(column, row).T``, dtype ``result_dtype(column, row, x)``.
+
+    Raises
+    ------
+    ValueError
+        If ``column`` is not 1-d and non-empty or longer than ``2**23``, ``row`` or ``x``'s
+        last axis does not have its length.
+    TypeError
+        If a dtype is not numeric, or NumPy and CuPy arrays are mixed.
+
+    Notes
+    -----
+    A circulant product of size ``M`` (the smallest power of two ``>= 2n - 1``) on ``x`` padded
+    with zeros (:func:`butterfly_toeplitz`): ``O(M log M)`` per vector, ``M < 4n``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scipy.linalg import toeplitz
+    >>> from structlin import toeplitz_multiply
+    >>> col, row = np.array([1.0, 2.0, 3.0]), np.array([9.0, -1.0, 5.0])
+    >>> x = np.array([1.0, 1.0, 2.0])
+    >>> toeplitz_multiply(col, row, x)
+    array([10.,  1.,  7.])
+    >>> bool(np.allclose(toeplitz_multiply(col, row, x), toeplitz(col, row) @ x))
+    True
+    """
+    p, n = _prepare_toeplitz(column, row, x)
+    xp, column, row, x, dtype = p.xp, p.column, p.row, p.x, p.dtype
+    M = _toeplitz_size(n)
+    cdt = _complex_of(dtype)
+    tw1, tw2 = _twiddles_for(xp, M, cdt)
+    d = _spectrum(xp, tw1, _embed(xp, column, row, n, M, cdt), M)
+    if dtype.kind != "c":
+        x2, batch = flatten_batch(_pad(xp, x, M, dtype))
+        y = _circulant_real(xp, tw1, tw2, d, x2, cdt)
+        return xp.ascontiguousarray(restore_batch(y, batch)[..., :n])
+    y = _circulant_core(xp, tw1, tw2, d, _pad(xp, x, M, cdt))
+    return _real_if(xp, y[..., :n], dtype)
+
+
+def toeplitz_multiply_vjp(column: Any, row: Any, x: Any, grad: Any) -> tuple[Any, Any, Any]:
+    """Return the gradients ``(grad_column, grad_row, grad_x)`` of :func:`toeplitz_multiply`.
+
+    Parameters
+    ----------
+    column, row, x
+        As for :func:`toeplitz_multiply`.
+    grad : array_like, shape (..., n)
+        Gradient of a real loss with respect to the product.
+
+    Returns
+    -------
+    grad_column : ndarray, shape (n,)
+    grad_row : ndarray, shape (n,)
+        ``grad_row[0]`` is zero: ``row[0]`` does not enter the product.
+    grad_x : ndarray, shape (..., n)
+        ``T^H grad``. Each gradient has its argument's dtype promoted to floating point.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As for :func:`toeplitz_multiply`, and if ``grad`` does not have ``x``'s shape.
+
+    Notes
+    -----
+    The VJP of the embedding circulant (:func:`circulant_multiply_vjp`) on padded ``x`` and
+    ``grad``, with the circulant's column gradient split back into ``column`` and ``row``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scipy.linalg import toeplitz
+    >>> from structlin import toeplitz_multiply_vjp
+    >>> col, row = np.array([1.0, 2.0, 3.0]), np.array([0.0, -1.0, 5.0])
+    >>> x, g = np.array([1.0, 0.0, 2.0]), np.array([0.5, 1.0, -1.0])
+    >>> gcol, grow, gx = toeplitz_multiply_vjp(col, row, x, g)
+    >>> bool(np.allclose(gx, toeplitz(col, row).T @ g)), grow[0]
+    (True, np.float64(0.0))
+    """
+    check_not_none(grad=grad)
+    p, n = _prepare_toeplitz(column, row, x, grad)
+    xp, column, row, x, grad, dtype = p.xp, p.column, p.row, p.x, p.grad, p.dtype
+    M = _toeplitz_size(n)
+    cdt = _complex_of(dtype)
+    cc = _embed(xp, column, row, n, M, cdt)
+    g = grad if dtype.kind == "c" else grad.real
+    gcc, gxp = circulant_multiply_vjp(cc, _pad(xp, x.astype(cdt), M, cdt),
+                                      _pad(xp, g.astype(cdt), M, cdt))
+    gcol = gcc[:n]
+    grow = xp.zeros(n, dtype=gcc.dtype)
+    if n > 1:
+        grow[1:] = gcc[M - n + 1:][::-1]
+    return (_real_if(xp, gcol, result_dtype(column=column)),
+            _real_if(xp, grow, result_dtype(row=row)),
+            _real_if(xp, gxp[..., :n], result_dtype(x=x)))
