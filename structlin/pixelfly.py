@@ -26,16 +26,19 @@ from typing import Any
 
 import numpy as np
 
-from structlin._backend import (
-    array_namespace,
-    as_kernel_array,
-    flatten_batch,
-    kernels,
-    restore_batch,
-    result_dtype,
-)
+from structlin._backend import as_kernel_array, flatten_batch, kernels, restore_batch
 from structlin._backend import grad_like as _cast_grad
-from structlin._validate import check_min_ndim, check_shape, log2_exact
+from structlin._validate import (
+    check_choice,
+    check_finite,
+    check_float,
+    check_int,
+    check_min_ndim,
+    check_rng,
+    check_shape,
+    log2_exact,
+    prepare,
+)
 
 __all__ = [
     "flat_block_butterfly_mask",
@@ -46,12 +49,9 @@ __all__ = [
 ]
 
 
-def _check_int(v: Any, name: str, minimum: int = 0) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {type(v).__name__}")
-    if v < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {v}")
-    return int(v)
+#: the most alternating iterations :func:`pixelfly_project` may be asked for (``max_iter``):
+#: a bound on the loop one argument can start (each iteration is an SVD)
+MAX_ITER = 10**6
 
 
 def flat_block_butterfly_mask(
@@ -112,9 +112,9 @@ def flat_block_butterfly_mask(
     >>> flat_block_butterfly_mask(16, 8, 2, 1).shape
     (8, 4)
     """
-    n_out = _check_int(n_out, "n_out")
-    n_in = _check_int(n_in, "n_in")
-    block = _check_int(block, "block", 1)
+    n_out = check_int(n_out, "n_out")
+    n_in = check_int(n_in, "n_in")
+    block = check_int(block, "block", minimum=1)
     for name, n in (("n_out", n_out), ("n_in", n_in)):
         if n % block:
             raise ValueError(f"{name} must be a multiple of block = {block}, got {n}")
@@ -128,7 +128,7 @@ def flat_block_butterfly_mask(
         )
     if n_factors is None:
         n_factors = L
-    n_factors = _check_int(n_factors, "n_factors")
+    n_factors = check_int(n_factors, "n_factors")
     if n_factors > L:
         raise ValueError(
             f"n_factors must be between 0 and log2(min(n_out, n_in) // block) = {L}, "
@@ -219,25 +219,25 @@ def _check_low_rank(U, V, n_out: int, n_in: int) -> int:
 
 
 def _prepare(blocks, mask, U, V, x, grad=None):
-    xp = array_namespace(blocks=blocks, mask=mask, U=U, V=V, x=x, grad=grad)
-    blocks, U, V, x = (xp.asarray(a) for a in (blocks, U, V, x))
-    dtype = result_dtype(blocks=blocks, U=U, V=V, x=x)
-    m = _host_mask(xp, mask)
-    bs = _check_blocks(blocks, m)
-    st = _Structure(xp, m, bs)
-    _check_low_rank(U, V, st.n_out, st.n_in)
-    check_min_ndim(x, 1, "x", "(..., n_in)")
-    if x.shape[-1] != st.n_in:
+    """The seam of the product and its VJP: the arguments converted once (NumPy/CuPy mix
+    refused first; ``mask`` converted and checked like the others but left out of the
+    promotion), shapes checked. Returns the NamedTuple ``(xp, dtype, blocks, mask, U, V, x,
+    grad)`` and the block structure of the mask."""
+    p = prepare(blocks=blocks, mask=mask, U=U, V=V, x=x, grad=grad,
+                dtype_of=("blocks", "U", "V", "x"))
+    m = _host_mask(p.xp, p.mask)
+    st = _Structure(p.xp, m, _check_blocks(p.blocks, m))
+    _check_low_rank(p.U, p.V, st.n_out, st.n_in)
+    check_min_ndim(p.x, 1, "x", "(..., n_in)")
+    if p.x.shape[-1] != st.n_in:
         raise ValueError(
             f"x must have length n_in = mask.shape[1] * block = {st.n_in} along its last "
-            f"axis, got shape {tuple(x.shape)}"
+            f"axis, got shape {tuple(p.x.shape)}"
         )
-    if grad is not None:
-        grad = xp.asarray(grad)
-        result_dtype(grad=grad)
-        check_shape(grad, (*x.shape[:-1], st.n_out), "grad",
+    if p.grad is not None:
+        check_shape(p.grad, (*p.x.shape[:-1], st.n_out), "grad",
                     "the shape of the product, x's batch shape and n_out")
-    return xp, blocks, st, U, V, x, grad, dtype
+    return p, st
 
 
 def _apply(xp, st: _Structure, blocks, x2, U, xv):
@@ -320,10 +320,12 @@ def pixelfly_multiply(blocks: Any, mask: Any, U: Any, V: Any, x: Any) -> Any:
     >>> bool(np.allclose(y, x @ pixelfly_to_dense(blocks, mask, U, V).T))
     True
     """
-    xp, blocks, st, U, V, x, _, dtype = _prepare(blocks, mask, U, V, x)
-    x2, batch = flatten_batch(as_kernel_array(xp, x, dtype))
-    xv = xp.ascontiguousarray(x2 @ as_kernel_array(xp, V, dtype))
-    y = _apply(xp, st, as_kernel_array(xp, blocks, dtype), x2, as_kernel_array(xp, U, dtype), xv)
+    p, st = _prepare(blocks, mask, U, V, x)
+    xp, dtype = p.xp, p.dtype
+    x2, batch = flatten_batch(as_kernel_array(xp, p.x, dtype))
+    xv = xp.ascontiguousarray(x2 @ as_kernel_array(xp, p.V, dtype))
+    y = _apply(xp, st, as_kernel_array(xp, p.blocks, dtype), x2,
+               as_kernel_array(xp, p.U, dtype), xv)
     return restore_batch(y, batch)
 
 
@@ -378,12 +380,13 @@ def pixelfly_multiply_vjp(
     >>> bool(np.allclose(gx, g @ pixelfly_to_dense(blocks, mask, U, V)))
     True
     """
-    xp, blocks, st, U, V, x, grad, dtype = _prepare(blocks, mask, U, V, x, grad)
-    x2, batch = flatten_batch(as_kernel_array(xp, x, dtype))
-    g2, _ = flatten_batch(as_kernel_array(xp, grad, dtype))
-    bk = as_kernel_array(xp, blocks, dtype)
-    Uk = as_kernel_array(xp, U, dtype)
-    Vk = as_kernel_array(xp, V, dtype)
+    p, st = _prepare(blocks, mask, U, V, x, grad)
+    xp, dtype = p.xp, p.dtype
+    x2, batch = flatten_batch(as_kernel_array(xp, p.x, dtype))
+    g2, _ = flatten_batch(as_kernel_array(xp, p.grad, dtype))
+    bk = as_kernel_array(xp, p.blocks, dtype)
+    Uk = as_kernel_array(xp, p.U, dtype)
+    Vk = as_kernel_array(xp, p.V, dtype)
     complex_ = np.dtype(dtype).kind == "c"
 
     def cj(a):
@@ -398,8 +401,8 @@ def pixelfly_multiply_vjp(
     gx = _apply_adjoint(xp, st, bk, g2, xp.ascontiguousarray(cj(Vk)), gUc)
     gU = g2.T @ cj(x2 @ Vk)
     gV = cj(x2).T @ gUc
-    return (_cast_grad(xp, gb, blocks), _cast_grad(xp, gU, U), _cast_grad(xp, gV, V),
-            restore_batch(_cast_grad(xp, gx, x), batch))
+    return (_cast_grad(xp, gb, p.blocks), _cast_grad(xp, gU, p.U), _cast_grad(xp, gV, p.V),
+            restore_batch(_cast_grad(xp, gx, p.x), batch))
 
 
 def _expand_blocks(xp, blocks, mask: np.ndarray, dtype):
@@ -456,15 +459,14 @@ def pixelfly_to_dense(blocks: Any, mask: Any, U: Any, V: Any) -> Any:
            [0., 0., 2., 0.],
            [0., 0., 0., 2.]])
     """
-    xp = array_namespace(blocks=blocks, mask=mask, U=U, V=V)
-    blocks, U, V = (xp.asarray(a) for a in (blocks, U, V))
-    dtype = result_dtype(blocks=blocks, U=U, V=V)
-    m = _host_mask(xp, mask)
-    bs = _check_blocks(blocks, m)
-    _check_low_rank(U, V, m.shape[0] * bs, m.shape[1] * bs)
-    M = _expand_blocks(xp, blocks.astype(dtype, copy=False), m, dtype)
-    if U.shape[1]:
-        M += U.astype(dtype, copy=False) @ V.astype(dtype, copy=False).T
+    p = prepare(blocks=blocks, mask=mask, U=U, V=V, dtype_of=("blocks", "U", "V"))
+    xp, dtype = p.xp, p.dtype
+    m = _host_mask(xp, p.mask)
+    bs = _check_blocks(p.blocks, m)
+    _check_low_rank(p.U, p.V, m.shape[0] * bs, m.shape[1] * bs)
+    M = _expand_blocks(xp, p.blocks.astype(dtype, copy=False), m, dtype)
+    if p.U.shape[1]:
+        M += p.U.astype(dtype, copy=False) @ p.V.astype(dtype, copy=False).T
     return M
 
 
@@ -541,7 +543,9 @@ def pixelfly_project(
         ``rank`` is out of range, ``max_iter < 1``, ``tol < 0``, ``method`` is unknown, or
         ``A`` is not finite.
     TypeError
-        If ``mask`` is not boolean or ``rank`` not an integer.
+        If ``mask`` is not boolean, ``rank`` or ``max_iter`` is not an integer (2.5, ``"4"``,
+        None and bool are refused), ``tol`` is not a real number, or ``rng`` is not None, a
+        seed or a ``numpy.random.Generator``.
 
     Notes
     -----
@@ -573,10 +577,9 @@ def pixelfly_project(
     >>> bool(np.isclose(err, errors[-1]))
     True
     """
-    xp = array_namespace(A=A, mask=mask)
-    A = xp.asarray(A)
-    dtype = result_dtype(A=A)
-    m = _host_mask(xp, mask)
+    p = prepare(A=A, mask=mask, dtype_of=("A",))
+    xp, dtype, A = p.xp, p.dtype, p.A
+    m = _host_mask(xp, p.mask)
     if A.ndim != 2:
         raise ValueError(f"A must be a 2-d array (n_out, n_in), got shape {tuple(A.shape)}")
     nbo, nbi = m.shape
@@ -586,18 +589,15 @@ def pixelfly_project(
             f"A must have shape (mask.shape[0] * block, mask.shape[1] * block) for a whole "
             f"block size >= 1; got A of shape {tuple(A.shape)} and mask of shape {m.shape}"
         )
-    rank = _check_int(rank, "rank")
+    rank = check_int(rank, "rank")
     if rank > min(A.shape):
         raise ValueError(f"rank must be between 0 and min(A.shape) = {min(A.shape)}, got {rank}")
-    max_iter = _check_int(max_iter, "max_iter", 1)
-    if not tol >= 0:
-        raise ValueError(f"tol must be >= 0, got {tol}")
-    if method not in ("svd", "randomized"):
-        raise ValueError(f"method must be 'svd' or 'randomized', got {method!r}")
-    gen = np.random.default_rng(rng)
+    max_iter = check_int(max_iter, "max_iter", minimum=1, maximum=MAX_ITER)
+    tol = check_float(tol, "tol", minimum=0.0)
+    method = check_choice(method, "method", ("svd", "randomized"))
+    gen = check_rng(rng)
     A = A.astype(dtype, copy=False)
-    if not bool(xp.isfinite(A).all()):
-        raise ValueError("A must be finite, but it contains NaN or infinity")
+    check_finite(A, "A")
     emask = xp.asarray(np.repeat(np.repeat(m, bs, axis=0), bs, axis=1))
     norm_a = float(xp.linalg.norm(A))
     scale = norm_a if norm_a > 0 else 1.0

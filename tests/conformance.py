@@ -221,6 +221,11 @@ class OperatorConformance:
     - ``bad_inputs() -> list[(description, call, exception, match)]``: the family's own
       invalid calls (``call`` takes no argument); the generic ones (object and string arrays,
       wrong dtypes) are checked for every operator without a hook.
+
+    Parameters named in ``structure`` (e.g. a boolean block mask) describe the operator's
+    shape rather than its values: they are passed unchanged to ``dense`` (not widened), are
+    not differentiated (``vjp`` returns no gradient for them) and take no part in the dtype
+    promotion; the layout, list and object-array checks apply to them as to the others.
     """
 
     xp = np
@@ -239,6 +244,8 @@ class OperatorConformance:
     #: complex transform): their rounding depends on the partner row, so they must stay
     #: finite and within the tolerance instead
     isolation_exact: bool = True
+    #: parameters that are structure, not data (see the class docstring)
+    structure: tuple[str, ...] = ()
 
     # ---- hooks ----------------------------------------------------------------------------
     def make_params(self, rng: np.random.Generator, dtype) -> dict:
@@ -257,7 +264,11 @@ class OperatorConformance:
         raise NotImplementedError
 
     def adjoint(self, params: dict, y):
-        return self.vjp(params, self.xp.zeros_like(y), y)["x"]
+        # x only sets the shape and dtype of grad_x: zeros of length n_in (not y's length,
+        # which differs for a rectangular operator)
+        n_in = np.shape(self.dense({k: _to_numpy(v) for k, v in params.items()}))[1]
+        x0 = self.xp.zeros((*y.shape[:-1], n_in), dtype=y.dtype)
+        return self.vjp(params, x0, y)["x"]
 
     def bad_inputs(self) -> list:
         return []
@@ -285,7 +296,7 @@ class OperatorConformance:
         for dt in self.dtypes:
             p, x, _ = self._case(dt, batch=(2, 3))
             y = _to_numpy(self._call(p, x))
-            M = self.dense({k: _wide(v) for k, v in p.items()})
+            M = self.dense({k: v if k in self.structure else _wide(v) for k, v in p.items()})
             expected = _wide(x) @ np.asarray(M).T
             assert y.shape == expected.shape, (dt, y.shape, expected.shape)
             err = _rel_err(y, expected)
@@ -309,12 +320,14 @@ class OperatorConformance:
                    np.dtype(d) != np.complex64]:
             p, x, rng = self._case(dt, batch=(2,))
             g = random_array(rng, _to_numpy(self._call(p, x)).shape, dt)
+            fixed = {k: v for k, v in p.items() if k in self.structure}
             spec = OperatorSpec(
-                fast=lambda q, v: _to_numpy(self._call(q, v)),
+                fast=lambda q, v, fixed=fixed: _to_numpy(self._call({**q, **fixed}, v)),
                 dense=None,
-                vjp=lambda q, v, w: self._call_vjp(q, v, w),
+                vjp=lambda q, v, w, fixed=fixed: self._call_vjp({**q, **fixed}, v, w),
             )
-            check_vjp(spec, p, x, g, rtol=self.vjp_rtol, rng=rng)
+            check_vjp(spec, {k: v for k, v in p.items() if k not in fixed}, x, g,
+                      rtol=self.vjp_rtol, rng=rng)
 
     def test_result_dtype_follows_numpy_promotion(self):
         combos = _PROMOTIONS if self.mixed_dtypes else [(d, d) for d in self.dtypes]
@@ -325,7 +338,8 @@ class OperatorConformance:
             x = self._case(xdt if np.dtype(xdt).kind in "fc" else np.float64)[1]
             x = x.astype(xdt) if np.dtype(xdt).kind in "fc" else np.round(x).astype(xdt)
             y = self._call(p, x)
-            arrays = [v for v in p.values() if isinstance(v, np.ndarray)]
+            arrays = [v for k, v in p.items()
+                      if isinstance(v, np.ndarray) and k not in self.structure]
             expected = np.result_type(*arrays, x)
             expected = np.dtype(np.float64) if expected.kind in "biu" else expected
             assert y.dtype == expected, (pdt, xdt, y.dtype, expected)
@@ -373,7 +387,7 @@ class OperatorConformance:
         variants = [("x", name, v) for name, v in _layouts(x).items()]
         variants.append(("x", "broadcast", np.broadcast_to(x[:1], x.shape)))
         for k, v in p.items():
-            if isinstance(v, np.ndarray) and v.dtype.kind in "fc":
+            if isinstance(v, np.ndarray) and (v.dtype.kind in "fc" or k in self.structure):
                 variants += [(k, name, a) for name, a in _layouts(v).items()]
         for arg, layout, v in variants:
             if gpu and layout in ("read-only", "big-endian"):
@@ -392,9 +406,11 @@ class OperatorConformance:
                 err_msg=f"{arg} {layout} differs from the contiguous call")
 
     def test_lists_are_accepted(self):
-        p, x, _ = self._case(np.float64, batch=(2,))
         if self.xp is not np:
             return  # lists are NumPy data: mixing them with CuPy arrays is refused
+        if np.dtype(np.float64) not in map(np.dtype, self.dtypes):
+            return  # lists of floats become float64, which this operator does not take
+        p, x, _ = self._case(np.float64, batch=(2,))
         ref = self._call(p, x)
         y = self.fast({k: v.tolist() if isinstance(v, np.ndarray) else v
                        for k, v in p.items()}, x.tolist())

@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 
 import structlin as sl
+from tests import test_monarch as cpu_tests
 from tests.strategies import random_array, tolerance
+
+cupy = pytest.importorskip("cupy")
 
 pytestmark = pytest.mark.gpu
 
@@ -126,3 +129,32 @@ def test_gpu_tensor_core_precisions_refuse_double_precision(cp):
     w = cp.ones((2, 2, 2))
     with pytest.raises(ValueError, match="needs float32 or complex64 data, got float64"):
         sl.monarch_multiply(w, w, cp.ones(4), precision="tf32")
+
+
+# ------------------------------------------------------------------ conformance on CuPy
+# the CPU suite's classes with xp = cupy (imported as a module, so that pytest does not
+# collect the CPU classes a second time here)
+
+
+class TestGpuMonarchConformance(cpu_tests.TestMonarchConformance):
+    xp = cupy
+
+
+class TestGpuMonarchTf32Conformance(cpu_tests.TestMonarchTf32Conformance):
+    """The TF32 tensor-core kernels: operands rounded to 10 mantissa bits (relative error
+    about 4e-4), hence the wider tolerance; every structural check is unchanged."""
+
+    xp = cupy
+    tol_factor = 100.0
+
+
+class TestGpuMonarchMicrokernelShapesConformance(cpu_tests.TestMonarchMicrokernelConformance):
+    xp = cupy
+
+
+class TestGpuOrderPConformance(cpu_tests.TestOrderPConformance):
+    xp = cupy
+
+
+class TestGpuBttConformance(cpu_tests.TestBttConformance):
+    xp = cupy

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import structlin as sl
+from tests import test_pixelfly as cpu_tests
 
 cupy = pytest.importorskip("cupy")
 
@@ -87,3 +88,9 @@ def test_mixing_numpy_and_cupy_raises_type_error():
     with pytest.raises(TypeError, match=r"cupy\.ndarray"):
         sl.pixelfly_multiply(np.ones((2, 2, 2)), mask, np.ones((4, 1)), np.ones((4, 1)),
                              cupy.ones((3, 4)))
+
+
+class TestGpuPixelflyConformance(cpu_tests.TestPixelflyConformance):
+    """The CPU suite's conformance checks on CuPy arrays (the mask, host metadata, too)."""
+
+    xp = cupy

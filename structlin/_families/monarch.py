@@ -50,7 +50,7 @@ def operations() -> tuple[Op, ...]:
 
 FAMILY = Family(
     name="monarch",
-    modules=('structlin.monarch',),
+    modules=('structlin.monarch', 'structlin.monarch_order_p', 'structlin.btt'),
     kernels=(
         Kernel("monarch", {
             "apply": ("x", "factors", "precision"),

@@ -236,7 +236,8 @@ def monarch_operator(w1: Any, w2: Any) -> LinearOperator:
     k, _q, p = np.shape(w1)
     l, s, _r = np.shape(w2)
     dtype = result_dtype(w1=w1, w2=w2)
-    _, w1, w2, _, _, _ = _prepare_monarch(w1, w2, np.zeros(k * p, dtype))
+    prepared = _prepare_monarch(w1, w2, np.zeros(k * p, dtype))
+    w1, w2 = prepared.w1, prepared.w2
     # M^H = W1^H P^T W2^H: the adjoint blocks in reverse order, one chain on the same kernel
     # (cheaper than monarch_multiply_vjp, which would also form the weight gradients)
     adjoint_chain = [(_adjoint(np, w), pre, post) for w, pre, post in _monarch_chain(w1, w2)]
