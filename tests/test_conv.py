@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import structlin as sl
+from structlin._cpu import _schedule
 from structlin._cpu import conv as cpu_conv
 from tests import conformance as cf
 from tests.strategies import batch_shapes, dtypes, random_array, seeds, tolerance
@@ -141,7 +142,7 @@ def test_fftconv_direct_and_fft_engines_agree(engine, causal, monkeypatch):
 
 def test_fftconv_many_row_chunks_match_reference(monkeypatch):
     """Chunks of one row, shared by several threads, give the same result."""
-    monkeypatch.setattr(cpu_conv, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(_schedule, "SERIAL_ELEMENTS", 0)
     monkeypatch.setattr(cpu_conv, "CHUNK_BYTES", 1)
     monkeypatch.setattr(cpu_conv, "MIN_ROWS", 1)
     rng = np.random.default_rng(5)
