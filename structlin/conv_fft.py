@@ -132,7 +132,8 @@ class FFTConvPlan:
     k_dtype : numpy.dtype
         The dtype of the gradient for ``k`` (the dtype of the kernels given by the user).
     xp : module
-        ``numpy`` or ``cupy``: the kernel module that computes the spectrum.
+        ``numpy`` or ``cupy``: the kernel module that computes the spectrum (anything else
+        raises TypeError; ``k`` may be a list, it must not be an array of the other module).
 
     Examples
     --------
@@ -185,7 +186,8 @@ def fftconv_plan(k: Any, L: int, *, dtype: Any = None) -> FFTConvPlan:
     ValueError
         If ``k`` is not 2-d, ``Lk == 0``, ``k`` is not finite or ``L < 1``.
     TypeError
-        If ``k`` or ``dtype`` is not numeric.
+        If ``k`` or ``dtype`` is not numeric, or ``L`` is not an integer (floats, even
+        integral ones, strings and None are refused).
 
     Notes
     -----
@@ -362,11 +364,14 @@ def fftconv(
         If ``u`` has fewer than 2 dimensions or ``L = 0``; ``k`` is not ``(H, Lk)`` with ``u``'s
         ``H`` and ``Lk >= 1``; ``D`` is not ``(H,)``; a gate is not shaped like ``u``; ``k`` or
         ``D`` holds NaN or infinity; ``u`` is longer than a plan's ``L``; ``out`` has the wrong
-        shape or is not C-contiguous; ``precision`` is not one of the three values, or it is
-        ``"fp16"``/``"bf16"`` and the compute dtype is not float32 or complex64.
+        shape, is not C-contiguous or is read-only; ``precision`` is not one of the three
+        values, or it is ``"fp16"``/``"bf16"`` and the compute dtype is not float32 or
+        complex64.
     TypeError
-        If NumPy and CuPy arrays are mixed, a dtype is not numeric, the inputs promote to
-        another dtype than a plan's, or ``out`` does not have the result's dtype.
+        If NumPy and CuPy arrays are mixed (checked first), an argument is not numeric (an
+        object or string array: the message names it), the inputs promote to another dtype
+        than a plan's, ``out`` does not have the result's dtype or is not an array of ``u``'s
+        type, or ``causal`` is not a bool.
 
     See Also
     --------
@@ -559,6 +564,8 @@ def fftconv_to_dense(k: Any, L: int, *, causal: bool = True) -> Any:
     ------
     ValueError
         If ``k`` is not 2-d with ``Lk >= 1`` or ``L < 1``.
+    TypeError
+        If ``k`` is not numeric or ``L`` is not an integer.
 
     Examples
     --------

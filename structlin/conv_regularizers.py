@@ -51,6 +51,8 @@ def squash_kernel(k: Any, lam: float) -> Any:
     ------
     ValueError
         If ``lam`` is negative or not finite, or ``k`` is 0-d.
+    TypeError
+        If ``k`` is not numeric or ``lam`` is not a real number (strings, None, complex).
 
     Notes
     -----
@@ -93,6 +95,9 @@ def squash_kernel_vjp(k: Any, lam: float, grad: Any) -> Any:
     ------
     ValueError
         If ``grad``'s shape differs from ``k``'s, or ``lam`` is invalid.
+    TypeError
+        NumPy and CuPy mixed (checked first), ``k`` or ``grad`` not numeric (named), ``lam``
+        not a real number.
 
     Examples
     --------
@@ -157,13 +162,18 @@ def smooth_kernel(k: Any, width: int) -> Any:
     Raises
     ------
     ValueError
-        If ``width`` is not an odd positive integer, or ``k`` is 0-d.
+        If ``width`` is not an odd positive integer or is above ``2**40``, or ``k`` is 0-d.
+    TypeError
+        If ``k`` is not numeric or ``width`` is not an integer (floats, strings, None).
 
     Notes
     -----
     The "smooth" regulariser of arXiv:2302.06646 (average pooling of the kernel weights),
     which damps the high frequencies of learned long kernels. ``O(Lk)`` per kernel with a
-    cumulative sum; symmetric, so it is its own adjoint.
+    cumulative sum whatever ``width``: a window of ``width >= 2 Lk - 1`` taps covers the whole
+    kernel at every output (each output is ``sum(k) / width``), so the window is clamped to
+    the kernel instead of the kernel being padded by the width. Symmetric, so it is its own
+    adjoint.
 
     Examples
     --------
@@ -189,12 +199,17 @@ def smooth_kernel_vjp(k: Any, width: int, grad: Any) -> Any:
     Returns
     -------
     ndarray, shape of ``k``
-        The moving average is symmetric, so its adjoint is itself; ``k``'s dtype.
+        The moving average is symmetric, so its adjoint is itself: ``smooth_kernel(grad,
+        width)``, computed in the wider of ``k``'s and ``grad``'s precisions and returned in
+        ``k``'s dtype (the real part for a real ``k``).
 
     Raises
     ------
     ValueError
         If ``grad``'s shape differs from ``k``'s, or ``width`` is invalid.
+    TypeError
+        NumPy and CuPy mixed (checked first), ``k`` or ``grad`` not numeric (named), ``width``
+        not an integer.
 
     Examples
     --------

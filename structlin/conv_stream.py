@@ -38,16 +38,18 @@ class FFTConvStream:
 
     Parameters
     ----------
-    k : ndarray, shape (H, Lk)
-        The kernels in the compute dtype.
+    k : array_like, shape (H, Lk)
+        The kernels (cast to the compute dtype).
     chunk : int
         The longest chunk ``push`` accepts.
-    D : ndarray, shape (H,), or None
-        Skip weights in the compute dtype.
+    D : array_like, shape (H,), or None
+        Skip weights (cast to the compute dtype).
     dtype : numpy.dtype
-        The compute dtype.
+        The compute dtype: float32, float64, complex64 or complex128.
     xp : module
-        ``numpy`` or ``cupy``.
+        ``numpy`` or ``cupy`` (anything else raises TypeError).
+    precision : {"highest", "fp16", "bf16"}, default "highest"
+        As for :func:`fftconv`, for every push.
 
     Examples
     --------
@@ -144,6 +146,9 @@ def fftconv_stream(k: Any, chunk: int, D: Any = None, *, dtype: Any = None,
     dtype : dtype, optional
         Compute dtype (default: the promotion of ``k`` and ``D``); chunks and gates must
         promote to it.
+    precision : {"highest", "fp16", "bf16"}, default "highest"
+        As for :func:`fftconv`: the transforms of every push on the GPU's tensor cores
+        (float32 and complex64 data); checked, then full precision, on NumPy arrays.
 
     Returns
     -------
@@ -160,7 +165,8 @@ def fftconv_stream(k: Any, chunk: int, D: Any = None, *, dtype: Any = None,
         chunk has the wrong number of channels, is longer than ``chunk`` or changes the batch
         shape.
     TypeError
-        NumPy and CuPy mixed, or a chunk that promotes beyond ``dtype``.
+        NumPy and CuPy mixed, an argument that is not numeric, ``chunk`` not an integer, or
+        a chunk that promotes beyond ``dtype``.
 
     Notes
     -----

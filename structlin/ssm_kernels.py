@@ -62,6 +62,8 @@ def ssm_kernel(A: Any, B: Any, C: Any, L: int) -> Any:
     ------
     ValueError
         If the shapes differ, an input is not finite or ``L < 1``.
+    TypeError
+        If an input is not numeric (named) or ``L`` is not an integer.
 
     Notes
     -----
@@ -125,6 +127,9 @@ def ssm_conv_chunked(
     ------
     ValueError
         Bad shapes (including ``state``), ``chunk < 1``, ``L = 0``.
+    TypeError
+        An input that is not numeric (named), ``chunk`` not an integer, ``return_state`` not
+        a bool, NumPy and CuPy arrays mixed.
 
     Notes
     -----
