@@ -1,11 +1,12 @@
 """CPU engine of the long convolution: scipy.fft on cache-sized row chunks + fused Numba passes.
 
-Contract (shared with ``structlin.gpu.conv``; ``structlin.conv`` calls nothing else)::
+Contract (shared with ``structlin.gpu.conv``, declared in ``structlin._families.conv``; the
+family modules call nothing else)::
 
     fft_size(L, Lk) -> nfft >= L + Lk - 1
     kernel_spectrum(k, nfft, *, lazy=False) -> spec       # k: (H, Lk), the compute dtype
-    forward(u, spec, nfft, Lk, offset, D, pregate, postgate, out) -> out
-    backward(u, spec, nfft, Lk, offset, D, pregate, postgate, grad)
+    forward(u, spec, nfft, Lk, offset, D, pregate, postgate, out, *, precision) -> out
+    backward(u, spec, nfft, Lk, offset, D, pregate, postgate, grad, *, precision)
         -> (grad_u, grad_k, grad_D, grad_pregate, grad_postgate)
 
 ``u``, the gates, ``grad`` and ``out`` are C-contiguous ``(B, H, L)``; ``D`` is ``(H,)``;
