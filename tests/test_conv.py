@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import structlin as sl
+from structlin._cpu import _schedule
 from structlin._cpu import conv as cpu_conv
 from tests import conformance as cf
 from tests.strategies import batch_shapes, dtypes, random_array, seeds, tolerance
@@ -141,7 +142,7 @@ def test_fftconv_direct_and_fft_engines_agree(engine, causal, monkeypatch):
 
 def test_fftconv_many_row_chunks_match_reference(monkeypatch):
     """Chunks of one row, shared by several threads, give the same result."""
-    monkeypatch.setattr(cpu_conv, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(_schedule, "SERIAL_ELEMENTS", 0)
     monkeypatch.setattr(cpu_conv, "CHUNK_BYTES", 1)
     monkeypatch.setattr(cpu_conv, "MIN_ROWS", 1)
     rng = np.random.default_rng(5)
@@ -268,7 +269,7 @@ def test_fftconv_out_receives_the_result_and_is_checked():
         sl.fftconv(u, k, out=np.empty((3, 100), np.float32))
     with pytest.raises(TypeError, match="out must have the result dtype float32, got float64"):
         sl.fftconv(u, k, out=np.empty(u.shape))
-    with pytest.raises(ValueError, match="out must be a C-contiguous array"):
+    with pytest.raises(ValueError, match="out must be C-contiguous"):
         sl.fftconv(u, k, out=np.empty((2, 3, 200), np.float32)[..., ::2])
 
 
@@ -605,20 +606,20 @@ def test_fftconv_bad_inputs(kwargs, exc, match):
 @pytest.mark.parametrize("call,exc,match", [
     (lambda: sl.fftconv_vjp(U, K, None, np.ones((2, 3, 7))), ValueError,
      r"grad must have shape \(2, 3, 8\)"),
-    (lambda: sl.fftconv_plan(K, 0), ValueError, "L must have a length L >= 1"),
+    (lambda: sl.fftconv_plan(K, 0), ValueError, "L must be at least 1, got 0"),
     (lambda: sl.fftconv_plan(np.ones(3), 8), ValueError, "k must be 2-d"),
-    (lambda: sl.fftconv_stream(K, 0), ValueError, "chunk must be >= 1, got 0"),
+    (lambda: sl.fftconv_stream(K, 0), ValueError, "chunk must be at least 1, got 0"),
     (lambda: sl.fftconv_stream(K, 4, np.ones(4)), ValueError, r"D must have shape \(3,\)"),
     (lambda: sl.ssm_kernel(np.ones((2, 3)), np.ones((2, 2)), np.ones((2, 3)), 4), ValueError,
      r"B must have shape \(2, 3\)"),
     (lambda: sl.ssm_conv_chunked(U, np.ones((2, 3)), np.ones((2, 3)), np.ones((2, 3)), 4),
      ValueError, "A, B, C must have H = 3 rows"),
     (lambda: sl.ssm_conv_chunked(U, np.ones((3, 1)), np.ones((3, 1)), np.ones((3, 1)), 0),
-     ValueError, "chunk must be >= 1"),
+     ValueError, "chunk must be at least 1, got 0"),
     (lambda: sl.ssm_conv_chunked(U, np.ones((3, 2)), np.ones((3, 2)), np.ones((3, 2)), 4,
                                  state=np.ones((3, 2))),
      ValueError, r"state must have shape \(2, 3, 2\)"),
-    (lambda: sl.squash_kernel(K, -1.0), ValueError, "lam must be a finite threshold >= 0"),
+    (lambda: sl.squash_kernel(K, -1.0), ValueError, "lam must be at least 0"),
     (lambda: sl.squash_kernel_vjp(K, 1.0, np.ones(3)), ValueError, r"grad must have shape"),
     (lambda: sl.smooth_kernel(K, 2), ValueError, "width must be an odd integer >= 1, got 2"),
     (lambda: sl.smooth_kernel_vjp(K, 3, np.ones(3)), ValueError, r"grad must have shape"),
@@ -663,7 +664,7 @@ def test_precision_is_checked_on_every_backend(kwargs, match):
 
 
 def test_precision_is_passed_to_both_engines_in_one_vocabulary(monkeypatch):
-    import structlin.conv as conv_mod
+    import structlin.conv_fft as conv_mod
 
     assert conv_mod._engine_precision(np, "fp16", np.dtype(np.float32)) == {"precision": "fp16"}
     other = object()  # an array namespace other than NumPy's (CuPy's)
@@ -715,3 +716,338 @@ def test_fftconv_mixing_numpy_and_cupy_raises_type_error(monkeypatch):
         sl.fftconv(U, K, postgate=gpu)
     with pytest.raises(TypeError, match=r"D is a cupy\.ndarray but k is a numpy"):
         sl.fftconv_stream(K, 4, gpu)
+
+
+# ---- the bad-input findings of the family-contract issue ------------------------------------
+
+
+def test_list_kernels_are_accepted_everywhere():
+    """Lists are array-likes: a list ``k`` used to raise AttributeError (``k.shape``)."""
+    rng = np.random.default_rng(11)
+    u = rng.standard_normal((2, 3, 90))
+    k = rng.standard_normal((3, 70))
+    D = rng.standard_normal(3)
+    g = rng.standard_normal(u.shape)
+    np.testing.assert_array_equal(sl.fftconv(u, k.tolist()), sl.fftconv(u, k))
+    np.testing.assert_array_equal(sl.fftconv(u.tolist(), k.tolist(), D.tolist(),
+                                             pregate=u.tolist(), postgate=u.tolist()),
+                                  sl.fftconv(u, k, D, pregate=u, postgate=u))
+    for a, b in zip(sl.fftconv_vjp(u, k.tolist(), D, g), sl.fftconv_vjp(u, k, D, g),
+                    strict=True):
+        np.testing.assert_array_equal(a, b)
+    for plan in (sl.fftconv_plan(k.tolist(), 90),
+                 sl.FFTConvPlan(k.tolist(), 90, np.float64, np.float64, np)):
+        np.testing.assert_allclose(sl.fftconv(u, plan), sl.fftconv(u, k), rtol=0, atol=1e-12)
+    for stream in (sl.fftconv_stream(k.tolist(), 30, D.tolist()),
+                   sl.FFTConvStream(k.tolist(), 30, D.tolist(), np.float64, np)):
+        y = np.concatenate([stream.push(u[..., s:s + 30].tolist()) for s in range(0, 90, 30)],
+                           axis=-1)
+        np.testing.assert_allclose(y, sl.fftconv(u, k, D), rtol=0, atol=1e-12)
+
+
+def test_read_only_out_is_refused_with_a_value_error():
+    """It reached the Numba kernel, which raised a TypingError."""
+    u, k = np.ones((2, 3, 100), np.float32), np.ones((3, 100), np.float32)
+    for kk in (k, k[:, :5]):  # the FFT and the direct path
+        out = np.empty(u.shape, np.float32)
+        out.flags.writeable = False
+        with pytest.raises(ValueError, match="out must be writeable"):
+            sl.fftconv(u, kk, out=out)
+
+
+def test_a_bogus_namespace_is_refused_before_any_kernel_module_is_imported():
+    """``xp="bogus"`` made the plan import the CUDA engine (CUDARuntimeError without a GPU)."""
+    with pytest.raises(TypeError, match="xp must be the numpy or the cupy module, got 'bogus'"):
+        sl.FFTConvPlan(K, 8, np.float64, np.float64, "bogus")
+    with pytest.raises(TypeError, match="xp must be the numpy or the cupy module"):
+        sl.FFTConvStream(K, 8, None, np.float64, "bogus")
+    with pytest.raises(TypeError, match="dtype must be one of"):
+        sl.FFTConvPlan(K, 8, "bogus", np.float64, np)
+
+
+def test_regulariser_vjps_refuse_the_numpy_cupy_mix_before_converting_grad(monkeypatch):
+    """They called ``xp.asarray(grad)`` first: a CuPy ``grad`` with a NumPy ``k`` became an
+    object array instead of the mix's TypeError."""
+    import sys
+    import types
+
+    monkeypatch.setitem(sys.modules, "cupy", types.SimpleNamespace(ndarray=_FakeCupyArray))
+    for vjp, arg in ((sl.squash_kernel_vjp, 0.5), (sl.smooth_kernel_vjp, 3)):
+        with pytest.raises(TypeError, match=r"grad is a cupy\.ndarray but k is a numpy"):
+            vjp(K, arg, _FakeCupyArray())
+
+
+def test_smooth_kernel_wider_than_the_signal_needs_no_padding_by_the_width():
+    """A box of ``w >= 2 Lk - 1`` taps covers the whole kernel at every output, so each
+    output is ``sum(k) / w``: computed in O(Lk) memory (the kernel was padded by the width, 24 TiB
+    for ``w = 2**40 + 1``); widths above MAX_SIZE are refused."""
+    k = np.arange(21.0).reshape(3, 7)
+    w = 2**40 - 1
+    tracemalloc.start()
+    try:
+        y = sl.smooth_kernel(k, w)
+        g = sl.smooth_kernel_vjp(k, w, k)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 16, peak
+    want = np.repeat(k.sum(axis=1, keepdims=True) / w, 7, axis=1)
+    np.testing.assert_allclose(y, want, rtol=1e-15)
+    np.testing.assert_allclose(g, want, rtol=1e-15)
+    # at the widths where the window starts to cover everything, the same as the padded sum
+    for w in (11, 13, 15, 17):
+        h = w // 2
+        pad = np.pad(k, ((0, 0), (h, h)))
+        ref = np.stack([[pad[r, j:j + w].sum() / w for j in range(7)] for r in range(3)])
+        np.testing.assert_allclose(sl.smooth_kernel(k, w), ref, rtol=1e-14)
+    with pytest.raises(ValueError, match="width must be at most"):
+        sl.smooth_kernel(k, 2**40 + 1)
+
+
+@pytest.mark.parametrize("call,exc,match", [
+    # sizes: floats (even integral ones), strings and None were int()-ed or rounded
+    (lambda: sl.fftconv_plan(K, 2.5), TypeError, r"L must be an integer, got 2\.5"),
+    (lambda: sl.fftconv_plan(K, "4"), TypeError, "L must be an integer, got '4'"),
+    (lambda: sl.fftconv_plan(K, None), TypeError, "L must be an integer, got None"),
+    (lambda: sl.fftconv_to_dense(K, 4.0), TypeError, r"L must be an integer, got 4\.0"),
+    (lambda: sl.fftconv_stream(K, 2.5), TypeError, r"chunk must be an integer, got 2\.5"),
+    (lambda: sl.fftconv_stream(K, "4"), TypeError, "chunk must be an integer, got '4'"),
+    (lambda: sl.smooth_kernel(K, 3.0), TypeError, r"width must be an integer, got 3\.0"),
+    (lambda: sl.smooth_kernel_vjp(K, "3", K), TypeError, "width must be an integer"),
+    (lambda: sl.squash_kernel(K, "0.5"), TypeError, "lam must be a real number, got '0.5'"),
+    (lambda: sl.squash_kernel_vjp(K, None, K), TypeError, "lam must be a real number"),
+    (lambda: sl.ssm_kernel(np.ones((3, 2)), np.ones((3, 2)), np.ones((3, 2)), 4.0), TypeError,
+     r"L must be an integer, got 4\.0"),
+    (lambda: sl.ssm_conv_chunked(U, np.ones((3, 2)), np.ones((3, 2)), np.ones((3, 2)), 2.5),
+     TypeError, r"chunk must be an integer, got 2\.5"),
+    (lambda: sl.ssm_conv_chunked(U, np.ones((3, 2)), np.ones((3, 2)), np.ones((3, 2)), None),
+     TypeError, "chunk must be an integer, got None"),
+    # a bad grad was blamed on k (smooth_kernel_vjp smoothed grad under the name "k")
+    (lambda: sl.smooth_kernel_vjp(K, 3, K.astype(object)), TypeError,
+     r"^grad must have a numeric dtype"),
+    (lambda: sl.squash_kernel_vjp(K, 0.5, K.astype(str)), TypeError,
+     r"^grad must have a numeric dtype"),
+    # object / string arrays met isfinite first, whose TypeError named no argument
+    (lambda: sl.fftconv(U, K.astype(object)), TypeError, r"^k must have a numeric dtype"),
+    (lambda: sl.fftconv(U, K, np.ones(3, object)), TypeError, r"^D must have a numeric dtype"),
+    (lambda: sl.fftconv_vjp(U, K, None, U.astype(str)), TypeError,
+     r"^grad must have a numeric dtype"),
+    (lambda: sl.fftconv_plan(K.astype(object), 8), TypeError, r"^k must have a numeric dtype"),
+    (lambda: sl.fftconv_stream(K, 4, np.ones(3).astype(object)), TypeError,
+     r"^D must have a numeric dtype"),
+    (lambda: sl.ssm_kernel(np.ones((3, 2), object), np.ones((3, 2)), np.ones((3, 2)), 4),
+     TypeError, r"^A must have a numeric dtype"),
+    (lambda: sl.fftconv_plan(K, 8, dtype="bogus"), TypeError,
+     "dtype must be a numeric dtype such as 'float32', got 'bogus'"),
+    (lambda: sl.fftconv(U, K, causal="yes"), TypeError, "causal must be True or False"),
+    (lambda: sl.ssm_conv_chunked(U, np.ones((3, 2)), np.ones((3, 2)), np.ones((3, 2)), 4,
+                                 return_state="no"),
+     TypeError, "return_state must be True or False"),
+])
+def test_bad_input_findings_raise_errors_that_name_the_argument(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
+
+
+def test_single_precision_ssm_inputs_give_single_precision_kernels_and_states():
+    """The integer exponents of the powers promoted float32 to float64."""
+    rng = np.random.default_rng(2)
+    A = (0.9 * rng.uniform(-1, 1, (3, 4))).astype(np.float32)
+    B, C = rng.standard_normal((2, 3, 4)).astype(np.float32)
+    u = rng.standard_normal((2, 3, 50)).astype(np.float32)
+    kern = sl.ssm_kernel(A, B, C, 50)
+    assert kern.dtype == np.float32
+    ref = sl.ssm_kernel(*(a.astype(np.float64) for a in (A, B, C)), 50)
+    assert cf._rel_err(kern, ref) <= tolerance(np.float32, 50)
+    y, x = sl.ssm_conv_chunked(u, A, B, C, 16, return_state=True)
+    assert y.dtype == np.float32 and x.dtype == np.float32
+    Ac = (A * np.exp(1j * 0.3)).astype(np.complex64)
+    assert sl.ssm_kernel(Ac, B, C, 8).dtype == np.complex64
+    assert sl.ssm_conv_chunked(u, Ac, B, C, 16, return_state=True)[1].dtype == np.complex64
+
+
+def test_smooth_kernel_vjp_computes_in_the_wider_precision():
+    """A float32 grad for a float64 k was smoothed in float32, then returned as float64."""
+    rng = np.random.default_rng(6)
+    k = rng.standard_normal((2, 300))
+    g = rng.standard_normal((2, 300)).astype(np.float32)
+    got = sl.smooth_kernel_vjp(k, 31, g)
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got, sl.smooth_kernel(g.astype(np.float64), 31))
+    # and a float32 k gets a float32 gradient from a float64 grad
+    assert sl.smooth_kernel_vjp(k.astype(np.float32), 31, g.astype(np.float64)).dtype == \
+        np.float32
+
+
+# ---- conformance: fftconv as a linear map of u, smooth_kernel as a linear map of k -----------
+
+
+def _namespace_of(a):
+    """The module of the array ``a`` (lists and NumPy data are NumPy's)."""
+    from structlin._backend import is_cupy_array
+
+    if is_cupy_array(a):
+        import cupy
+
+        return cupy
+    return np
+
+
+class TestFftconvConformance(cf.OperatorConformance):
+    """fftconv for fixed kernels as a linear map of ``u`` (FFT path: ``min(L, Lk) > 64``).
+
+    ``u``'s core ``(H, L)`` is flattened into the vector axis of the base class, ``x`` of
+    shape ``(..., H L)``: the operator is block diagonal, one Toeplitz block per channel
+    (:func:`fftconv_to_dense`), with ``D`` on the diagonal and the gates as diagonal factors.
+    The gates are parameters of shape ``(H, L)``, broadcast over ``x``'s batch (their
+    gradient is the VJP's summed over it).
+    """
+
+    H, L, Lk = 3, 100, 80
+    causal = True
+    with_D = False
+    gates = False
+    planned = False
+    x_name = "u"
+
+    def make_params(self, rng, dtype):
+        p = {"k": random_array(rng, (self.H, self.Lk), dtype)}
+        if self.with_D:
+            p["D"] = random_array(rng, (self.H,), dtype)
+        if self.gates:
+            p["pregate"] = random_array(rng, (self.H, self.L), dtype)
+            p["postgate"] = random_array(rng, (self.H, self.L), dtype)
+        return p
+
+    def make_x(self, rng, dtype, batch):
+        return random_array(rng, (*batch, self.H * self.L), dtype)
+
+    def _args(self, p, x):
+        """``u`` of shape (..., H, L), the kernel (or its plan), D and the broadcast gates."""
+        from structlin._backend import result_dtype
+
+        u = _namespace_of(x).reshape(x, (*np.shape(x)[:-1], self.H, self.L))
+        gates = {name: None if name not in p else
+                 _namespace_of(p[name]).broadcast_to(p[name], u.shape)
+                 for name in ("pregate", "postgate")}
+        k = p["k"]
+        if self.planned:
+            dt = result_dtype(u=u, k=k, D=p.get("D"), **gates)
+            k = sl.fftconv_plan(k, self.L, dtype=dt)
+        return u, k, p.get("D"), gates
+
+    def fast(self, params, x):
+        u, k, D, gates = self._args(params, x)
+        y = sl.fftconv(u, k, D, causal=self.causal, **gates)
+        return y.reshape(np.shape(x))
+
+    def dense(self, params):
+        import scipy.linalg
+
+        T = sl.fftconv_to_dense(params["k"], self.L, causal=self.causal)
+        M = scipy.linalg.block_diag(*T)
+        if "pregate" in params:
+            M = M * params["pregate"].reshape(1, -1)
+        if "D" in params:
+            M = M + np.diag(np.repeat(params["D"], self.L))
+        if "postgate" in params:
+            M = params["postgate"].reshape(-1, 1) * M
+        return M
+
+    def vjp(self, params, x, g):
+        u, k, D, gates = self._args(params, x)
+        g = _namespace_of(g).reshape(g, u.shape)
+        gu, gk, gD, gpre, gpost = sl.fftconv_vjp(u, k, D, g, causal=self.causal, **gates)
+        out = {"x": gu.reshape(np.shape(x)), "k": gk}
+        if "D" in params:
+            out["D"] = gD
+        else:
+            assert gD is None
+        batch_axes = tuple(range(gu.ndim - 2))
+        for name, grad in (("pregate", gpre), ("postgate", gpost)):
+            if name in params:
+                out[name] = grad.sum(axis=batch_axes)
+            else:
+                assert grad is None
+        return out
+
+    def bad_inputs(self):
+        ro = np.empty((2, self.H, self.L))
+        ro.flags.writeable = False
+        k = np.ones((self.H, self.Lk))
+        return [
+            ("read-only out", lambda: sl.fftconv(ro * 0, k, out=ro), ValueError,
+             "out must be writeable"),
+            ("out of another dtype", lambda: sl.fftconv(ro * 0, k, out=ro.astype(np.float32)),
+             TypeError, "out must have the result dtype float64"),
+            ("k of the wrong number of channels", lambda: sl.fftconv(ro, k[:1]), ValueError,
+             "k must have one kernel per channel"),
+            ("a plan for a shorter L", lambda: sl.fftconv(ro, sl.fftconv_plan(k, self.L - 1)),
+             ValueError, "longer than the L"),
+            ("a string precision", lambda: sl.fftconv(ro, k, precision="fp8"), ValueError,
+             "precision must be one of"),
+        ]
+
+
+class TestFftconvCentredGatedConformance(TestFftconvConformance):
+    """The centred ("same") convolution with D and both gates."""
+
+    causal = False
+    with_D = True
+    gates = True
+
+
+class TestFftconvDirectPathConformance(TestFftconvConformance):
+    """Short kernels (the direct tap loop), centred, with D; ``Lk`` even (offset 2)."""
+
+    H, L, Lk = 2, 40, 6
+    causal = False
+    with_D = True
+
+
+class TestFftconvPlannedConformance(TestFftconvConformance):
+    """A plan in place of ``k`` (made for the call's dtype), causal, with D and gates."""
+
+    with_D = True
+    gates = True
+    planned = True
+
+
+class TestSmoothKernelConformance(cf.OperatorConformance):
+    """smooth_kernel as a linear map of ``k`` (a symmetric banded averaging matrix)."""
+
+    Lk = 40
+    width = 7
+    x_name = "k"
+
+    def make_params(self, rng, dtype):
+        return {}
+
+    def make_x(self, rng, dtype, batch):
+        return random_array(rng, (*batch, self.Lk), dtype)
+
+    def fast(self, params, x):
+        return sl.smooth_kernel(x, self.width)
+
+    def dense(self, params):
+        i = np.arange(self.Lk)
+        return (np.abs(i[:, None] - i[None, :]) <= self.width // 2) / self.width
+
+    def vjp(self, params, x, g):
+        return {"x": sl.smooth_kernel_vjp(x, self.width, g)}
+
+    def bad_inputs(self):
+        return [
+            ("even width", lambda: sl.smooth_kernel(np.ones(5), 4), ValueError,
+             "width must be an odd integer"),
+            ("0-d k", lambda: sl.smooth_kernel(np.float64(1.0), 3), ValueError,
+             "k must have at least 1 dimension"),
+            ("grad of the wrong shape", lambda: sl.smooth_kernel_vjp(np.ones(5), 3, np.ones(4)),
+             ValueError, r"grad must have shape \(5,\)"),
+        ]
+
+
+class TestSmoothKernelWiderThanTheKernelConformance(TestSmoothKernelConformance):
+    """A window wider than the kernel (``width > 2 Lk``): every output averages all of it."""
+
+    width = 101

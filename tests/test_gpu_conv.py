@@ -234,3 +234,39 @@ def test_complex_rows_at_twice_the_one_pass_size_take_one_launch(dtype, shape, m
     conv.forward(u, spec, nfft, Lk, 0, D, pre, post, out)
     assert len(launches) == 1
     assert _rel_err(out, _reference(u, k, 0, D, pre, post)) < _tol(dtype)
+
+
+# ---- the public API's conformance checks on CuPy arrays ---------------------------------------
+
+from tests import test_conv as _cpu_tests  # noqa: E402  (after importorskip: needs no GPU)
+
+
+@pytest.mark.gpu
+class TestGpuFftconvConformance(_cpu_tests.TestFftconvConformance):
+    xp = cupy
+
+
+@pytest.mark.gpu
+class TestGpuFftconvCentredGatedConformance(_cpu_tests.TestFftconvCentredGatedConformance):
+    xp = cupy
+
+
+@pytest.mark.gpu
+class TestGpuFftconvDirectPathConformance(_cpu_tests.TestFftconvDirectPathConformance):
+    xp = cupy
+
+
+@pytest.mark.gpu
+class TestGpuFftconvPlannedConformance(_cpu_tests.TestFftconvPlannedConformance):
+    xp = cupy
+
+
+@pytest.mark.gpu
+class TestGpuSmoothKernelConformance(_cpu_tests.TestSmoothKernelConformance):
+    xp = cupy
+
+
+@pytest.mark.gpu
+class TestGpuSmoothKernelWiderThanTheKernelConformance(
+        _cpu_tests.TestSmoothKernelWiderThanTheKernelConformance):
+    xp = cupy

@@ -1,11 +1,12 @@
 """CPU engine of the long convolution: scipy.fft on cache-sized row chunks + fused Numba passes.
 
-Contract (shared with ``structlin.gpu.conv``; ``structlin.conv`` calls nothing else)::
+Contract (shared with ``structlin.gpu.conv``, declared in ``structlin._families.conv``; the
+family modules call nothing else)::
 
     fft_size(L, Lk) -> nfft >= L + Lk - 1
     kernel_spectrum(k, nfft, *, lazy=False) -> spec       # k: (H, Lk), the compute dtype
-    forward(u, spec, nfft, Lk, offset, D, pregate, postgate, out) -> out
-    backward(u, spec, nfft, Lk, offset, D, pregate, postgate, grad)
+    forward(u, spec, nfft, Lk, offset, D, pregate, postgate, out, *, precision) -> out
+    backward(u, spec, nfft, Lk, offset, D, pregate, postgate, grad, *, precision)
         -> (grad_u, grad_k, grad_D, grad_pregate, grad_postgate)
 
 ``u``, the gates, ``grad`` and ``out`` are C-contiguous ``(B, H, L)``; ``D`` is ``(H,)``;
@@ -23,7 +24,13 @@ transform runs in place, and one Numba pass applies the offset/truncation, the `
 the post-gate while writing straight into ``out``. So ``u`` is read once and ``out`` written
 once beyond the transforms, and the scratch memory is a few chunks, independent of ``B``.
 Chunks are spread over a pool of ``numba.get_num_threads()`` threads (scipy.fft and the
-``nogil`` Numba kernels release the GIL).
+``nogil`` Numba kernels release the GIL): the pool is this engine's parallelism (Numba's
+``prange`` cannot call scipy.fft), not a small-input rule. Which calls run on the calling
+thread alone is decided by the one rule of every CPU kernel,
+:func:`structlin._cpu._schedule.serial_when_small` on ``forward``/``backward``: below
+:data:`~structlin._cpu._schedule.SERIAL_ELEMENTS` elements of ``u`` Numba's thread count is 1
+for the call, and every thread count below (the pool's, scipy's ``workers``, the direct
+path's ``prange``) follows from ``numba.get_num_threads()``.
 
 The kernel's whole spectrum ``(H, nfft // 2 + 1)`` is computed for a call (and kept by a
 plan) when it is at most :data:`KERNEL_SPECTRUM_SHARE` of ``u``'s bytes; otherwise (one batch
@@ -52,6 +59,8 @@ import scipy.fft
 from numba import njit, prange, types
 from numba.extending import overload
 
+from structlin._cpu._schedule import serial_when_small
+
 __all__ = ["backward", "fft_size", "forward", "kernel_spectrum"]
 
 #: direct (tap loop) convolution when an output involves at most this many taps (real data;
@@ -66,9 +75,6 @@ CHUNK_BYTES = 256 * 1024
 #: falls back to one row at a time below that — measured 2x slower with 1-2 rows per call
 MIN_ROWS = 8
 MAX_CHUNK_BYTES = 4 * 1024 * 1024
-#: calls with less spectrum than this run in the calling thread: handing chunks to other
-#: threads costs tens of microseconds, as much as transforming a few hundred KiB
-PARALLEL_MIN_BYTES = 2 * 1024 * 1024
 #: a call computes (and keeps for its rows) the kernel's whole spectrum only if it is at most
 #: this share of ``u``'s bytes; beyond, each chunk transforms the kernel rows it needs (a
 #: single batch element: every kernel is transformed once either way)
@@ -130,7 +136,8 @@ class Spectrum:
         with self._lock:
             if self._freq is None:
                 f = scipy.fft.rfft if self.k.dtype.kind == "f" else scipy.fft.fft
-                self._freq = np.ascontiguousarray(f(self.k, n=self.nfft, axis=-1, workers=-1))
+                self._freq = np.ascontiguousarray(
+                    f(self.k, n=self.nfft, axis=-1, workers=numba.get_num_threads()))
             return self._freq
 
 
@@ -654,16 +661,13 @@ def _plan_chunks(nrows: int, nfft: int, itemsize: int, budget: int | None = None
     row = nfft * itemsize
     per = max(1, CHUNK_BYTES // row, min(MIN_ROWS, MAX_CHUNK_BYTES // row))
     spectrum_row = (nfft // 2 + 1) * itemsize  # a row's spectrum (or padded real row)
-    small = nrows * row < PARALLEL_MIN_BYTES
-    nthreads = 1 if small else max(1, min(numba.get_num_threads(), -(-nrows // per)))
+    nthreads = max(1, min(numba.get_num_threads(), -(-nrows // per)))
     if budget is not None:
         cap = budget // (nthreads * buffers * spectrum_row)
         if cap < 1:
             return None
         per = min(per, cap)
     chunks = [(r0, min(nrows, r0 + per)) for r0 in range(0, nrows, per)]
-    if small:
-        return chunks, 1, 1
     nthreads = max(1, min(nthreads, len(chunks)))
     # a single huge row: let scipy use the threads inside the transform instead
     workers = max(1, numba.get_num_threads() // nthreads)
@@ -706,6 +710,7 @@ def _use_direct(L: int, Lk: int, dtype) -> bool:
     return min(L, Lk) <= taps
 
 
+@serial_when_small(0)
 def forward(u, spec, nfft, Lk, offset, D, pregate, postgate, out, *, precision="highest"):
     """Fill ``out`` (B, H, L) with the gated linear convolution; see the module docstring.
 
@@ -768,6 +773,7 @@ def forward(u, spec, nfft, Lk, offset, D, pregate, postgate, out, *, precision="
     return out
 
 
+@serial_when_small(0)
 def backward(u, spec, nfft, Lk, offset, D, pregate, postgate, grad, *, precision="highest"):
     """Gradients of ``Re sum(conj(grad) * out)`` (PyTorch's convention for complex arguments).
 
@@ -831,7 +837,7 @@ def backward(u, spec, nfft, Lk, offset, D, pregate, postgate, grad, *, precision
 
     _run_chunks(nthreads, chunks, work)
     # grad_k[j] = p[(j - offset) mod nfft], p = inverse transform of the summed cross-spectrum
-    p = inv(acc_k.sum(axis=0), n=nfft, axis=-1, workers=-1)
+    p = inv(acc_k.sum(axis=0), n=nfft, axis=-1, workers=numba.get_num_threads())
     idx = (np.arange(Lk) - offset) % nfft
     gk[...] = p[:, idx]
     if has_D:

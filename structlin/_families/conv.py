@@ -52,7 +52,9 @@ def operations() -> tuple[Op, ...]:
 
 FAMILY = Family(
     name="conv",
-    modules=('structlin.conv',),
+    # structlin.conv re-exports these four (the import path of before the split)
+    modules=("structlin.conv_fft", "structlin.conv_stream", "structlin.conv_regularizers",
+             "structlin.ssm_kernels"),
     kernels=(
         Kernel("conv", {
             "fft_size": ("L", "Lk"),

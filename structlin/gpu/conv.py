@@ -17,9 +17,9 @@ validates, promotes and reshapes before calling):
   ``(grad_u, grad_k, grad_D, grad_pregate, grad_postgate)``, gradients of ``sum(grad * out)``
   (complex dtypes: PyTorch's convention ``grad_w = sum conj(d out / d w) * grad``), ``None``
   for an absent ``D`` or gate.
-- Beyond the shared contract, :func:`forward` and :func:`backward` take a keyword
-  ``precision`` (``"highest"``, ``"fp16"``, ``"bf16"``; see *Tensor cores* below). The public
-  API passes it only to this engine: the CPU engine has no such keyword.
+- :func:`forward` and :func:`backward` take a keyword ``precision`` (``"highest"``,
+  ``"fp16"``, ``"bf16"``; see *Tensor cores* below), as the CPU engine does (which computes
+  in full precision whatever its value).
 
 Algorithm (FlashFFTConv, Fu et al., arXiv:2311.05908)
 ------------------------------------------------------
