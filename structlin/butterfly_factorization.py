@@ -45,7 +45,24 @@ _KERNELS = "butterfly_factorization"
 
 
 class ButterflyFactorization(NamedTuple):
-    """Result of :func:`butterfly_factorize`: ``(twiddle, relative_error)``."""
+    """Result of :func:`butterfly_factorize`: ``(twiddle, relative_error)``.
+
+    Parameters
+    ----------
+    twiddle : ndarray, shape (L, n//2, 2, 2)
+        The factors, in the convention of :func:`~structlin.butterfly_multiply`.
+    relative_error : float
+        ``||A - B||_F / ||A||_F`` (0 when ``A`` is zero).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from structlin import butterfly_factorize
+    >>> result = butterfly_factorize(np.eye(4))
+    >>> result.twiddle.shape, result.relative_error
+    ((2, 2, 2, 2), 0.0)
+    >>> twiddle, err = result   # a tuple
+    """
 
     #: shape (L, n//2, 2, 2), the factors in the convention of :func:`butterfly_multiply`
     twiddle: Any
@@ -265,6 +282,30 @@ class ButterflyFit(NamedTuple):
     The fitted matrix is ``M = B_{K-1} ... B_1 B_0 P``: ``P x = x[..., permutation]`` is
     applied first, then the butterflies ``B_t = twiddles[t]`` in order, ``B_t`` with
     ``increasing_stride=increasing_strides[t]``.
+
+    Parameters
+    ----------
+    twiddles : ndarray, shape (K, L, n//2, 2, 2)
+        The butterflies ``B_0, ..., B_{K-1}``.
+    increasing_strides : tuple of bool
+        The stride order of each (True for the even-numbered ones: ``B B^*`` alternation).
+    permutation : ndarray of int64, shape (n,)
+        The input permutation ``P``.
+    relative_error : float
+        ``||A - M||_F / ||A||_F``.
+    iterations : int
+        L-BFGS iterations over all phases.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scipy.linalg import hadamard
+    >>> from structlin import butterfly_fit
+    >>> fit = butterfly_fit(hadamard(4), permutation=None, rng=0)
+    >>> fit.increasing_strides, fit.permutation
+    ((True,), array([0, 1, 2, 3]))
+    >>> bool(np.allclose(fit.to_dense(), hadamard(4), atol=1e-4))
+    True
     """
 
     #: shape (K, L, n//2, 2, 2)
