@@ -20,17 +20,21 @@ from typing import Any, Literal
 import numpy as np
 
 from structlin._backend import (
-    array_namespace,
     as_kernel_array,
     flatten_batch,
     grad_like,
     kernels,
     restore_batch,
-    result_dtype,
 )
 from structlin._validate import (
+    MAX_SIZE,
+    check_bool,
+    check_choice,
+    check_dtype,
+    check_int,
     check_min_ndim,
     check_power_of_two,
+    check_rng,
     check_shape,
     log2_exact,
     prepare,
@@ -51,8 +55,9 @@ def _twiddle_shape(n: int) -> tuple[int, int, int, int]:
     return (L, n // 2, 2, 2)
 
 
-def _check_twiddle(twiddle: Any, n: int | None = None) -> int:
-    """Validate ``twiddle``'s shape (against ``x``'s length ``n`` when given); return n."""
+def _check_twiddle(twiddle: Any, n: int | None = None, vector: str = "x") -> int:
+    """Validate ``twiddle``'s shape, against the length ``n`` of ``vector``'s last axis when
+    given; return ``n``. Shared by every function that takes a twiddle."""
     if twiddle.ndim != 4 or twiddle.shape[2:] != (2, 2):
         raise ValueError(
             "twiddle must have shape (L, n//2, 2, 2) (log2 of the size, blocks per factor, "
@@ -64,8 +69,14 @@ def _check_twiddle(twiddle: Any, n: int | None = None) -> int:
         check_shape(twiddle, _twiddle_shape(n), "twiddle", f"L = {L} factors, so n = {n}")
         return n
     check_shape(twiddle, _twiddle_shape(n), "twiddle",
-                f"(L, n//2, 2, 2) for x with n = {n} along its last axis")
+                f"(L, n//2, 2, 2) for {vector} with n = {n} along its last axis")
     return n
+
+
+def _check_flags(increasing_stride: Any, transpose: Any, conjugate: Any) -> None:
+    check_bool(increasing_stride, "increasing_stride")
+    check_bool(transpose, "transpose")
+    check_bool(conjugate, "conjugate")
 
 
 def _operator(xp, tw, increasing_stride: bool, transpose: bool, conjugate: bool):
@@ -82,20 +93,24 @@ def _operator(xp, tw, increasing_stride: bool, transpose: bool, conjugate: bool)
     return xp.ascontiguousarray(tw), increasing
 
 
-def _prepare(twiddle, x, grad=None):
-    xp = array_namespace(twiddle=twiddle, x=x, grad=grad)
-    twiddle = xp.asarray(twiddle)
-    x = xp.asarray(x)
-    dtype = result_dtype(twiddle=twiddle, x=x)
-    check_min_ndim(x, 1, "x", "(..., n)")
-    n = x.shape[-1]
-    check_power_of_two(n, "x", "last-axis length n")
-    _check_twiddle(twiddle, n)
-    if grad is not None:
-        grad = xp.asarray(grad)
-        result_dtype(grad=grad)
-        check_shape(grad, x.shape, "grad", "the shape of the product, which is x's shape")
-    return xp, twiddle, x, grad, dtype
+def _prepare_product(twiddle: Any, x: Any, grad: Any = None, vector: str = "x") -> Any:
+    """The seam of a product (or solve) with a twiddle: :func:`structlin._validate.prepare`
+    of ``twiddle``, the vectors (named ``vector``) and ``grad``, then the shape checks.
+
+    Returns the prepared NamedTuple ``(xp, dtype, twiddle, <vector>, grad)``; ``dtype`` is
+    the promotion of ``twiddle`` and the vectors (``grad`` is cast to it, not promoted).
+    """
+    p = prepare(twiddle=twiddle, **{vector: x}, grad=grad, dtype_of=("twiddle", vector))
+    v = getattr(p, vector)
+    check_min_ndim(v, 1, vector, "(..., n)")
+    n = v.shape[-1]
+    check_power_of_two(n, vector, "last-axis length n")
+    _check_twiddle(p.twiddle, n, vector)
+    if p.grad is not None:
+        check_shape(p.grad, v.shape, "grad",
+                    f"the shape of the {'product' if vector == 'x' else 'solution'}, which is "
+                    f"{vector}'s shape")
+    return p
 
 
 def butterfly_multiply(
@@ -136,7 +151,8 @@ def butterfly_multiply(
         If ``n`` is not a power of two, ``x`` is 0-d, or ``twiddle`` is not
         ``(log2(n), n//2, 2, 2)``.
     TypeError
-        If a dtype is not numeric, or NumPy and CuPy arrays are mixed.
+        If a dtype is not numeric, a flag is not a bool, or NumPy and CuPy arrays are
+        mixed.
 
     See Also
     --------
@@ -178,12 +194,13 @@ def butterfly_multiply(
     >>> butterfly_multiply(h, np.array([1.0, 0.0, 0.0, 0.0]))
     array([1., 1., 1., 1.])
     """
-    xp, twiddle, x, _, dtype = _prepare(twiddle, x)
-    x2, batch = flatten_batch(as_kernel_array(xp, x, dtype))
+    p = _prepare_product(twiddle, x)
+    _check_flags(increasing_stride, transpose, conjugate)
+    x2, batch = flatten_batch(as_kernel_array(p.xp, p.x, p.dtype))
     tw, increasing = _operator(
-        xp, as_kernel_array(xp, twiddle, dtype), increasing_stride, transpose, conjugate
+        p.xp, as_kernel_array(p.xp, p.twiddle, p.dtype), increasing_stride, transpose, conjugate
     )
-    y = kernels(xp, "butterfly").apply(tw, x2, increasing)
+    y = kernels(p.xp, "butterfly").apply(tw, x2, increasing)
     return restore_batch(y, batch)
 
 
@@ -245,11 +262,13 @@ def butterfly_multiply_vjp(
     >>> bool(np.allclose(gx, g @ butterfly_to_dense(tw)))
     True
     """
-    xp, twiddle, x, grad, dtype = _prepare(twiddle, x, grad)
-    x2, batch = flatten_batch(as_kernel_array(xp, x, dtype))
-    g2, _ = flatten_batch(as_kernel_array(xp, grad, dtype))
+    p = _prepare_product(twiddle, x, grad)
+    _check_flags(increasing_stride, transpose, conjugate)
+    xp = p.xp
+    x2, batch = flatten_batch(as_kernel_array(xp, p.x, p.dtype))
+    g2, _ = flatten_batch(as_kernel_array(xp, p.grad, p.dtype))
     tw, increasing = _operator(
-        xp, as_kernel_array(xp, twiddle, dtype), increasing_stride, transpose, conjugate
+        xp, as_kernel_array(xp, p.twiddle, p.dtype), increasing_stride, transpose, conjugate
     )
     gtw, gx = kernels(xp, "butterfly").apply_vjp(tw, x2, g2, increasing)
     # Map the gradient of the applied blocks back to the stored twiddle:
@@ -258,10 +277,7 @@ def butterfly_multiply_vjp(
         gtw = xp.conj(gtw)
     if transpose:
         gtw = xp.swapaxes(gtw, -1, -2)
-    return _cast_grad(xp, gtw, twiddle), restore_batch(_cast_grad(xp, gx, x), batch)
-
-
-_cast_grad = grad_like
+    return grad_like(xp, gtw, p.twiddle), restore_batch(grad_like(xp, gx, p.x), batch)
 
 
 def _reference_apply(xp, tw, x, increasing: bool):
@@ -318,15 +334,28 @@ def butterfly_to_dense(
     array([[1., 2.],
            [3., 4.]])
     """
-    xp = array_namespace(twiddle=twiddle)
-    twiddle = xp.asarray(twiddle)
-    dtype = result_dtype(twiddle=twiddle)
-    n = _check_twiddle(twiddle)
+    p = prepare(twiddle=twiddle)
+    n = _check_twiddle(p.twiddle)
+    _check_flags(increasing_stride, transpose, conjugate)
     tw, increasing = _operator(
-        xp, twiddle.astype(dtype, copy=False), increasing_stride, transpose, conjugate
+        p.xp, p.twiddle.astype(p.dtype, copy=False), increasing_stride, transpose, conjugate
     )
     # rows of the result are B e_i, i.e. the columns of B
-    return _reference_apply(xp, tw, xp.eye(n, dtype=dtype), increasing).T.copy()
+    return _reference_apply(p.xp, tw, p.xp.eye(n, dtype=p.dtype), increasing).T.copy()
+
+
+#: the largest ``n`` of :func:`bit_reversal_permutation`: its ``2**32`` int64 indices are
+#: already 32 GiB, 256 times the largest butterfly the kernels are tested at; a larger ``n`` is
+#: refused before anything is allocated
+MAX_PERMUTATION_SIZE = 1 << 32
+
+
+def _bit_reversal(n: int) -> np.ndarray:
+    p = np.zeros(1, dtype=np.int64)
+    for _ in range(n.bit_length() - 1):
+        # reversing L bits: the new lowest bit splits the order into even then odd halves
+        p = np.concatenate([2 * p, 2 * p + 1])
+    return p
 
 
 def bit_reversal_permutation(n: int) -> np.ndarray:
@@ -335,7 +364,7 @@ def bit_reversal_permutation(n: int) -> np.ndarray:
     Parameters
     ----------
     n : int
-        A power of two.
+        A power of two, at most ``2**32``.
 
     Returns
     -------
@@ -347,7 +376,10 @@ def bit_reversal_permutation(n: int) -> np.ndarray:
     Raises
     ------
     ValueError
-        If ``n`` is not a power of two.
+        If ``n`` is not a power of two or is larger than ``2**32`` (whose permutation alone
+        would take 32 GiB).
+    TypeError
+        If ``n`` is not an integer (bool, float, str and None are refused).
 
     Examples
     --------
@@ -355,14 +387,14 @@ def bit_reversal_permutation(n: int) -> np.ndarray:
     >>> bit_reversal_permutation(8)
     array([0, 4, 2, 6, 1, 5, 3, 7])
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
-        raise TypeError(f"n must be an integer, got {type(n).__name__}")
-    L = check_power_of_two(int(n), "n", "value")
-    p = np.zeros(1, dtype=np.int64)
-    for _ in range(L):
-        # reversing L bits: the new lowest bit splits the order into even then odd halves
-        p = np.concatenate([2 * p, 2 * p + 1])
-    return p
+    n = check_int(n, "n", minimum=1, maximum=MAX_PERMUTATION_SIZE)
+    check_power_of_two(n, "n", "value")
+    return _bit_reversal(n)
+
+
+#: integer views of each item size: a permutation moves items, whatever they hold, so the
+#: gather kernel only needs these (float16, bool, big-endian data keep their dtype)
+_ITEM_VIEWS = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64, 16: np.complex128}
 
 
 def bit_reverse(x: Any) -> Any:
@@ -370,26 +402,32 @@ def bit_reverse(x: Any) -> Any:
 
     Parameters
     ----------
-    x : array, shape (..., n)
-        NumPy or CuPy array; ``n`` a power of two.
+    x : array_like, shape (..., n)
+        NumPy or CuPy array (or a list); ``n`` a power of two. Any numeric dtype, float16,
+        bool and extended precision included.
 
     Returns
     -------
     array, shape (..., n)
-        A new array of ``x``'s dtype (``x`` is not modified).
+        A new array of ``x``'s dtype in native byte order (``x`` is not modified): a
+        permutation moves the values without arithmetic, so integers stay integers and
+        float16 stays float16.
 
     Raises
     ------
     ValueError
         If ``x`` is 0-d or ``n`` is not a power of two.
+    TypeError
+        If ``x`` is not numeric (object or string arrays), or NumPy and CuPy arrays are mixed.
 
     Notes
     -----
-    The permutation is applied row by row with a parallel Numba gather (each row is read from
-    cache while it is written), several times faster than ``numpy.take`` along the last axis;
-    on the GPU it is ``cupy.take``. It is the input order of the butterfly DFT
-    (:func:`structlin.butterfly_dft`): ``butterfly_multiply(butterfly_dft(n), bit_reverse(x))``
-    equals ``numpy.fft.fft(x)``. The permutation is its own inverse.
+    The permutation is applied row by row with a parallel Numba gather of the items viewed
+    as unsigned integers of their size (each row is read from cache while it is written),
+    several times faster than ``numpy.take`` along the last axis; on the GPU it is
+    ``cupy.take``. It is the input order of the butterfly DFT (:func:`structlin.butterfly_dft`):
+    ``butterfly_multiply(butterfly_dft(n), bit_reverse(x))`` equals ``numpy.fft.fft(x)``. The
+    permutation is its own inverse.
 
     Examples
     --------
@@ -397,19 +435,21 @@ def bit_reverse(x: Any) -> Any:
     >>> from structlin import bit_reverse
     >>> bit_reverse(np.arange(8.0))
     array([0., 4., 2., 6., 1., 5., 3., 7.])
+    >>> bit_reverse([1, 2, 3, 4]).tolist()
+    [1, 3, 2, 4]
     """
-    p = prepare(x=x)
+    # no arithmetic, so no compute dtype: every numeric dtype is moved as it is
+    p = prepare(x=x, dtype_of=())
     check_min_ndim(p.x, 1, "x", "(..., n)")
     n = p.x.shape[-1]
     check_power_of_two(n, "x", "last-axis length")
-    # a permutation keeps the dtype (integers stay integers); only the byte order and the
-    # layout are normalised for the kernel
-    x = p.x
-    if x.dtype.kind in "fc" and x.dtype.itemsize == 2:
-        x = x.astype(np.float32)
-    x2, batch = flatten_batch(p.xp.ascontiguousarray(x, dtype=x.dtype.newbyteorder("=")))
-    return restore_batch(kernels(p.xp, "butterfly").gather_last(x2, bit_reversal_permutation(n)),
-                         batch)
+    dt = p.x.dtype.newbyteorder("=")
+    x2, batch = flatten_batch(p.xp.ascontiguousarray(p.x, dtype=dt))
+    view = _ITEM_VIEWS.get(dt.itemsize)
+    if view is None:  # e.g. complex256: no kernel item type of that size
+        return p.xp.take(p.x.astype(dt), p.xp.asarray(_bit_reversal(n)), axis=-1)
+    y = kernels(p.xp, "butterfly").gather_last(x2.view(view), _bit_reversal(n))
+    return restore_batch(y.view(dt), batch)
 
 
 def random_butterfly(
@@ -424,7 +464,7 @@ def random_butterfly(
     Parameters
     ----------
     n : int
-        Size of the butterfly, a power of two.
+        Size of the butterfly, a power of two (at most ``2**40``).
     kind : {"gaussian", "orthogonal", "identity"}, default "gaussian"
         ``"gaussian"``: independent entries of variance 1/2 (real and imaginary parts 1/4 each
         when complex), so that every factor preserves the expected squared norm of a vector.
@@ -432,13 +472,22 @@ def random_butterfly(
         ``B`` is orthogonal (unitary). ``"identity"``: every block the identity.
     dtype : dtype, default float64
         float32, float64, complex64 or complex128.
-    rng : None, int or numpy.random.Generator
+    rng : None, int, numpy.random.SeedSequence, BitGenerator or Generator
         Seed or generator (``numpy.random.default_rng(rng)``).
 
     Returns
     -------
     ndarray, shape (log2(n), n//2, 2, 2)
-        The twiddle, in the convention of :func:`butterfly_multiply`.
+        The twiddle, in the convention of :func:`butterfly_multiply`: a new, writable,
+        C-contiguous array.
+
+    Raises
+    ------
+    ValueError
+        If ``n`` is not a power of two, or ``kind`` is not one of the three.
+    TypeError
+        If ``n`` is not an integer, ``dtype`` is not one of the four, or ``rng`` is not a
+        seed or a generator.
 
     Examples
     --------
@@ -450,23 +499,24 @@ def random_butterfly(
     >>> random_butterfly(4, kind="identity").shape
     (2, 2, 2, 2)
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
-        raise TypeError(f"n must be an integer, got {type(n).__name__}")
-    check_power_of_two(int(n), "n", "value")
-    dtype = np.dtype(dtype)
-    if dtype not in (np.float32, np.float64, np.complex64, np.complex128):
-        raise TypeError(f"dtype must be float32, float64, complex64 or complex128, got {dtype}")
-    rng = np.random.default_rng(rng)
-    shape = _twiddle_shape(int(n))
+    n = check_int(n, "n", minimum=1, maximum=MAX_SIZE)
+    check_power_of_two(n, "n", "value")
+    kind = check_choice(kind, "kind", ("gaussian", "orthogonal", "identity"))
+    dtype = check_dtype(dtype, "dtype")
+    rng = check_rng(rng, "rng")
+    shape = _twiddle_shape(n)
     complex_ = dtype.kind == "c"
     if kind == "identity":
-        tw = np.broadcast_to(np.eye(2), shape)
-    elif kind == "gaussian":
+        tw = np.zeros(shape, dtype=dtype)
+        tw[..., 0, 0] = 1
+        tw[..., 1, 1] = 1
+        return tw
+    if kind == "gaussian":
         if complex_:
             tw = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) * 0.5
         else:
             tw = rng.standard_normal(shape) * np.sqrt(0.5)
-    elif kind == "orthogonal":
+    else:
         # QR of a Gaussian block with the signs of R's diagonal moved into Q is Haar on O(2)/U(2)
         z = rng.standard_normal(shape)
         if complex_:
@@ -474,8 +524,4 @@ def random_butterfly(
         q, r = np.linalg.qr(z)
         d = np.diagonal(r, axis1=-2, axis2=-1)
         tw = q * (d / np.abs(d))[..., None, :]
-    else:
-        raise ValueError(
-            f"kind must be 'gaussian', 'orthogonal' or 'identity', got {kind!r}"
-        )
     return np.ascontiguousarray(tw, dtype=dtype)

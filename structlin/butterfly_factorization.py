@@ -17,13 +17,16 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
-from structlin._backend import (
-    array_namespace,
-    as_kernel_array,
-    kernels,
-    result_dtype,
+from structlin._backend import as_kernel_array, kernels
+from structlin._validate import (
+    check_bool,
+    check_choice,
+    check_finite,
+    check_int,
+    check_power_of_two,
+    check_rng,
+    prepare,
 )
-from structlin._validate import check_finite, check_power_of_two
 from structlin.butterfly import (
     butterfly_multiply,
     butterfly_multiply_vjp,
@@ -37,8 +40,29 @@ __all__ = [
     "butterfly_fit",
 ]
 
+#: the kernel module of both algorithms (``structlin._cpu`` / ``structlin.gpu``)
+_KERNELS = "butterfly_factorization"
+
+
 class ButterflyFactorization(NamedTuple):
-    """Result of :func:`butterfly_factorize`: ``(twiddle, relative_error)``."""
+    """Result of :func:`butterfly_factorize`: ``(twiddle, relative_error)``.
+
+    Parameters
+    ----------
+    twiddle : ndarray, shape (L, n//2, 2, 2)
+        The factors, in the convention of :func:`~structlin.butterfly_multiply`.
+    relative_error : float
+        ``||A - B||_F / ||A||_F`` (0 when ``A`` is zero).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from structlin import butterfly_factorize
+    >>> result = butterfly_factorize(np.eye(4))
+    >>> result.twiddle.shape, result.relative_error
+    ((2, 2, 2, 2), 0.0)
+    >>> twiddle, err = result   # a tuple
+    """
 
     #: shape (L, n//2, 2, 2), the factors in the convention of :func:`butterfly_multiply`
     twiddle: Any
@@ -46,7 +70,7 @@ class ButterflyFactorization(NamedTuple):
     relative_error: float
 
 
-def _check_matrix(xp, A, name: str = "A") -> int:
+def _check_matrix(A: Any, name: str = "A") -> int:
     """Validate a square power-of-two matrix; return L = log2(n)."""
     if A.ndim != 2 or A.shape[0] != A.shape[1]:
         raise ValueError(
@@ -61,7 +85,7 @@ def _check_matrix(xp, A, name: str = "A") -> int:
 def _peel_level_xp(xp, M, tw_k):
     """Array-API reference of the ``peel_level`` kernels (Numba and CUDA), any namespace.
 
-    See :mod:`structlin._cpu.butterfly_factorize` for the contract.
+    See :mod:`structlin._cpu.butterfly_factorization` for the contract.
     """
     C, N, _ = M.shape
     H = N // 2
@@ -208,16 +232,15 @@ def butterfly_factorize(A: Any, *, increasing_stride: bool = True) -> ButterflyF
     >>> bool(err < 1e-14)
     True
     """
-    xp = array_namespace(A=A)
-    A = xp.asarray(A)
-    dtype = result_dtype(A=A)
-    L = _check_matrix(xp, A)
-    n = A.shape[0]
-    increasing = bool(increasing_stride)
-    Ak = as_kernel_array(xp, A, dtype)
+    p = prepare(A=A)
+    xp, dtype = p.xp, p.dtype
+    L = _check_matrix(p.A)
+    n = p.A.shape[0]
+    increasing = check_bool(increasing_stride, "increasing_stride")
+    Ak = as_kernel_array(xp, p.A, dtype)
     target = Ak if increasing else xp.ascontiguousarray(Ak.T)
     tw = xp.empty((L, n // 2, 2, 2), dtype=dtype)
-    kern = kernels(xp, "butterfly_factorize")
+    kern = kernels(xp, _KERNELS)
     M = target.reshape(1, n, n)
     residual2 = 0.0
     for k in range(L):
@@ -242,6 +265,16 @@ def butterfly_factorize(A: Any, *, increasing_stride: bool = True) -> ButterflyF
 
 # ---- gradient-based fit ------------------------------------------------------------------
 
+#: :func:`butterfly_fit` takes at most this many butterflies per level, ``K <= 4 log2(n)``:
+#: the fast transforms that products of butterflies represent need ``O(log n)`` of them (the
+#: ``(B B^*)^{O(d)}`` hierarchy of a depth-``d`` circuit, Dao et al. 2020), while every
+#: evaluation of the loss costs ``K`` products of ``n`` vectors and the random start builds
+#: the ``K`` butterflies one by one, so a larger ``K`` is a mistake rather than a model
+MAX_PRODUCTS_PER_LEVEL = 4
+#: the most L-BFGS iterations one phase of :func:`butterfly_fit` may take (scipy's default
+#: for ``L-BFGS-B`` is 15000); every iteration costs at least one evaluation of the loss
+MAX_ITERATIONS = 1_000_000
+
 
 class ButterflyFit(NamedTuple):
     """Result of :func:`butterfly_fit`.
@@ -249,6 +282,30 @@ class ButterflyFit(NamedTuple):
     The fitted matrix is ``M = B_{K-1} ... B_1 B_0 P``: ``P x = x[..., permutation]`` is
     applied first, then the butterflies ``B_t = twiddles[t]`` in order, ``B_t`` with
     ``increasing_stride=increasing_strides[t]``.
+
+    Parameters
+    ----------
+    twiddles : ndarray, shape (K, L, n//2, 2, 2)
+        The butterflies ``B_0, ..., B_{K-1}``.
+    increasing_strides : tuple of bool
+        The stride order of each (True for the even-numbered ones: ``B B^*`` alternation).
+    permutation : ndarray of int64, shape (n,)
+        The input permutation ``P``.
+    relative_error : float
+        ``||A - M||_F / ||A||_F``.
+    iterations : int
+        L-BFGS iterations over all phases.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scipy.linalg import hadamard
+    >>> from structlin import butterfly_fit
+    >>> fit = butterfly_fit(hadamard(4), permutation=None, rng=0)
+    >>> fit.increasing_strides, fit.permutation
+    ((True,), array([0, 1, 2, 3]))
+    >>> bool(np.allclose(fit.to_dense(), hadamard(4), atol=1e-4))
+    True
     """
 
     #: shape (K, L, n//2, 2, 2)
@@ -393,7 +450,7 @@ class _Objective:
         return np.concatenate(parts)
 
     def __call__(self, theta):
-        kern = kernels(np, "butterfly_factorize")
+        kern = kernels(np, _KERNELS)
 
         tws, logits = self.unpack(np.ascontiguousarray(theta))
         z = np.eye(self.n, dtype=self.target.dtype)
@@ -451,23 +508,25 @@ def butterfly_fit(
     A : array_like, shape (n, n)
         A square NumPy matrix, ``n >= 2`` a power of two, finite.
     n_factors_products : int, default 1
-        ``K``, the number of butterflies in the product ``M = B_{K-1} ... B_0 P``. They
-        alternate stride orders like Kaleidoscope's ``B B^*``: ``B_0`` has increasing
-        strides, ``B_1`` decreasing, ...
+        ``K``, the number of butterflies in the product ``M = B_{K-1} ... B_0 P``, from 1 to
+        ``4 log2(n)`` (products of ``O(log n)`` butterflies already represent the fast
+        transforms of the Kaleidoscope hierarchy, and each one adds a product of ``n``
+        vectors to every evaluation of the loss). They alternate stride orders like
+        Kaleidoscope's ``B B^*``: ``B_0`` has increasing strides, ``B_1`` decreasing, ...
     permutation : {"learn", None}, default "learn"
         ``"learn"``: also learn the input permutation ``P`` (relaxed, then rounded and the
         butterflies re-fitted). None: ``P`` is the identity.
     maxiter : int, default 500
-        L-BFGS iterations of the main fit.
+        L-BFGS iterations of the main fit, from 0 to ``10**6``.
     refit_maxiter : int, default 200
         L-BFGS iterations of the re-fit after the permutation is rounded (with
-        ``permutation="learn"`` only).
+        ``permutation="learn"`` only), from 0 to ``10**6``.
     init : {"random", "factorize"}, default "random"
         ``"random"``: random orthogonal (unitary) butterflies, relaxed permutation weights
         near 1/2. ``"factorize"``: ``B_0`` from :func:`butterfly_factorize` (so that the fit
         starts from the hierarchical solution), the other butterflies the identity and the
         relaxed permutation near the identity.
-    rng : None, int or numpy.random.Generator
+    rng : None, int, numpy.random.SeedSequence, BitGenerator or Generator
         Seed or generator of the random initialisation.
 
     Returns
@@ -484,11 +543,13 @@ def butterfly_fit(
     ------
     ValueError
         If ``A`` is not square, its size is not a power of two or is 1, it holds NaN or
-        infinity, or ``A`` is zero; if ``n_factors_products < 1``; if ``permutation``,
-        ``init``, ``maxiter`` or ``refit_maxiter`` is not one of the accepted values.
+        infinity, or ``A`` is zero; if ``n_factors_products``, ``maxiter`` or
+        ``refit_maxiter`` is outside its range; if ``permutation`` or ``init`` is not one of
+        the accepted values.
     TypeError
         If ``A`` is a CuPy array (the fit runs on the CPU: scipy.optimize drives it), or
-        its dtype is not numeric.
+        its dtype is not numeric; if an integer argument is not an integer (bool, float,
+        str, None) or ``rng`` is not a seed or a generator.
 
     See Also
     --------
@@ -538,33 +599,29 @@ def butterfly_fit(
     >>> bool(np.allclose(fit.multiply(x), hadamard(16) @ x, atol=1e-3))
     True
     """
-    xp = array_namespace(A=A)
-    if xp is not np:
+    p = prepare(A=A)
+    if p.xp is not np:
         raise TypeError(
             "butterfly_fit runs on the CPU (scipy.optimize drives it): A must be a NumPy "
             "array, got a cupy.ndarray; pass cupy.asnumpy(A)"
         )
-    A = np.asarray(A)
-    dtype = result_dtype(A=A)
-    L = _check_matrix(np, A)
+    A, dtype = p.A, p.dtype
+    L = _check_matrix(A)
     n = A.shape[0]
     if n < 2:
         raise ValueError(f"A must be at least 2 x 2 to fit butterflies, got shape {A.shape}")
-    if isinstance(n_factors_products, bool) or not isinstance(n_factors_products,
-                                                              (int, np.integer)):
-        raise TypeError(
-            f"n_factors_products must be an integer, got {type(n_factors_products).__name__}"
+    K = check_int(n_factors_products, "n_factors_products", minimum=1)
+    if K > MAX_PRODUCTS_PER_LEVEL * L:
+        raise ValueError(
+            f"n_factors_products must be at most {MAX_PRODUCTS_PER_LEVEL * L} "
+            f"({MAX_PRODUCTS_PER_LEVEL} log2(n) for n = {n}), got {K}"
         )
-    K = int(n_factors_products)
-    if K < 1:
-        raise ValueError(f"n_factors_products must be at least 1, got {K}")
-    if permutation not in ("learn", None):
-        raise ValueError(f"permutation must be 'learn' or None, got {permutation!r}")
-    if init not in ("random", "factorize"):
-        raise ValueError(f"init must be 'random' or 'factorize', got {init!r}")
-    for name, v in (("maxiter", maxiter), ("refit_maxiter", refit_maxiter)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
-            raise ValueError(f"{name} must be a non-negative integer, got {v!r}")
+    check_choice(permutation, "permutation", ("learn", None))
+    check_choice(init, "init", ("random", "factorize"))
+    maxiter = check_int(maxiter, "maxiter", minimum=0, maximum=MAX_ITERATIONS)
+    refit_maxiter = check_int(refit_maxiter, "refit_maxiter", minimum=0,
+                              maximum=MAX_ITERATIONS)
+    rng = check_rng(rng, "rng")
     complex_ = dtype.kind == "c"
     wide = np.complex128 if complex_ else np.float64
     Aw = A.astype(wide)
@@ -573,7 +630,6 @@ def butterfly_fit(
         raise ValueError("A must not be zero: the relative error of a fit is undefined")
     scale = normA / np.sqrt(n)
     target = np.ascontiguousarray((Aw / scale).T)
-    rng = np.random.default_rng(rng)
 
     ops = _permutation_ops(n) if permutation == "learn" else []
     if init == "factorize":

@@ -24,17 +24,21 @@ import numpy as np
 from scipy.linalg import LinAlgWarning
 
 from structlin._backend import (
-    array_namespace,
     as_kernel_array,
     flatten_batch,
-    grad_as,
+    grad_like,
     kernels,
     real_dtype,
     restore_batch,
-    result_dtype,
 )
-from structlin._validate import check_min_ndim, check_power_of_two, check_shape
-from structlin.butterfly import _operator, butterfly_multiply_vjp
+from structlin._validate import check_bool, prepare
+from structlin.butterfly import (
+    _check_flags,
+    _check_twiddle,
+    _operator,
+    _prepare_product,
+    butterfly_multiply_vjp,
+)
 
 __all__ = [
     "butterfly_inverse",
@@ -47,41 +51,15 @@ __all__ = [
 _FAMILY = "butterfly_inverse"
 
 
-def _check_twiddle(twiddle: Any, n: int | None, vector: str) -> int:
-    """Validate ``twiddle``'s shape, against ``vector``'s length ``n`` when given; return n."""
-    if twiddle.ndim != 4 or twiddle.shape[2:] != (2, 2):
-        raise ValueError(
-            "twiddle must have shape (L, n//2, 2, 2) (log2 of the size, blocks per factor, "
-            f"2, 2), got {tuple(twiddle.shape)}"
+def _prepare_solve(twiddle: Any, y: Any, grad: Any = None) -> Any:
+    """The seam of a solve: the product's (:func:`structlin.butterfly._prepare_product`, with
+    the vectors named ``y``), and a real ``grad`` for a real solution."""
+    p = _prepare_product(twiddle, y, grad, vector="y")
+    if p.grad is not None and p.grad.dtype.kind == "c" and p.dtype.kind != "c":
+        raise TypeError(
+            f"grad must be real: the solution is real ({p.dtype}), got dtype {p.grad.dtype}"
         )
-    if n is None:
-        L = twiddle.shape[0]
-        n = 1 << L
-        check_shape(twiddle, (L, n // 2, 2, 2), "twiddle", f"L = {L} factors, so n = {n}")
-        return n
-    L = n.bit_length() - 1
-    check_shape(twiddle, (L, n // 2, 2, 2), "twiddle",
-                f"(L, n//2, 2, 2) for {vector} with n = {n} along its last axis")
-    return n
-
-
-def _prepare(twiddle, y, grad=None):
-    xp = array_namespace(twiddle=twiddle, y=y, grad=grad)
-    twiddle = xp.asarray(twiddle)
-    y = xp.asarray(y)
-    dtype = result_dtype(twiddle=twiddle, y=y)
-    check_min_ndim(y, 1, "y", "(..., n)")
-    n = y.shape[-1]
-    check_power_of_two(n, "y", "last-axis length n")
-    _check_twiddle(twiddle, n, "y")
-    if grad is not None:
-        grad = xp.asarray(grad)
-        if result_dtype(grad=grad).kind == "c" and dtype.kind != "c":
-            raise TypeError(
-                f"grad must be real: the solution is real ({dtype}), got dtype {grad.dtype}"
-            )
-        check_shape(grad, y.shape, "grad", "the shape of the solution, which is y's shape")
-    return xp, twiddle, y, grad, dtype
+    return p
 
 
 def _block_name(index: int, twiddle) -> str:
@@ -121,11 +99,6 @@ def _check_blocks(rcond: float, index: int, tw, stacklevel: int = 3) -> None:
         )
 
 
-def _grad_cast(xp, g, arg):
-    """A gradient has its argument's dtype (promoted to floating point); real part if real."""
-    return grad_as(xp, g, result_dtype(a=arg))
-
-
 def butterfly_inverse(twiddle: Any, *, increasing_stride: bool = True) -> tuple[Any, bool]:
     """Return the twiddle and stride order of the inverse butterfly ``B^-1``.
 
@@ -155,7 +128,7 @@ def butterfly_inverse(twiddle: Any, *, increasing_stride: bool = True) -> tuple[
     ValueError
         If ``twiddle`` is not ``(L, 2**L // 2, 2, 2)`` or holds NaN or infinity.
     TypeError
-        If ``twiddle`` is not numeric.
+        If ``twiddle`` is not numeric or ``increasing_stride`` is not a bool.
 
     Warns
     -----
@@ -192,12 +165,11 @@ def butterfly_inverse(twiddle: Any, *, increasing_stride: bool = True) -> tuple[
     >>> bool(np.allclose(butterfly_to_dense(inv, increasing_stride=inc) @ B, np.eye(8)))
     True
     """
-    xp = array_namespace(twiddle=twiddle)
-    twiddle = xp.asarray(twiddle)
-    dtype = result_dtype(twiddle=twiddle)
-    _check_twiddle(twiddle, None, "")
-    inv = _inverted_blocks(xp, as_kernel_array(xp, twiddle, dtype))
-    return inv, not bool(increasing_stride)
+    p = prepare(twiddle=twiddle)
+    _check_twiddle(p.twiddle)
+    increasing = check_bool(increasing_stride, "increasing_stride")
+    inv = _inverted_blocks(p.xp, as_kernel_array(p.xp, p.twiddle, p.dtype))
+    return inv, not increasing
 
 
 def butterfly_solve(
@@ -239,7 +211,8 @@ def butterfly_solve(
         If ``n`` is not a power of two, ``y`` is 0-d, ``twiddle`` is not
         ``(log2(n), n//2, 2, 2)``, or ``twiddle`` holds NaN or infinity.
     TypeError
-        If a dtype is not numeric, or NumPy and CuPy arrays are mixed.
+        If a dtype is not numeric, a flag is not a bool, or NumPy and CuPy arrays are
+        mixed.
 
     Warns
     -----
@@ -277,11 +250,13 @@ def butterfly_solve(
     >>> bool(np.allclose(butterfly_multiply(tw, xh, transpose=True, conjugate=True), y))
     True
     """
-    xp, twiddle, y, _, dtype = _prepare(twiddle, y)
+    p = _prepare_solve(twiddle, y)
+    _check_flags(increasing_stride, transpose, conjugate)
+    xp = p.xp
     # op(B) is the butterfly of op'd blocks (same indices); its solve inverts them on the fly
-    tw, increasing = _operator(xp, as_kernel_array(xp, twiddle, dtype), increasing_stride,
+    tw, increasing = _operator(xp, as_kernel_array(xp, p.twiddle, p.dtype), increasing_stride,
                                transpose, conjugate)
-    y2, batch = flatten_batch(as_kernel_array(xp, y, dtype))
+    y2, batch = flatten_batch(as_kernel_array(xp, p.y, p.dtype))
     x, rcond, index = kernels(xp, _FAMILY).solve(tw, y2, increasing)
     _check_blocks(rcond, index, tw)
     return restore_batch(x, batch)
@@ -347,12 +322,15 @@ def butterfly_solve_vjp(
     >>> bool(np.allclose(gy, np.linalg.solve(butterfly_to_dense(tw).T, g.T).T))
     True
     """
-    xp, twiddle, y, grad, dtype = _prepare(twiddle, y, grad)
-    inv = _inverted_blocks(xp, as_kernel_array(xp, twiddle, dtype))
-    g_inv, g_y = butterfly_multiply_vjp(inv, y, grad, increasing_stride=not increasing_stride,
+    p = _prepare_solve(twiddle, y, grad)
+    _check_flags(increasing_stride, transpose, conjugate)
+    xp = p.xp
+    inv = _inverted_blocks(xp, as_kernel_array(xp, p.twiddle, p.dtype))
+    g_inv, g_y = butterfly_multiply_vjp(inv, p.y, p.grad,
+                                        increasing_stride=not increasing_stride,
                                         transpose=transpose, conjugate=conjugate)
-    g_tw = kernels(xp, _FAMILY).inverse_vjp(inv, as_kernel_array(xp, g_inv, dtype))
-    return _grad_cast(xp, g_tw, twiddle), g_y
+    g_tw = kernels(xp, _FAMILY).inverse_vjp(inv, as_kernel_array(xp, g_inv, p.dtype))
+    return grad_like(xp, g_tw, p.twiddle), g_y
 
 
 def _find_nonfinite(xp, twiddle) -> int:
@@ -417,11 +395,10 @@ def butterfly_logdet(twiddle: Any) -> tuple[Any, Any]:
     >>> butterfly_logdet(np.tile(2.0 * np.eye(2), (2, 2, 1, 1)))  # two factors 2 I: B = 4 I_4
     (np.float64(1.0), np.float64(5.545177444479562))
     """
-    xp = array_namespace(twiddle=twiddle)
-    twiddle = xp.asarray(twiddle)
-    dtype = result_dtype(twiddle=twiddle)
-    _check_twiddle(twiddle, None, "")
-    tw = as_kernel_array(xp, twiddle, dtype)
+    p = prepare(twiddle=twiddle)
+    xp, dtype = p.xp, p.dtype
+    _check_twiddle(p.twiddle)
+    tw = as_kernel_array(xp, p.twiddle, dtype)
     sign, logabs = kernels(xp, _FAMILY).slogdet(tw)
     if np.isnan(logabs) or logabs == np.inf:
         raise ValueError(
@@ -483,13 +460,10 @@ def butterfly_logdet_vjp(twiddle: Any, grad_logabsdet: Any) -> Any:
     array([[ 0.8, -0.6],
            [-0.2,  0.4]])
     """
-    xp = array_namespace(twiddle=twiddle, grad_logabsdet=grad_logabsdet)
-    twiddle = xp.asarray(twiddle)
-    dtype = result_dtype(twiddle=twiddle)
-    _check_twiddle(twiddle, None, "")
-    g = xp.asarray(grad_logabsdet)
-    gdt = result_dtype(grad_logabsdet=g)
-    if gdt.kind == "c":
+    p = prepare(twiddle=twiddle, grad_logabsdet=grad_logabsdet, dtype_of=("twiddle",))
+    _check_twiddle(p.twiddle)
+    g = p.grad_logabsdet
+    if g.dtype.kind == "c":
         raise TypeError(f"grad_logabsdet must be real (logabsdet is real), got dtype {g.dtype}")
     if g.ndim != 0:
         raise ValueError(
@@ -498,4 +472,5 @@ def butterfly_logdet_vjp(twiddle: Any, grad_logabsdet: Any) -> Any:
     scale = float(g)
     if not np.isfinite(scale):
         raise ValueError(f"grad_logabsdet must be finite, got {scale}")
-    return _inverted_blocks(xp, as_kernel_array(xp, twiddle, dtype), scale, adjoint=True)
+    return _inverted_blocks(p.xp, as_kernel_array(p.xp, p.twiddle, p.dtype), scale,
+                            adjoint=True)

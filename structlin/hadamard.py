@@ -6,14 +6,19 @@ import math
 from typing import Any
 
 from structlin._backend import (
-    array_namespace,
     as_kernel_array,
     flatten_batch,
+    grad_like,
     kernels,
     restore_batch,
-    result_dtype,
 )
-from structlin._validate import check_min_ndim, check_power_of_two
+from structlin._validate import (
+    check_bool,
+    check_min_ndim,
+    check_power_of_two,
+    check_shape,
+    prepare,
+)
 
 __all__ = ["fwht", "fwht_vjp"]
 
@@ -43,7 +48,7 @@ def fwht(x: Any, *, normalize: bool = False) -> Any:
     ValueError
         If ``x`` is 0-d or its last axis is not a power of two.
     TypeError
-        If ``x`` is not numeric.
+        If ``x`` is not numeric or ``normalize`` is not a bool.
 
     See Also
     --------
@@ -75,16 +80,26 @@ def fwht(x: Any, *, normalize: bool = False) -> Any:
     >>> bool(np.allclose(fwht(fwht(x, normalize=True), normalize=True), x))
     True
     """
-    xp = array_namespace(x=x)
-    x = xp.asarray(x)
-    dtype = result_dtype(x=x)
-    check_min_ndim(x, 1, "x", "(..., n)")
-    n = x.shape[-1]
-    check_power_of_two(n, "x", "last-axis length n")
-    x2, batch = flatten_batch(as_kernel_array(xp, x, dtype))
-    scale = 1.0 / math.sqrt(n) if normalize else 1.0
-    y = kernels(xp, "hadamard").fwht(x2, scale)
-    return restore_batch(y, batch)
+    p = _prepare_transform(x)
+    return _transform(p.xp, p.x, p.dtype, normalize)
+
+
+def _prepare_transform(x: Any, grad: Any = None) -> Any:
+    """The seam of the transform and its VJP: ``(xp, dtype, x, grad)`` prepared and checked,
+    ``dtype`` the promotion of both (a VJP computes in the wider of the two precisions)."""
+    p = prepare(x=x, grad=grad)
+    check_min_ndim(p.x, 1, "x", "(..., n)")
+    check_power_of_two(p.x.shape[-1], "x", "last-axis length n")
+    if p.grad is not None:
+        check_shape(p.grad, p.x.shape, "grad", "the shape of fwht's output, which is x's shape")
+    return p
+
+
+def _transform(xp: Any, a: Any, dtype: Any, normalize: Any) -> Any:
+    normalize = check_bool(normalize, "normalize")
+    a2, batch = flatten_batch(as_kernel_array(xp, a, dtype))
+    scale = 1.0 / math.sqrt(a.shape[-1]) if normalize else 1.0
+    return restore_batch(kernels(xp, "hadamard").fwht(a2, scale), batch)
 
 
 def fwht_vjp(x: Any, grad: Any, *, normalize: bool = False) -> Any:
@@ -105,9 +120,19 @@ def fwht_vjp(x: Any, grad: Any, *, normalize: bool = False) -> Any:
         ``H^H grad = fwht(grad)`` (``H`` is real and symmetric), with ``x``'s dtype promoted to
         floating point (the real part when ``x`` is real and ``grad`` complex).
 
+    Raises
+    ------
+    ValueError
+        If ``x`` is 0-d, its last axis is not a power of two, or ``grad``'s shape is not
+        ``x``'s.
+    TypeError
+        If ``x`` or ``grad`` is not numeric, or NumPy and CuPy arrays are mixed.
+
     Notes
     -----
-    The same kernel as the forward transform: ``n log2(n)`` additions per vector.
+    The same kernel as the forward transform: ``n log2(n)`` additions per vector, computed in
+    the promoted precision of ``x`` and ``grad`` (a float32 ``grad`` for a float64 ``x`` is
+    transformed in float64), then cast to ``x``'s dtype.
 
     Examples
     --------
@@ -116,17 +141,6 @@ def fwht_vjp(x: Any, grad: Any, *, normalize: bool = False) -> Any:
     >>> fwht_vjp(np.zeros(4), np.array([1.0, 0.0, 0.0, 0.0]))
     array([1., 1., 1., 1.])
     """
-    xp = array_namespace(x=x, grad=grad)
-    x = xp.asarray(x)
-    grad = xp.asarray(grad)
-    dx = result_dtype(x=x)
-    result_dtype(grad=grad)
-    if tuple(grad.shape) != tuple(x.shape):
-        raise ValueError(
-            f"grad must have the shape of fwht's output, which is x's shape {tuple(x.shape)}, "
-            f"got {tuple(grad.shape)}"
-        )
-    g = fwht(grad, normalize=normalize)
-    if dx.kind != "c" and g.dtype.kind == "c":
-        g = g.real
-    return xp.ascontiguousarray(g, dtype=dx)
+    p = _prepare_transform(x, grad)
+    g = _transform(p.xp, p.grad, p.dtype, normalize)
+    return grad_like(p.xp, g, p.x)

@@ -276,3 +276,50 @@ def test_fwht_twice_is_n_times_identity(dtype):
 def test_fwht_empty_batch():
     _, hadamard = _gpu()
     assert hadamard.fwht(cupy.empty((0, 64), dtype=np.float32)).shape == (0, 64)
+
+
+# ------------------------------------------------------------------------- conformance
+# Every operator check of the NumPy classes, on CuPy arrays (the module alias keeps pytest
+# from collecting the NumPy classes a second time here).
+
+from tests import test_butterfly as _cpu_butterfly  # noqa: E402
+from tests import test_hadamard as _cpu_hadamard  # noqa: E402
+
+
+@pytest.mark.gpu
+class TestGpuButterflyMultiplyConformance(_cpu_butterfly.TestButterflyMultiplyConformance):
+    xp = cupy
+
+
+@pytest.mark.gpu
+class TestGpuButterflyMultiplyDecreasingConformance(
+        _cpu_butterfly.TestButterflyMultiplyDecreasingConformance):
+    xp = cupy
+
+
+@pytest.mark.gpu
+class TestGpuButterflyMultiplyTransposeConformance(
+        _cpu_butterfly.TestButterflyMultiplyTransposeConformance):
+    xp = cupy
+
+
+@pytest.mark.gpu
+class TestGpuButterflyMultiplyConjugateConformance(
+        _cpu_butterfly.TestButterflyMultiplyConjugateConformance):
+    xp = cupy
+
+
+@pytest.mark.gpu
+class TestGpuButterflyMultiplyAdjointConformance(
+        _cpu_butterfly.TestButterflyMultiplyAdjointConformance):
+    xp = cupy
+
+
+@pytest.mark.gpu
+class TestGpuFwhtConformance(_cpu_hadamard.TestFwhtConformance):
+    xp = cupy
+
+
+@pytest.mark.gpu
+class TestGpuFwhtUnnormalizedConformance(_cpu_hadamard.TestFwhtUnnormalizedConformance):
+    xp = cupy

@@ -117,3 +117,32 @@ def test_mixing_numpy_and_cupy_raises_typeerror():
     tw = _twiddle(np.random.default_rng(5), 8, np.float32)
     with pytest.raises(TypeError, match=r"y is a cupy\.ndarray but twiddle is a numpy\.ndarray"):
         sl.butterfly_solve(tw, cupy.ones(8))
+
+
+# ------------------------------------------------------------------------- conformance
+# Every operator check of the NumPy classes, on CuPy arrays (the module alias keeps pytest
+# from collecting the NumPy classes a second time here).
+
+from tests import test_butterfly_inverse as _cpu_inverse  # noqa: E402
+
+
+@pytest.mark.gpu
+class TestGpuButterflySolveConformance(_cpu_inverse.TestButterflySolveConformance):
+    xp = cupy
+
+
+@pytest.mark.gpu
+class TestGpuButterflySolveDecreasingConformance(
+        _cpu_inverse.TestButterflySolveDecreasingConformance):
+    xp = cupy
+
+
+@pytest.mark.gpu
+class TestGpuButterflySolveTransposeConformance(
+        _cpu_inverse.TestButterflySolveTransposeConformance):
+    xp = cupy
+
+
+@pytest.mark.gpu
+class TestGpuButterflySolveAdjointConformance(_cpu_inverse.TestButterflySolveAdjointConformance):
+    xp = cupy

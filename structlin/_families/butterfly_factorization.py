@@ -31,7 +31,7 @@ FAMILY = Family(
     name="butterfly_factorization",
     modules=('structlin.butterfly_factorization',),
     kernels=(
-        Kernel("butterfly_factorize", {
+        Kernel("butterfly_factorization", {
             "peel_level": ("M", "tw_k"),
             "mix_forward": ("z", "idx", "w"),
             "mix_backward": ("g", "z", "idx", "inv", "w"),
@@ -40,5 +40,5 @@ FAMILY = Family(
     ),
     tutorial="docs/tutorials/butterfly_algorithms.md",
     tour=tour_rows,
-    bench="bench_butterfly_factorize",
+    bench="bench_butterfly_factorization",
 )

@@ -1,7 +1,7 @@
 """CUDA level kernel of the hierarchical butterfly factorization (launcher of
-``butterfly_factorize.cu``).
+``butterfly_factorization.cu``).
 
-Same contract as :mod:`structlin._cpu.butterfly_factorize` (``peel_level``): one thread per
+Same contract as :mod:`structlin._cpu.butterfly_factorization` (``peel_level``): one thread per
 ``(N/2, 2)`` submatrix, ``2 C (N/2) = n`` threads per level; the two sums (residual and
 squared norm) stay on the device as a 2-element float64 array, so a factorization makes no
 host-device synchronisation until the caller reads the error.
@@ -30,7 +30,7 @@ def peel_level(M: cupy.ndarray, tw_k: cupy.ndarray):
     total = 2 * C * H
     threads = min(THREADS, total)
     blocks = -(-total // threads)
-    kernel = get_kernel("butterfly_factorize", NAME_EXPRESSIONS,
+    kernel = get_kernel("butterfly_factorization", NAME_EXPRESSIONS,
                         f"butterfly_factorize_level<{type_name(M.dtype)}>")
     launch(kernel, blocks, threads, (M, out, tw_k, sums, np.int64(C), np.int64(N)), 0)
     return out, sums[0], sums[1]

@@ -1,4 +1,4 @@
-// One level of the hierarchical butterfly factorization (launcher: butterfly_factorize.py).
+// One level of the hierarchical butterfly factorization (launcher: butterfly_factorization.py).
 //
 // M is a C-contiguous stack (C, N, N). Thread t = cb * H + a (H = N / 2, cb = b * C + c)
 // owns the (H, 2) submatrix X = M[c, b::2, 2a:2a+2]: it accumulates the 2x2 Gram matrix of X

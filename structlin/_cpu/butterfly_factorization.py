@@ -1,6 +1,6 @@
 """Numba kernels for the hierarchical butterfly factorization.
 
-Contract (shared with ``structlin.gpu.butterfly_factorize``): ``peel_level(M, tw_k)`` takes a
+Contract (shared with ``structlin.gpu.butterfly_factorization``): ``peel_level(M, tw_k)`` takes a
 C-contiguous stack ``M`` of shape ``(C, N, N)`` (``N >= 2`` a power of two) and a writable
 view ``tw_k`` of shape ``(N//2, C, 2, 2)`` (factor ``k = log2(C)`` of the twiddle, block
 ``j = a*C + c`` at ``tw_k[a, c]``), both of one kernel dtype. For every ``c``, ``a`` and row
@@ -17,7 +17,9 @@ The fit (:func:`structlin.butterfly_fit`) also uses three small kernels on ``(ro
 stacks: ``mix_forward`` / ``mix_backward`` apply one move ``x -> (1 - w) x + w x[idx]`` of the
 relaxed permutation and its VJP, and ``residual`` forms ``z - target`` with its squared norm.
 They replace NumPy's ``vdot`` and fancy indexing, which under load cost more (a multithreaded
-BLAS start-up per call) than the butterfly products of the same step.
+BLAS start-up per call) than the butterfly products of the same step. Each step of a fit makes
+dozens of such calls on small stacks: like every CPU kernel they run on the calling thread
+alone below the size of :func:`structlin._cpu._schedule.threads_for`.
 """
 
 from __future__ import annotations
@@ -25,13 +27,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from structlin._cpu._schedule import serial_when_small
+
 __all__ = ["mix_backward", "mix_forward", "peel_level", "residual"]
 
 #: columns pairs per task: a row segment of 2*A_BLOCK entries stays in L1 across the rows
 A_BLOCK = 64
-#: below this many entries a call runs on one thread: waking the thread pool costs more
-#: than the work (each step of a fit makes dozens of such calls)
-PARALLEL_MIN_ENTRIES = 1 << 17
 
 
 @njit(cache=True, inline="always")
@@ -107,17 +108,12 @@ def _peel_task(M, tw_k, out, res, nrm, task, nblk):
 
 
 @njit(cache=True, parallel=True)
-def _peel_level_parallel(M, tw_k, out, res, nrm, nblk):
+def _peel_level(M, tw_k, out, res, nrm, nblk):
     for task in prange(res.shape[0]):
         _peel_task(M, tw_k, out, res, nrm, task, nblk)
 
 
-@njit(cache=True)
-def _peel_level_serial(M, tw_k, out, res, nrm, nblk):
-    for task in range(res.shape[0]):
-        _peel_task(M, tw_k, out, res, nrm, task, nblk)
-
-
+@serial_when_small(arg=0)
 def peel_level(M, tw_k):
     C, N, _ = M.shape
     H = N // 2
@@ -125,8 +121,7 @@ def peel_level(M, tw_k):
     nblk = (H + A_BLOCK - 1) // A_BLOCK
     res = np.zeros(2 * C * nblk, dtype=np.float64)
     nrm = np.zeros(2 * C * nblk, dtype=np.float64)
-    run = _peel_level_parallel if M.size >= PARALLEL_MIN_ENTRIES else _peel_level_serial
-    run(M, tw_k, out, res, nrm, nblk)
+    _peel_level(M, tw_k, out, res, nrm, nblk)
     return out, float(res.sum()), float(nrm.sum())
 
 
@@ -137,22 +132,16 @@ def _mix_forward_row(z, idx, w, out, i):
 
 
 @njit(cache=True, parallel=True)
-def _mix_forward_parallel(z, idx, w, out):
+def _mix_forward(z, idx, w, out):
     for i in prange(z.shape[0]):
         _mix_forward_row(z, idx, w, out, i)
 
 
-@njit(cache=True)
-def _mix_forward_serial(z, idx, w, out):
-    for i in range(z.shape[0]):
-        _mix_forward_row(z, idx, w, out, i)
-
-
+@serial_when_small(arg=0)
 def mix_forward(z, idx, w):
     """Return ``(1 - w) z + w z[:, idx]``."""
     out = np.empty_like(z)
-    run = _mix_forward_parallel if z.size >= PARALLEL_MIN_ENTRIES else _mix_forward_serial
-    run(z, idx, w, out)
+    _mix_forward(z, idx, w, out)
     return out
 
 
@@ -167,23 +156,17 @@ def _mix_backward_row(g, z, idx, inv, w, g_in, acc, i):
 
 
 @njit(cache=True, parallel=True)
-def _mix_backward_parallel(g, z, idx, inv, w, g_in, acc):
+def _mix_backward(g, z, idx, inv, w, g_in, acc):
     for i in prange(z.shape[0]):
         _mix_backward_row(g, z, idx, inv, w, g_in, acc, i)
 
 
-@njit(cache=True)
-def _mix_backward_serial(g, z, idx, inv, w, g_in, acc):
-    for i in range(z.shape[0]):
-        _mix_backward_row(g, z, idx, inv, w, g_in, acc, i)
-
-
+@serial_when_small(arg=0)
 def mix_backward(g, z, idx, inv, w):
     """Return ``(g_in, dl/dw)`` for ``y = (1 - w) z + w z[:, idx]`` and upstream ``g``."""
     g_in = np.empty_like(g)
     acc = np.zeros(z.shape[0], dtype=np.float64)
-    run = _mix_backward_parallel if z.size >= PARALLEL_MIN_ENTRIES else _mix_backward_serial
-    run(g, z, idx, inv, w, g_in, acc)
+    _mix_backward(g, z, idx, inv, w, g_in, acc)
     return g_in, float(acc.sum())
 
 
@@ -198,21 +181,15 @@ def _residual_row(z, target, res, acc, i):
 
 
 @njit(cache=True, parallel=True)
-def _residual_parallel(z, target, res, acc):
+def _residual(z, target, res, acc):
     for i in prange(z.shape[0]):
         _residual_row(z, target, res, acc, i)
 
 
-@njit(cache=True)
-def _residual_serial(z, target, res, acc):
-    for i in range(z.shape[0]):
-        _residual_row(z, target, res, acc, i)
-
-
+@serial_when_small(arg=0)
 def residual(z, target):
     """Return ``(z - target, ||z - target||_F^2)``."""
     res = np.empty_like(z)
     acc = np.zeros(z.shape[0], dtype=np.float64)
-    run = _residual_parallel if z.size >= PARALLEL_MIN_ENTRIES else _residual_serial
-    run(z, target, res, acc)
+    _residual(z, target, res, acc)
     return res, float(acc.sum())

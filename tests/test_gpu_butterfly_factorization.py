@@ -1,7 +1,7 @@
 """The CUDA path of butterfly_factorize against the NumPy (Numba) path; butterfly_fit refuses CuPy.
 
 The kernel's indexing is also checked without a GPU, through the host shim, in
-``tests/test_gpu_compile_butterfly_factorize.py``; these tests need a GPU.
+``tests/test_gpu_compile_butterfly_factorization.py``; these tests need a GPU.
 """
 
 from __future__ import annotations

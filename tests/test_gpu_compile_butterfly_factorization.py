@@ -13,7 +13,7 @@ from tests.test_gpu_compile import _EMU_TYPES, _SHIM, _compile, compile_emulator
 
 
 def _emulator_source() -> str:
-    src = _compile.load_source("butterfly_factorize").replace("#pragma once", "")
+    src = _compile.load_source("butterfly_factorization").replace("#pragma once", "")
     parts = ["#include <cmath>", _SHIM, f"namespace emu_bf {{\nusing std::sqrt;\n{src}\n}}",
              'extern "C" {']
     for t, code in _EMU_TYPES.items():
@@ -37,7 +37,7 @@ def emulated(tmp_path_factory):
 
     launch = ctypes_launcher(lib, scalars=(np.int64,))
 
-    from structlin.gpu import butterfly_factorize as gpu_bf
+    from structlin.gpu import butterfly_factorization as gpu_bf
 
     fake_cupy = types.SimpleNamespace(empty=np.empty, zeros=np.zeros, float64=np.float64,
                                       ndarray=np.ndarray)
@@ -52,7 +52,7 @@ def emulated(tmp_path_factory):
 @pytest.mark.parametrize("dt", [np.float32, np.float64, np.complex64, np.complex128])
 @pytest.mark.parametrize("C,N", [(1, 2), (1, 64), (2, 16), (4, 32), (8, 4), (1, 1024)])
 def test_emulated_cuda_level_matches_numba_level(emulated, dt, C, N):
-    from structlin._cpu.butterfly_factorize import peel_level
+    from structlin._cpu.butterfly_factorization import peel_level
 
     M = random_array(np.random.default_rng(C * N), (C, N, N), dt)
     M[0, :, :2] = 0  # a zero submatrix: the eigenvector falls back to (1, 0) on both paths
