@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "ABSENT",
     "MAX_SIZE",
     "PRECISIONS",
     "as_array",
@@ -109,6 +110,20 @@ PRECISIONS = ("highest", "tf32", "fp16", "bf16")
 PRECISION_ALIASES = {"fp32": "highest"}
 
 
+class _Absent:
+    """The default of an internal seam helper's optional array argument: the caller did not
+    pass it, which is not the same as a user passing None (refused)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+
+#: see :class:`_Absent`; ``prepare`` treats an ``ABSENT`` argument as an optional None
+ABSENT = _Absent()
+
+
 def _describe(value: Any) -> str:
     text = repr(value)
     if len(text) > 60:
@@ -144,7 +159,9 @@ def as_array(xp: Any, a: Any, name: str) -> Any:
     return arr
 
 
-def prepare(*, dtype_of: tuple[str, ...] | None = None, **arrays: Any) -> Any:
+def prepare(
+    *, dtype_of: tuple[str, ...] | None = None, optional: tuple[str, ...] = (), **arrays: Any
+) -> Any:
     """Convert the named array arguments once and return them as a NamedTuple.
 
     Parameters
@@ -152,9 +169,12 @@ def prepare(*, dtype_of: tuple[str, ...] | None = None, **arrays: Any) -> Any:
     dtype_of : tuple of str, optional
         The arguments whose NumPy promotion is the compute dtype (default: every argument
         that is not None). A gradient is usually converted and checked but left out.
+    optional : tuple of str, optional
+        The arguments that may be None (absent); None passes through for them and is refused
+        with a ``TypeError`` naming the argument for every other. An argument given as
+        :data:`ABSENT` (an internal helper's default: not passed at all) becomes None too.
     **arrays
-        The array arguments of a public function by their parameter names; ``None`` values
-        pass through unchanged.
+        The array arguments of a public function by their parameter names.
 
     Returns
     -------
@@ -175,7 +195,16 @@ def prepare(*, dtype_of: tuple[str, ...] | None = None, **arrays: Any) -> Any:
     """
     from structlin._backend import array_namespace, result_dtype
 
+    absent = tuple(name for name, a in arrays.items() if a is ABSENT)
+    if absent:
+        arrays = {name: None if a is ABSENT else a for name, a in arrays.items()}
+        optional = (*optional, *absent)
     xp = array_namespace(**arrays)
+    for name, a in arrays.items():
+        if a is None and name not in optional:
+            raise TypeError(
+                f"{name} must be an array of numbers (an ndarray, a list or a scalar), got None"
+            )
     converted = {
         name: None if a is None else as_array(xp, a, name) for name, a in arrays.items()
     }

@@ -32,7 +32,7 @@ from structlin._blockdiag import (
     prepare_dense,
     project_monarch,
 )
-from structlin._validate import check_int, prepare
+from structlin._validate import ABSENT, check_int, prepare
 
 __all__ = [
     "btt_multiply",
@@ -59,7 +59,7 @@ def _btt_as_monarch(w1, w2):
     return w1.reshape(k, R * l, p), w2.reshape(l, s, k * R)
 
 
-def _prepare_btt(w1: Any, w2: Any, x: Any, grad: Any = None) -> Any:
+def _prepare_btt(w1: Any, w2: Any, x: Any, grad: Any = ABSENT) -> Any:
     """The seam of the BTT product: the NamedTuple ``(xp, dtype, w1, w2, x, grad)`` of
     :func:`structlin._validate.prepare`, the cores and lengths checked."""
     p = prepare(w1=w1, w2=w2, x=x, grad=grad, dtype_of=("w1", "w2", "x"))

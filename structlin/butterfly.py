@@ -27,6 +27,7 @@ from structlin._backend import (
     restore_batch,
 )
 from structlin._validate import (
+    ABSENT,
     MAX_SIZE,
     check_bool,
     check_choice,
@@ -93,7 +94,7 @@ def _operator(xp, tw, increasing_stride: bool, transpose: bool, conjugate: bool)
     return xp.ascontiguousarray(tw), increasing
 
 
-def _prepare_product(twiddle: Any, x: Any, grad: Any = None, vector: str = "x") -> Any:
+def _prepare_product(twiddle: Any, x: Any, grad: Any = ABSENT, vector: str = "x") -> Any:
     """The seam of a product (or solve) with a twiddle: :func:`structlin._validate.prepare`
     of ``twiddle``, the vectors (named ``vector``) and ``grad``, then the shape checks.
 

@@ -31,7 +31,7 @@ from structlin._backend import (
     real_dtype,
     restore_batch,
 )
-from structlin._validate import check_bool, prepare
+from structlin._validate import ABSENT, check_bool, check_not_none, prepare
 from structlin.butterfly import (
     _check_flags,
     _check_twiddle,
@@ -51,7 +51,7 @@ __all__ = [
 _FAMILY = "butterfly_inverse"
 
 
-def _prepare_solve(twiddle: Any, y: Any, grad: Any = None) -> Any:
+def _prepare_solve(twiddle: Any, y: Any, grad: Any = ABSENT) -> Any:
     """The seam of a solve: the product's (:func:`structlin.butterfly._prepare_product`, with
     the vectors named ``y``), and a real ``grad`` for a real solution."""
     p = _prepare_product(twiddle, y, grad, vector="y")
@@ -460,6 +460,7 @@ def butterfly_logdet_vjp(twiddle: Any, grad_logabsdet: Any) -> Any:
     array([[ 0.8, -0.6],
            [-0.2,  0.4]])
     """
+    check_not_none(twiddle=twiddle, grad_logabsdet=grad_logabsdet)
     p = prepare(twiddle=twiddle, grad_logabsdet=grad_logabsdet, dtype_of=("twiddle",))
     _check_twiddle(p.twiddle)
     g = p.grad_logabsdet

@@ -22,6 +22,7 @@ import numpy as np
 
 from structlin._backend import as_kernel_array, flatten_batch, restore_batch, result_dtype
 from structlin._validate import (
+    ABSENT,
     check_last_axis,
     check_min_ndim,
     check_not_none,
@@ -155,13 +156,13 @@ def _check_column(c: Any, name: str) -> int:
     return n
 
 
-def _prepare_circulant(c, x, grad=None):
+def _prepare_circulant(c, x, grad=ABSENT):
     check_not_none(c=c, x=x)
     p = prepare(c=c, x=x, grad=grad, dtype_of=("c", "x"))
     n = _check_column(p.c, "c")
     check_min_ndim(p.x, 1, "x", "(..., n)")
     check_last_axis(p.x, n, "x", "the length of c")
-    if grad is not None:
+    if p.grad is not None:
         check_shape(p.grad, p.x.shape, "grad", "the shape of the product, which is x's shape")
     return p, n
 
@@ -359,14 +360,14 @@ def _check_toeplitz_column(column: Any) -> int:
     return n
 
 
-def _prepare_toeplitz(column, row, x, grad=None):
+def _prepare_toeplitz(column, row, x, grad=ABSENT):
     check_not_none(column=column, row=row, x=x)
     p = prepare(column=column, row=row, x=x, grad=grad, dtype_of=("column", "row", "x"))
     n = _check_toeplitz_column(p.column)
     check_shape(p.row, (n,), "row", "the length of column")
     check_min_ndim(p.x, 1, "x", "(..., n)")
     check_last_axis(p.x, n, "x", "the length of column")
-    if grad is not None:
+    if p.grad is not None:
         check_shape(p.grad, p.x.shape, "grad", "the shape of the product, which is x's shape")
     return p, n
 

@@ -34,6 +34,7 @@ from structlin._validate import (
     check_finite,
     check_int,
     check_min_ndim,
+    check_not_none,
     check_out,
     check_precision,
     check_shape,
@@ -243,7 +244,8 @@ def _prepare_call(u, k, D, pregate, postgate, causal, precision, grad=None) -> _
     """Convert, check and promote every argument once; flatten the batch for the kernels."""
     plan = k if isinstance(k, FFTConvPlan) else None
     p = prepare(u=u, k=plan.k if plan is not None else k, D=D, pregate=pregate,
-                postgate=postgate, grad=grad, dtype_of=("u", "k", "D", "pregate", "postgate"))
+                postgate=postgate, grad=grad, dtype_of=("u", "k", "D", "pregate", "postgate"),
+                optional=("D", "pregate", "postgate", "grad"))
     xp, dtype = p.xp, p.dtype
     check_min_ndim(p.u, 2, "u", "(..., H, L)")
     shape = tuple(p.u.shape)
@@ -528,6 +530,7 @@ def fftconv_vjp(
     >>> fftconv_vjp(u32, k32, None, g32, precision="bf16")[1]
     array([[6., 3.]], dtype=float32)
     """
+    check_not_none(grad=grad)
     c = _prepare_call(u, k, D, pregate, postgate, causal, precision, grad=grad)
     grads = c.eng.backward(c.u, c.spec, c.nfft, c.Lk, c.offset, c.D, c.pregate, c.postgate,
                            c.grad, precision=c.precision)

@@ -18,10 +18,10 @@ __all__ = [
 ]
 
 
-def _prepare_kernel(k: Any, grad: Any = None) -> Any:
+def _prepare_kernel(k: Any, grad: Any = None, *, vjp: bool = False) -> Any:
     """``prepare(k=k, grad=grad)`` (the mix check and the conversion first), ``k`` cast to
     its floating-point dtype, ``grad`` checked against ``k``'s shape."""
-    p = prepare(k=k, grad=grad, dtype_of=("k",))
+    p = prepare(k=k, grad=grad, dtype_of=("k",), optional=() if vjp else ("grad",))
     check_min_ndim(p.k, 1, "k", "(..., Lk)")
     if p.grad is not None:
         check_shape(p.grad, p.k.shape, "grad", "k's shape")
@@ -106,7 +106,7 @@ def squash_kernel_vjp(k: Any, lam: float, grad: Any) -> Any:
     >>> squash_kernel_vjp(np.array([-2.0, -0.5, 1.5]), 1.0, np.ones(3))
     array([1., 0., 1.])
     """
-    p = _prepare_kernel(k, grad)
+    p = _prepare_kernel(k, grad, vjp=True)
     lam = _check_lam(lam)
     xp, k, grad, dt = p.xp, p.k, p.grad, p.dtype
     mag = xp.abs(k)
@@ -218,7 +218,7 @@ def smooth_kernel_vjp(k: Any, width: int, grad: Any) -> Any:
     >>> smooth_kernel_vjp(np.zeros(3), 3, np.array([3.0, 0.0, 0.0]))
     array([1., 1., 0.])
     """
-    p = _prepare_kernel(k, grad)
+    p = _prepare_kernel(k, grad, vjp=True)
     w = _check_width(width)
     # in the wider of k's and grad's precisions, then k's dtype (PyTorch's convention)
     g = p.grad.astype(result_dtype(k=p.k, grad=p.grad), copy=False)

@@ -86,7 +86,8 @@ class FFTConvStream:
 
     def push(self, u: Any, pregate: Any = None, postgate: Any = None) -> Any:
         """Return the outputs for the next ``c <= chunk`` samples ``u`` of shape (..., H, c)."""
-        p = prepare(k=self.k, u=u, pregate=pregate, postgate=postgate)
+        p = prepare(k=self.k, u=u, pregate=pregate, postgate=postgate,
+                    optional=("pregate", "postgate"))
         xp, u = self.xp, p.u
         check_min_ndim(u, 2, "u", "(..., H, c)")
         c = int(u.shape[-1])
@@ -191,6 +192,6 @@ def fftconv_stream(k: Any, chunk: int, D: Any = None, *, dtype: Any = None,
     >>> bool(np.allclose(y, fftconv(u, k)))
     True
     """
-    p = prepare(k=k, D=D)
+    p = prepare(k=k, D=D, optional=("D",))
     return FFTConvStream(p.k, chunk, p.D, _compute_dtype(dtype, k=p.k, D=p.D), p.xp,
                          precision=precision)

@@ -29,6 +29,7 @@ from structlin._backend import (
     result_dtype,
 )
 from structlin._validate import (
+    ABSENT,
     as_array,
     check_choice,
     check_int,
@@ -462,7 +463,7 @@ def _apply_vjp(xp, pieces: DCTButterfly, x, grad, dtype, cache: bool, want_twidd
     return gtw, _from_real_rows(gx, dtype, batch)
 
 
-def _prepare_x(x, grad=None):
+def _prepare_x(x, grad=ABSENT):
     check_not_none(x=x)
     p = prepare(x=x, grad=grad, dtype_of=("x",))
     check_min_ndim(p.x, 1, "x", "(..., n)")

@@ -13,6 +13,7 @@ from structlin._backend import (
     restore_batch,
 )
 from structlin._validate import (
+    ABSENT,
     check_bool,
     check_min_ndim,
     check_power_of_two,
@@ -84,7 +85,7 @@ def fwht(x: Any, *, normalize: bool = False) -> Any:
     return _transform(p.xp, p.x, p.dtype, normalize)
 
 
-def _prepare_transform(x: Any, grad: Any = None) -> Any:
+def _prepare_transform(x: Any, grad: Any = ABSENT) -> Any:
     """The seam of the transform and its VJP: ``(xp, dtype, x, grad)`` prepared and checked,
     ``dtype`` the promotion of both (a VJP computes in the wider of the two precisions)."""
     p = prepare(x=x, grad=grad)

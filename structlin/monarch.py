@@ -42,7 +42,7 @@ from structlin._blockdiag import (
     prepare_dense,
     project_monarch,
 )
-from structlin._validate import check_int, prepare
+from structlin._validate import ABSENT, check_int, prepare
 
 __all__ = [
     "monarch_multiply",
@@ -63,7 +63,7 @@ def _check_factors(w1: Any, w2: Any) -> None:
     check_monarch_shapes(w1.shape, w2.shape)
 
 
-def _prepare_monarch(w1: Any, w2: Any, x: Any, grad: Any = None) -> Any:
+def _prepare_monarch(w1: Any, w2: Any, x: Any, grad: Any = ABSENT) -> Any:
     """The seam of the Monarch product: the arguments converted (NumPy/CuPy mix refused
     first), their shapes checked; the NamedTuple ``(xp, dtype, w1, w2, x, grad)`` with
     ``dtype`` the promotion of ``w1``, ``w2`` and ``x``."""

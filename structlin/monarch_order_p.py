@@ -86,9 +86,12 @@ class _Prepared(NamedTuple):
     grad: Any
 
 
-def _prepare_order_p(factors: Any, x: Any = None, grad: Any = None) -> _Prepared:
+def _prepare_order_p(factors: Any, x: Any = None, grad: Any = None, *,
+                     required: tuple[str, ...] = ()) -> _Prepared:
     """The seam of every order-p function: the mix of NumPy and CuPy refused first (naming
-    ``factors[i]``), each factor, ``x`` and ``grad`` converted once, the chain checked."""
+    ``factors[i]``), each factor, ``x`` and ``grad`` converted once, the chain checked;
+    ``required`` names the arguments of ``x`` and ``grad`` that the caller takes (the others
+    are absent)."""
     if isinstance(factors, (str, bytes)) or not isinstance(factors, Sequence):
         raise TypeError(
             f"factors must be a sequence (list or tuple) of 3-d arrays, got "
@@ -97,7 +100,8 @@ def _prepare_order_p(factors: Any, x: Any = None, grad: Any = None) -> _Prepared
     named = {f"factors[{i}]": w for i, w in enumerate(factors)}
     xp = array_namespace(**named, x=x, grad=grad)
     converted = {name: as_array(xp, w, name) for name, w in named.items()}
-    rest = prepare(x=x, grad=grad)
+    rest = prepare(x=x, grad=grad,
+                   optional=tuple(n for n in ("x", "grad") if n not in required))
     chain, n_in, n_out = _order_p_chain(list(converted.values()))
     promoted = dict(converted)
     if rest.x is not None:
@@ -159,7 +163,7 @@ def monarch_order_p_multiply(
     >>> bool(np.allclose(y, x @ monarch_order_p_to_dense(fs).T))
     True
     """
-    p = _prepare_order_p(factors, x)
+    p = _prepare_order_p(factors, x, required=("x",))
     precision = kernel_precision(precision, p.dtype, "the factors and x")
     return chain_apply(p.xp, p.chain, p.x, p.dtype, precision)
 
@@ -204,7 +208,7 @@ def monarch_order_p_multiply_vjp(
     >>> bool(np.allclose(gx, g @ monarch_order_p_to_dense(fs)))
     True
     """
-    p = _prepare_order_p(factors, x, grad)
+    p = _prepare_order_p(factors, x, grad, required=("x", "grad"))
     precision = kernel_precision(precision, p.dtype, "the factors and x")
     grads, gx = chain_vjp(p.xp, p.chain, p.x, p.grad, p.dtype, precision)
     return ([_cast_grad(p.xp, g, w) for g, w in zip(grads, p.factors, strict=True)],

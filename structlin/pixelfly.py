@@ -29,6 +29,7 @@ import numpy as np
 from structlin._backend import as_kernel_array, flatten_batch, kernels, restore_batch
 from structlin._backend import grad_like as _cast_grad
 from structlin._validate import (
+    ABSENT,
     check_choice,
     check_finite,
     check_float,
@@ -218,7 +219,7 @@ def _check_low_rank(U, V, n_out: int, n_in: int) -> int:
     return int(U.shape[1])
 
 
-def _prepare(blocks, mask, U, V, x, grad=None):
+def _prepare(blocks, mask, U, V, x, grad=ABSENT):
     """The seam of the product and its VJP: the arguments converted once (NumPy/CuPy mix
     refused first; ``mask`` converted and checked like the others but left out of the
     promotion), shapes checked. Returns the NamedTuple ``(xp, dtype, blocks, mask, U, V, x,

@@ -157,7 +157,7 @@ def ssm_conv_chunked(
     >>> bool(np.allclose(np.concatenate([y1, y2], axis=-1), y))
     True
     """
-    p = prepare(u=u, A=A, B=B, C=C, D=D, state=state)
+    p = prepare(u=u, A=A, B=B, C=C, D=D, state=state, optional=("D", "state"))
     _check_ssm(p)
     xp, dt, A = p.xp, p.dtype, p.A
     check_min_ndim(p.u, 2, "u", "(..., H, L)")
