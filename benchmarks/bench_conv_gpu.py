@@ -49,6 +49,21 @@ def _check(a, b) -> float:
     return float(cupy.linalg.norm((a - b).ravel()) / cupy.linalg.norm(b.ravel()))
 
 
+def _label(B: int, H: int, L: int, precision: str) -> tuple[str, str]:
+    return f"gated long conv {precision}", f"B={B} H={H} L={L}"
+
+
+def _sizes(quick: bool) -> list[tuple[int, int, int]]:
+    return [(8, 64, 1 << 10), (4, 32, 1 << 14)] if quick else [
+        (64, 768, 1 << 10), (64, 768, 1 << 12), (64, 768, 1 << 14), (4, 64, 1 << 20)]
+
+
+def labels(quick: bool) -> list[tuple[str, str]]:
+    """The ``(name, size)`` of every case of :func:`cases`, without a device (for listings:
+    ``benchmarks/gpu_check.py``)."""
+    return [_label(B, H, L, p) for B, H, L in _sizes(quick) for p in PRECISIONS]
+
+
 def gated_conv_case(B: int, H: int, L: int, precision: str = "fp32") -> Case:
     """``structlin.gpu.conv.forward`` against the ``cupy.fft`` pipeline, causal, float32."""
     import cupy
@@ -79,9 +94,10 @@ def gated_conv_case(B: int, H: int, L: int, precision: str = "fp32") -> Case:
         return r
 
     goal = PUBLISHED.get(L)
+    name, size = _label(B, H, L, precision)
     return Case(
-        name=f"gated long conv {precision}",
-        size=f"B={B} H={H} L={L}",
+        name=name,
+        size=size,
         fn=fn,
         baseline=baseline,
         baseline_name="cupy.fft rfft/irfft pipeline (kernel spectrum precomputed)",
@@ -99,8 +115,6 @@ def gated_conv_case(B: int, H: int, L: int, precision: str = "fp32") -> Case:
 def cases(quick: bool) -> Iterator[Case]:
     if not _device_ok():
         return
-    sizes = [(8, 64, 1 << 10), (4, 32, 1 << 14)] if quick else [
-        (64, 768, 1 << 10), (64, 768, 1 << 12), (64, 768, 1 << 14), (4, 64, 1 << 20)]
-    for B, H, L in sizes:
+    for B, H, L in _sizes(quick):
         for precision in PRECISIONS:
             yield gated_conv_case(B, H, L, precision)

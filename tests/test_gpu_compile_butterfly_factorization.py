@@ -1,5 +1,5 @@
-"""The CUDA level kernel of butterfly_factorize runs through the host thread shim of
-``tests/test_gpu_compile.py`` (one std::thread per CUDA thread), driven by the real launcher on
+"""The CUDA level kernel of butterfly_factorize runs in the host emulator of
+:mod:`tests.cuda_emulator` (one std::thread per CUDA thread), driven by the real launcher on
 NumPy arrays, and must agree with the Numba kernel. This checks the kernel's indexing and
 arithmetic without a GPU (not its performance)."""
 
@@ -8,45 +8,32 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests import cuda_emulator as emu
 from tests.strategies import random_array, tolerance
-from tests.test_gpu_compile import _EMU_TYPES, _SHIM, _compile, compile_emulator, ctypes_launcher
 
 
 def _emulator_source() -> str:
-    src = _compile.load_source("butterfly_factorization").replace("#pragma once", "")
-    parts = ["#include <cmath>", _SHIM, f"namespace emu_bf {{\nusing std::sqrt;\n{src}\n}}",
-             'extern "C" {']
-    for t, code in _EMU_TYPES.items():
-        tt = "emu_bf::" + t if t.startswith("sl::") else t
-        parts.append(f"""
-void butterfly_factorize_level_{code}(long long nb, int nt, long long sm, void* M, void* out,
-        void* tw, void* sums, long long C, long long N) {{
-    emu_launch(nb, nt, sm, [=] {{ emu_bf::butterfly_factorize_level<{tt}>(
-        ({tt}*)M, ({tt}*)out, ({tt}*)tw, (double*)sums, C, N); }});
-}}""")
-    parts.append("}")
-    return "\n".join(parts)
+    entries = []
+    for t, code in emu.TYPE_CODES.items():
+        tt = emu.qualified("emu_bf", t)
+        entries.append(emu.entry_point(
+            f"butterfly_factorize_level_{code}",
+            "void* M, void* out, void* tw, void* sums, long long C, long long N",
+            f"emu_bf::butterfly_factorize_level<{tt}>(({tt}*)M, ({tt}*)out, ({tt}*)tw, "
+            "(double*)sums, C, N)"))
+    return emu.emulator_source(
+        emu.kernel_namespace("butterfly_factorization", "emu_bf", prelude="using std::sqrt;",
+                             shared=False),
+        entries=entries, includes=["#include <cmath>"])
 
 
 @pytest.fixture(scope="module")
 def emulated(tmp_path_factory):
-    """The launcher module with CuPy, kernel lookup and launch replaced by the host shim."""
-    import types
-
-    lib = compile_emulator(tmp_path_factory, "emu_bf", _emulator_source())
-
-    launch = ctypes_launcher(lib, scalars=(np.int64,))
-
-    from structlin.gpu import butterfly_factorization as gpu_bf
-
-    fake_cupy = types.SimpleNamespace(empty=np.empty, zeros=np.zeros, float64=np.float64,
-                                      ndarray=np.ndarray)
-    mp = pytest.MonkeyPatch()
-    mp.setattr(gpu_bf, "cupy", fake_cupy)
-    mp.setattr(gpu_bf, "get_kernel", lambda name, exprs, expr: expr)
-    mp.setattr(gpu_bf, "launch", launch)
-    yield gpu_bf
-    mp.undo()
+    """The launcher module with CuPy, kernel lookup and launch replaced by the host emulator."""
+    lib = emu.compile_library(tmp_path_factory, "emu_bf", _emulator_source())
+    launch = emu.ctypes_launcher(lib, scalars=(np.int64,))
+    with emu.emulated_launcher("butterfly_factorization", launch) as gpu_bf:
+        yield gpu_bf
 
 
 @pytest.mark.parametrize("dt", [np.float32, np.float64, np.complex64, np.complex128])

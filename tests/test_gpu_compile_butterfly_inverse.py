@@ -1,5 +1,5 @@
-"""The CUDA kernels of ``butterfly_inverse.cu`` run on the host, through the thread shim of
-``tests/test_gpu_compile.py``, against the Numba kernels (tested against dense references).
+"""The CUDA kernels of ``butterfly_inverse.cu`` run on the host, in the emulator of
+:mod:`tests.cuda_emulator`, against the Numba kernels (tested against dense references).
 
 The launchers in :mod:`structlin.gpu.butterfly_inverse` are driven as they are, with CuPy
 replaced by NumPy and each launch by a call into the host-compiled source (one ``std::thread``
@@ -15,14 +15,7 @@ import numpy as np
 import pytest
 
 from structlin._cpu import butterfly_inverse as cpu
-from tests.test_gpu_compile import (
-    _EMU_TYPES,
-    _SHARED_DECL,
-    _SHIM,
-    _compile,
-    compile_emulator,
-    ctypes_launcher,
-)
+from tests import cuda_emulator as emu
 
 DTYPES = ("float32", "float64", "complex64", "complex128")
 KERNELS = {
@@ -40,45 +33,24 @@ CALLS = {
 
 
 def _emulator_source() -> str:
-    src = _compile.load_source("butterfly_inverse").replace("#pragma once", "")
-    assert _SHARED_DECL in src
-    src = src.replace(_SHARED_DECL, "#define sl_shared sl_shared_ptr")
-    parts = ["#include <cmath>", _SHIM, f"namespace emu {{\n{src}\n}}", "using namespace emu;",
-             'extern "C" {']
-    for t, code in _EMU_TYPES.items():
-        tt = "emu::" + t if t.startswith("sl::") else t
-        for name, params in KERNELS.items():
-            parts.append(
-                f"void {name}_{code}(long long nblk, int nt, long long sm, "
-                f"{params.format(t=tt)}) {{\n"
-                f"    emu_launch(nblk, nt, sm, [=] {{ {name}<{tt}>({CALLS[name]}); }});\n}}"
-            )
-    parts.append("}")
-    return "\n".join(parts)
+    entries = [
+        emu.entry_point(f"{name}_{code}", params.format(t=emu.qualified("emu", t)),
+                        f"{name}<{emu.qualified('emu', t)}>({CALLS[name]})")
+        for t, code in emu.TYPE_CODES.items()
+        for name, params in KERNELS.items()
+    ]
+    return emu.emulator_source(emu.kernel_namespace("butterfly_inverse", "emu"),
+                               "using namespace emu;", entries=entries,
+                               includes=["#include <cmath>"])
 
 
 @pytest.fixture(scope="module")
 def gpu(tmp_path_factory):
     """``structlin.gpu.butterfly_inverse`` with its launches run by the host emulator."""
-    import types
-
-    lib = compile_emulator(tmp_path_factory, "emu_inverse", _emulator_source())
-
-    launch = ctypes_launcher(lib)
-
-    from structlin.gpu import butterfly_inverse
-
-    fake_cupy = types.SimpleNamespace(
-        empty_like=np.empty_like, empty=np.empty, asnumpy=np.asarray, ndarray=np.ndarray,
-        cuda=types.SimpleNamespace(Device=lambda: types.SimpleNamespace(id=0)),
-    )
-    mp = pytest.MonkeyPatch()
-    mp.setattr(butterfly_inverse, "cupy", fake_cupy)
-    mp.setattr(butterfly_inverse, "get_kernel", lambda name, exprs, expr: expr)
-    mp.setattr(butterfly_inverse, "launch", launch)
-    mp.setattr(butterfly_inverse, "sm_count", lambda device: 1)
-    yield butterfly_inverse
-    mp.undo()
+    lib = emu.compile_library(tmp_path_factory, "emu_inverse", _emulator_source())
+    with emu.emulated_launcher("butterfly_inverse", emu.ctypes_launcher(lib),
+                               sm_count=lambda device: 1) as butterfly_inverse:
+        yield butterfly_inverse
 
 
 def _blocks(nb, dtype, seed):

@@ -1,7 +1,7 @@
 """The DCT/DST pre- and post-processing CUDA kernels, run on the host (no GPU needed).
 
 ``butterfly_special.cu`` is compiled by the host C++ compiler with the thread shim of
-:mod:`tests.test_gpu_compile` (one std::thread per CUDA thread, blocks one after another),
+:mod:`tests.cuda_emulator` (one std::thread per CUDA thread, blocks one after another),
 and the real launchers of :mod:`structlin.gpu.butterfly_special` drive it through NumPy arrays.
 This checks the index arithmetic and the grid-stride loops against the Numba kernels, which
 share the contract. (NVRTC compilation of the source is checked by ``test_gpu_compile.py``.)
@@ -9,13 +9,11 @@ share the contract. (NVRTC compilation of the source is checked by ``test_gpu_co
 
 from __future__ import annotations
 
-import types
-
 import numpy as np
 import pytest
 
 from structlin._cpu import butterfly_special as cpu
-from tests.test_gpu_compile import _SHARED_DECL, _SHIM, _compile, compile_emulator, ctypes_launcher
+from tests import cuda_emulator as emu
 
 _SIGS = {
     "special_gather_packed": "void* x, void* ia, void* wa, void* ib, void* wb, void* u, "
@@ -47,46 +45,28 @@ _CASTS = {
 
 
 def _source() -> str:
-    src = _compile.load_source("butterfly_special").replace("#pragma once", "")
-    assert _SHARED_DECL in src
-    src = src.replace(_SHARED_DECL, "#define sl_shared sl_shared_ptr")
-    src = src.replace("__restrict__", "")
-    parts = [_SHIM, f"namespace emu_special {{\n{src}\n}}", 'extern "C" {']
-    for kernel, sig in _SIGS.items():
-        for real, code in (("float", "f32"), ("double", "f64")):
-            parts.append(
-                f"void {kernel}_{code}(long long nb, int nt, long long sm, {sig}) {{\n"
-                f"  using R = {real}; using C = emu_special::sl::complex<{real}>;\n"
-                f"  emu_launch(nb, nt, sm, [=] {{\n"
-                f"    emu_special::{kernel}<R>({_CASTS[kernel]}); }});\n"
-                "}"
-            )
-    parts.append("}")
-    return "\n".join(parts)
+    # the kernels are templated on the real type R only; the entry points name both R and C
+    entries = [
+        emu.entry_point(f"{kernel}_{code}", sig,
+                        f"using R = {real}; using C = emu_special::sl::complex<{real}>; "
+                        f"emu_special::{kernel}<R>({_CASTS[kernel]})")
+        for kernel, sig in _SIGS.items()
+        for real, code in (("float", "f32"), ("double", "f64"))
+    ]
+    return emu.emulator_source(
+        emu.kernel_namespace("butterfly_special", "emu_special",
+                             replace=[("__restrict__", "")]),
+        entries=entries)
 
 
 @pytest.fixture(scope="module")
 def emulated(tmp_path_factory):
-    lib = compile_emulator(tmp_path_factory, "emu_special", _source())
-
-    launch = ctypes_launcher(lib)
-
-    from structlin.gpu import butterfly_special as gpu
-
-    fake_cupy = types.SimpleNamespace(
-        empty=np.empty, zeros=np.zeros, ndarray=np.ndarray,
-        cuda=types.SimpleNamespace(Device=lambda: types.SimpleNamespace(id=0)),
-    )
-    mp = pytest.MonkeyPatch()
-    mp.setattr(gpu, "cupy", fake_cupy)
-    mp.setattr(gpu, "get_kernel", lambda name, exprs, expr: expr)
-    mp.setattr(gpu, "launch", launch)
+    lib = emu.compile_library(tmp_path_factory, "emu_special", _source())
     # two blocks per "SM": small grids, so the grid-stride loops run several rounds
-    mp.setattr(gpu, "sm_count", lambda device: 1)
-    mp.setattr(gpu, "BLOCKS_PER_SM", 2)
-    mp.setattr(gpu, "THREADS", 32)
-    yield gpu
-    mp.undo()
+    with emu.emulated_launcher("butterfly_special", emu.ctypes_launcher(lib),
+                               sm_count=lambda device: 1, BLOCKS_PER_SM=2,
+                               THREADS=32) as gpu:
+        yield gpu
 
 
 def _pieces_arrays(kind, n, type, cdt):

@@ -2,7 +2,7 @@
 
 ``conv.cu`` is compiled by NVRTC for compute_80/compute_90 in ``tests/test_gpu_compile.py``
 (it iterates every source). Here the same source is compiled by the host C++ compiler with the
-thread shim of that module (one std::thread per CUDA thread, ``std::barrier`` for
+thread shim of :mod:`tests.cuda_emulator` (one std::thread per CUDA thread, ``std::barrier`` for
 ``__syncthreads``, shared memory filled with NaN bytes) and driven by the real launcher
 :mod:`structlin.gpu.conv` through NumPy arrays, against a direct NumPy convolution. This
 checks the Monarch/DIF stage indexing, the digit-reversed spectrum layout, the real-row
@@ -12,20 +12,12 @@ backward pipeline -- not performance nor anything warp-level.
 
 from __future__ import annotations
 
-import types
 import zlib
 
 import numpy as np
 import pytest
 
-from tests.test_gpu_compile import (
-    _EMU_TYPES,
-    _SHARED_DECL,
-    _SHIM,
-    _compile,
-    compile_emulator,
-    ctypes_launcher,
-)
+from tests import cuda_emulator as emu
 
 _PTRS = ("a", "agate", "bufin", "bufout", "spec", "tab", "out0", "out1", "u", "pre", "D",
          "post", "g")
@@ -39,51 +31,31 @@ _SCALARS = (("long long", "B"), ("int", "H"), ("long long", "L"), ("long long", 
 
 
 def _emulator_source() -> str:
-    src = _compile.load_source("conv").replace("#pragma once", "")
-    assert _SHARED_DECL in src
-    src = src.replace(_SHARED_DECL, "#define sl_shared sl_shared_ptr")
-    parts = [_SHIM, f"namespace emu_conv {{\n{src}\n}}", 'extern "C" {']
     params = ", ".join([f"void* {p}" for p in _PTRS] + [f"{t} {n}" for t, n in _SCALARS])
-    for t, code in _EMU_TYPES.items():
-        tt = "emu_conv::" + t if t.startswith("sl::") else t
+    entries = []
+    for t, code in emu.TYPE_CODES.items():
+        tt = emu.qualified("emu_conv", t)
         ct = f"emu_conv::cplx<{tt}>"
         casts = []
         for p in _PTRS:
             elem = ct if p in ("bufin", "bufout", "spec", "tab") else tt
             casts.append(f"({elem}*){p}")
         call = ", ".join(casts + [n for _, n in _SCALARS])
-        parts.append(f"""
-void conv_pass_{code}(long long nb, int nt, long long sm, {params}) {{
-    emu_launch(nb, nt, sm, [=] {{ emu_conv::conv_pass<{tt}>({call}); }});
-}}""")
-    parts.append("}")
-    return "\n".join(parts)
+        entries.append(emu.entry_point(f"conv_pass_{code}", params,
+                                       f"emu_conv::conv_pass<{tt}>({call})"))
+    return emu.emulator_source(emu.kernel_namespace("conv", "emu_conv"), entries=entries)
 
 
 @pytest.fixture(scope="module")
 def conv(tmp_path_factory):
     """The launcher module with CuPy replaced by NumPy and launches sent to the emulator."""
-    lib = compile_emulator(tmp_path_factory, "emu_conv", _emulator_source())
-
-    launch = ctypes_launcher(lib)
-
-    from structlin.gpu import conv as mod
-
-    fake_cupy = types.SimpleNamespace(
-        empty=np.empty, empty_like=np.empty_like, fft=np.fft,
-        ascontiguousarray=np.ascontiguousarray, zeros=np.zeros, zeros_like=np.zeros_like,
-        asarray=np.asarray, ndarray=np.ndarray,
-        cuda=types.SimpleNamespace(Device=lambda: types.SimpleNamespace(id=-1)),
-    )
-    mp = pytest.MonkeyPatch()
-    mp.setattr(mod, "cupy", fake_cupy)
-    mp.setattr(mod, "get_kernel", lambda name, exprs, expr: expr)
-    mp.setattr(mod, "launch", launch)
-    # few host threads: faster emulation, and the strided loops over items are exercised
-    mp.setattr(mod, "MAX_THREADS", 64)
-    mp.setattr(mod, "_twiddle_cache", {})
-    yield mod
-    mp.undo()
+    lib = emu.compile_library(tmp_path_factory, "emu_conv", _emulator_source())
+    # device -1 in the twiddle cache's keys; few host threads: faster emulation, and the
+    # strided loops over items are exercised
+    with emu.emulated_launcher("conv", emu.ctypes_launcher(lib),
+                               cupy=emu.numpy_as_cupy(device_id=-1), MAX_THREADS=64,
+                               _twiddle_cache={}) as mod:
+        yield mod
 
 
 @pytest.fixture

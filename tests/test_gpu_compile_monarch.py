@@ -1,6 +1,6 @@
 """The Monarch CUDA kernels compile (see test_gpu_compile.py) and run in the host emulation.
 
-The host shim of ``tests/test_gpu_compile.py`` (one std::thread per CUDA thread, barriers for
+The host emulator of :mod:`tests.cuda_emulator` (one std::thread per CUDA thread, barriers for
 ``__syncthreads``, NaN-filled shared memory) runs ``monarch.cu`` through the real launchers of
 ``structlin.gpu.monarch`` on NumPy arrays: this checks the tile decoding, the ``(pre, n, post)``
 view arithmetic, partial tiles and the chunked atomic weight gradient -- not speed.
@@ -20,15 +20,7 @@ import re
 import numpy as np
 import pytest
 
-from tests.test_gpu_compile import (
-    _EMU_TYPES,
-    _SHARED_DECL,
-    _SHIM,
-    SOURCES,
-    _compile,
-    compile_emulator,
-    ctypes_launcher,
-)
+from tests import cuda_emulator as emu
 from tests.test_monarch import round_operands
 
 TC_PTX = {
@@ -39,13 +31,14 @@ TC_PTX = {
 
 @pytest.mark.parametrize("arch", ["compute_80", "compute_90"])
 def test_monarch_source_is_listed_and_compiles_with_its_tensor_core_kernels(arch):
-    assert "monarch" in SOURCES
-    exprs = SOURCES["monarch"]
+    compile_module, sources = emu.nvrtc_sources()
+    assert "monarch" in sources
+    exprs = sources["monarch"]
     for template in ("blockdiag_apply_tc", "blockdiag_weight_grad_tc"):
         for t in ("float", "sl::complex<float>"):
             for code in (1, 2):
                 assert f"{template}<{t}, {code}>" in exprs
-    ptx, log = _compile.compile_ptx("monarch", arch=arch, name_expressions=exprs)
+    ptx, log = compile_module.compile_ptx("monarch", arch=arch, name_expressions=exprs)
     ptx = ptx.decode() if isinstance(ptx, bytes) else ptx
     assert ptx.count(".entry") == len(exprs) == 16
     assert "warning" not in log.lower(), log
@@ -54,67 +47,52 @@ def test_monarch_source_is_listed_and_compiles_with_its_tensor_core_kernels(arch
             assert ins in ptx, ins
 
 
+_APPLY = "void* x, void* w, void* y, long long batch, int pre, int post, int n_in, int n_out"
+_GRAD = ("void* x, void* g, void* G, long long batch, int pre, int post, int n_in, int n_out, "
+         "long long chunk")
+
+
 def _emulator_source() -> str:
-    src = _compile.load_source("monarch").replace("#pragma once", "")
-    assert _SHARED_DECL in src
-    src = src.replace(_SHARED_DECL, "#define sl_shared sl_shared_ptr")
-    parts = [_SHIM, f"namespace emu_monarch {{\n{src}\n}}", 'extern "C" {']
-    for t, code in _EMU_TYPES.items():
-        tt = "emu_monarch::" + t if t.startswith("sl::") else t
-        parts.append(f"""
-void blockdiag_apply_{code}(long long nb, int nt, long long sm, void* x, void* w, void* y,
-        long long batch, int pre, int post, int n_in, int n_out) {{
-    emu_launch(nb, nt, sm, [=] {{ emu_monarch::blockdiag_apply<{tt}>(
-        ({tt}*)x, ({tt}*)w, ({tt}*)y, batch, pre, post, n_in, n_out); }});
-}}
-void blockdiag_weight_grad_{code}(long long nb, int nt, long long sm, void* x, void* g,
-        void* G, long long batch, int pre, int post, int n_in, int n_out, long long chunk) {{
-    emu_launch(nb, nt, sm, [=] {{ emu_monarch::blockdiag_weight_grad<{tt}>(
-        ({tt}*)x, ({tt}*)g, ({tt}*)G, batch, pre, post, n_in, n_out, chunk); }});
-}}""")
+    entries = []
+    for t, code in emu.TYPE_CODES.items():
+        tt = emu.qualified("emu_monarch", t)
+        entries.append(emu.entry_point(
+            f"blockdiag_apply_{code}", _APPLY,
+            f"emu_monarch::blockdiag_apply<{tt}>(({tt}*)x, ({tt}*)w, ({tt}*)y, batch, pre, "
+            "post, n_in, n_out)"))
+        entries.append(emu.entry_point(
+            f"blockdiag_weight_grad_{code}", _GRAD,
+            f"emu_monarch::blockdiag_weight_grad<{tt}>(({tt}*)x, ({tt}*)g, ({tt}*)G, batch, "
+            "pre, post, n_in, n_out, chunk)"))
     for t, code in (("float", "f32"), ("sl::complex<float>", "c64")):
-        tt = "emu_monarch::" + t if t.startswith("sl::") else t
+        tt = emu.qualified("emu_monarch", t)
         for p in (1, 2):
-            parts.append(f"""
-void blockdiag_apply_tc_p{p}_{code}(long long nb, int nt, long long sm, void* x, void* w,
-        void* y, long long batch, int pre, int post, int n_in, int n_out) {{
-    emu_launch(nb, nt, sm, [=] {{ emu_monarch::blockdiag_apply_tc<{tt}, {p}>(
-        ({tt}*)x, ({tt}*)w, ({tt}*)y, batch, pre, post, n_in, n_out); }});
-}}
-void blockdiag_weight_grad_tc_p{p}_{code}(long long nb, int nt, long long sm, void* x,
-        void* g, void* G, long long batch, int pre, int post, int n_in, int n_out,
-        long long chunk) {{
-    emu_launch(nb, nt, sm, [=] {{ emu_monarch::blockdiag_weight_grad_tc<{tt}, {p}>(
-        ({tt}*)x, ({tt}*)g, ({tt}*)G, batch, pre, post, n_in, n_out, chunk); }});
-}}""")
-    parts.append("}")
-    return "\n".join(parts)
+            entries.append(emu.entry_point(
+                f"blockdiag_apply_tc_p{p}_{code}", _APPLY,
+                f"emu_monarch::blockdiag_apply_tc<{tt}, {p}>(({tt}*)x, ({tt}*)w, ({tt}*)y, "
+                "batch, pre, post, n_in, n_out)"))
+            entries.append(emu.entry_point(
+                f"blockdiag_weight_grad_tc_p{p}_{code}", _GRAD,
+                f"emu_monarch::blockdiag_weight_grad_tc<{tt}, {p}>(({tt}*)x, ({tt}*)g, "
+                f"({tt}*)G, batch, pre, post, n_in, n_out, chunk)"))
+    return emu.emulator_source(emu.kernel_namespace("monarch", "emu_monarch"), entries=entries)
 
 
 @pytest.fixture(scope="module")
 def emulated(tmp_path_factory):
     """``structlin.gpu.monarch`` with its launches running on the host emulator."""
-    import types
+    lib = emu.compile_library(tmp_path_factory, "emu_monarch", _emulator_source())
 
-    lib = compile_emulator(tmp_path_factory, "emu_monarch", _emulator_source())
-
-    plain = ctypes_launcher(lib)
+    plain = emu.ctypes_launcher(lib)
 
     def launch(kernel, blocks, threads, args, smem):
         # "blockdiag_apply_tc<float, 1>" is the emulator's blockdiag_apply_tc_p1_f32
         m = re.fullmatch(r"(\w+)<(.+), (\d)>", kernel)
         plain(f"{m[1]}_p{m[3]}<{m[2]}>" if m else kernel, blocks, threads, args, smem)
 
-    from structlin.gpu import monarch
-
-    fake_cupy = types.SimpleNamespace(empty=np.empty, zeros=np.zeros, ndarray=np.ndarray)
-    mp = pytest.MonkeyPatch()
-    mp.setattr(monarch, "cupy", fake_cupy)
-    mp.setattr(monarch, "get_kernel", lambda name, exprs, expr: expr)
-    mp.setattr(monarch, "launch", launch)
-    mp.setattr(monarch, "GRAD_CHUNK", 40)  # several chunks, one of them partial
-    yield monarch
-    mp.undo()
+    # several gradient chunks, one of them partial
+    with emu.emulated_launcher("monarch", launch, GRAD_CHUNK=40) as monarch:
+        yield monarch
 
 
 def _data(rng, shape, dtype):

@@ -1,4 +1,4 @@
-"""The Pixelfly CUDA kernels run on the host through the thread shim of ``test_gpu_compile``.
+"""The Pixelfly CUDA kernels run on the host in the emulator of :mod:`tests.cuda_emulator`.
 
 ``pixelfly.cu`` is compiled by the host C++ compiler with the shim (one ``std::thread`` per CUDA
 thread, ``std::barrier`` for ``__syncthreads``, shared memory filled with NaN bytes) and driven
@@ -10,69 +10,49 @@ of the same source is checked by ``test_gpu_compile.py`` (every ``.cu`` file).
 
 from __future__ import annotations
 
-import types
-
 import numpy as np
 import pytest
 
-from tests.test_gpu_compile import (
-    _EMU_TYPES,
-    _SHARED_DECL,
-    _SHIM,
-    _compile,
-    compile_emulator,
-    ctypes_launcher,
-)
+from tests import cuda_emulator as emu
 
 EMU_DTYPES = ("float32", "float64", "complex64", "complex128")
 
 
 def _emulator_source() -> str:
-    src = _compile.load_source("pixelfly").replace("#pragma once", "")
-    assert _SHARED_DECL in src
-    src = src.replace(_SHARED_DECL, "#define sl_shared sl_shared_ptr")
-    parts = [_SHIM, f"namespace emu_pixelfly {{\n{src}\n}}", 'extern "C" {']
-    for t, code in _EMU_TYPES.items():
-        tt = "emu_pixelfly::" + t if t.startswith("sl::") else t
-        parts.append(f"""
-void pixelfly_bsr_matmul_{code}(long long nb, int nt, long long sm, void* x, void* blocks,
-        void* indptr, void* indices, void* y, long long batch, long long n_in,
-        long long n_out, int bs, int nbo, int tb, int cw, int kc) {{
-    emu_launch(nb, nt, sm, [=] {{ emu_pixelfly::pixelfly_bsr_matmul<{tt}>(
-        ({tt}*)x, ({tt}*)blocks, (long long*)indptr, (long long*)indices, ({tt}*)y, batch,
-        n_in, n_out, bs, nbo, tb, cw, kc); }});
-}}
-void pixelfly_bsr_grad_blocks_{code}(long long nb, int nt, long long sm, void* g, void* x,
-        void* rows, void* indices, void* gb, long long batch, long long n_in, long long n_out,
-        int bs, int rc, int cc, int tb) {{
-    emu_launch(nb, nt, sm, [=] {{ emu_pixelfly::pixelfly_bsr_grad_blocks<{tt}>(
-        ({tt}*)g, ({tt}*)x, (long long*)rows, (long long*)indices, ({tt}*)gb, batch, n_in,
-        n_out, bs, rc, cc, tb); }});
-}}""")
-    parts.append("}")
-    return "\n".join(parts)
+    entries = []
+    for t, code in emu.TYPE_CODES.items():
+        tt = emu.qualified("emu_pixelfly", t)
+        entries.append(emu.entry_point(
+            f"pixelfly_bsr_matmul_{code}",
+            "void* x, void* blocks, void* indptr, void* indices, void* y, long long batch, "
+            "long long n_in, long long n_out, int bs, int nbo, int tb, int cw, int kc",
+            f"emu_pixelfly::pixelfly_bsr_matmul<{tt}>(({tt}*)x, ({tt}*)blocks, "
+            f"(long long*)indptr, (long long*)indices, ({tt}*)y, batch, n_in, n_out, bs, nbo, "
+            "tb, cw, kc)"))
+        entries.append(emu.entry_point(
+            f"pixelfly_bsr_grad_blocks_{code}",
+            "void* g, void* x, void* rows, void* indices, void* gb, long long batch, "
+            "long long n_in, long long n_out, int bs, int rc, int cc, int tb",
+            f"emu_pixelfly::pixelfly_bsr_grad_blocks<{tt}>(({tt}*)g, ({tt}*)x, "
+            f"(long long*)rows, (long long*)indices, ({tt}*)gb, batch, n_in, n_out, bs, rc, "
+            "cc, tb)"))
+    return emu.emulator_source(emu.kernel_namespace("pixelfly", "emu_pixelfly"),
+                               entries=entries)
 
 
 @pytest.fixture(scope="module")
 def emulated(tmp_path_factory):
     """The launcher module :mod:`structlin.gpu.pixelfly`, patched to run on the host shim."""
-    lib = compile_emulator(tmp_path_factory, "emu_pixelfly", _emulator_source())
+    lib = emu.compile_library(tmp_path_factory, "emu_pixelfly", _emulator_source())
 
-    emu_launch = ctypes_launcher(lib)
+    emu_launch = emu.ctypes_launcher(lib)
 
     def launch(kernel, blocks, threads, args, smem):
         assert smem <= 48 * 1024, smem  # every geometry fits without opting in
         emu_launch(kernel, blocks, threads, args, smem)
 
-    from structlin.gpu import pixelfly
-
-    fake_cupy = types.SimpleNamespace(empty=np.empty, zeros=np.zeros, ndarray=np.ndarray)
-    mp = pytest.MonkeyPatch()
-    mp.setattr(pixelfly, "cupy", fake_cupy)
-    mp.setattr(pixelfly, "get_kernel", lambda name, exprs, expr: expr)
-    mp.setattr(pixelfly, "launch", launch)
-    yield pixelfly
-    mp.undo()
+    with emu.emulated_launcher("pixelfly", launch) as pixelfly:
+        yield pixelfly
 
 
 def _data(rng, shape, dtype):

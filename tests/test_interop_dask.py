@@ -12,6 +12,7 @@ da = pytest.importorskip("dask.array")
 
 import structlin as sl  # noqa: E402
 from structlin.interop import dask as sd  # noqa: E402
+from tests.interop_cases import PRECISION_CASES, numpy_error  # noqa: E402
 
 
 def _x(shape, chunks, seed=0, dtype=np.float64):
@@ -91,3 +92,49 @@ def test_map_batch_with_any_function_and_argument_errors():
         sd.map_batch(sl.fwht, a)
     with pytest.raises(TypeError, match="compute it first"):
         sd.butterfly_multiply(da.from_array(sl.random_butterfly(4, rng=0)), x)
+
+
+# ---- precision -----------------------------------------------------------------------------
+
+
+def _dask_call(name, arrays, **kw):
+    """The Dask wrapper of ``name`` on ``arrays``, its vectors chunked by rows."""
+    case = PRECISION_CASES[name]
+    lazy = tuple(da.from_array(a, chunks=(1, *a.shape[1:])) if vec else a
+                 for a, vec in zip(arrays, case.vectors, strict=True))
+    return case.call(getattr(sd, name), lazy, **kw)
+
+
+@pytest.mark.parametrize("name", sorted(PRECISION_CASES))
+def test_precision_is_passed_to_every_chunk_and_computes_full_precision(name, monkeypatch):
+    case = PRECISION_CASES[name]
+    arrays = case.make(np.random.default_rng(30), np.float32)
+    # the same chunks at the default precision (float32 rounding depends on the rows per call)
+    expected = _dask_call(name, arrays).compute(scheduler="synchronous")
+    np.testing.assert_allclose(expected, case.call(getattr(sl, name), arrays), rtol=1e-5,
+                               atol=1e-6)
+    seen = []
+    real = getattr(sl, name)
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("precision"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sl, name, spy)
+    y = _dask_call(name, arrays, precision=case.tensor_core)
+    assert y.dtype == np.float32
+    np.testing.assert_array_equal(y.compute(scheduler="synchronous"), expected)
+    assert seen and set(seen) == {case.tensor_core}, seen
+
+
+@pytest.mark.parametrize("name", sorted(PRECISION_CASES))
+def test_precision_errors_are_the_numpy_functions_when_the_graph_is_built(name):
+    case = PRECISION_CASES[name]
+    arrays = case.make(np.random.default_rng(31), np.float32)
+    with pytest.raises(ValueError, match=numpy_error(name, arrays, case.refused)):
+        _dask_call(name, arrays, precision=case.refused)
+    with pytest.raises(ValueError, match=numpy_error(name, arrays, "bogus")):
+        _dask_call(name, arrays, precision="bogus")
+    doubles = tuple(a.astype(np.float64) for a in arrays)
+    with pytest.raises(ValueError, match=numpy_error(name, doubles, case.tensor_core)):
+        _dask_call(name, doubles, precision=case.tensor_core)

@@ -16,6 +16,7 @@ import structlin as sl  # noqa: E402
 from structlin.butterfly import _reference_apply  # noqa: E402
 from structlin.interop import jax as sj  # noqa: E402
 from structlin.monarch import _reference_monarch  # noqa: E402
+from tests.interop_cases import PRECISION_CASES, numpy_error  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -169,3 +170,57 @@ def test_unsupported_dtypes_raise_type_error():
     for dt in (jnp.float16, jnp.bfloat16, jnp.int32):
         with pytest.raises(TypeError, match=r"x has dtype .* supports float32"):
             sj.butterfly_multiply(tw, jnp.ones((2, 8), dtype=dt))
+
+
+# ---- precision -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(PRECISION_CASES))
+def test_precision_reaches_the_function_and_its_vjp(name, monkeypatch):
+    """Under jit, a tensor-core precision computes in full precision on the host; the value is
+    handed to the structlin function and to its VJP (spied on)."""
+    case = PRECISION_CASES[name]
+    arrays = tuple(jnp.asarray(a) for a in case.make(np.random.default_rng(20), np.float32))
+    n = len(arrays)
+
+    def loss(*a, **kw):
+        return jnp.sum(case.call(getattr(sj, name), a, **kw) ** 2)
+
+    want_y = case.call(getattr(sj, name), arrays)
+    want_g = jax.grad(loss, argnums=tuple(range(n)))(*arrays)
+    seen = []
+    for fn in (name, f"{name}_vjp"):
+        real = getattr(sl, fn)
+
+        def spy(*args, _real=real, _fn=fn, **kwargs):
+            seen.append((_fn, kwargs.get("precision")))
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(sl, fn, spy)
+    y = jax.jit(lambda *a: case.call(getattr(sj, name), a, precision=case.tensor_core))(*arrays)
+    assert y.dtype == jnp.float32
+    np.testing.assert_array_equal(y, want_y)
+    g = jax.jit(jax.grad(lambda *a: loss(*a, precision=case.tensor_core),
+                         argnums=tuple(range(n))))(*arrays)
+    for got, want in zip(g, want_g, strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert (name, case.tensor_core) in seen and (f"{name}_vjp", case.tensor_core) in seen
+    assert {p for _, p in seen} == {case.tensor_core}
+
+
+@pytest.mark.parametrize("name", sorted(PRECISION_CASES))
+def test_precision_errors_are_the_numpy_functions_at_the_call(name):
+    """A bad ``precision`` raises the NumPy function's ValueError before any callback runs,
+    also while tracing under jit."""
+    case = PRECISION_CASES[name]
+    arrays = case.make(np.random.default_rng(21), np.float32)
+    js = tuple(jnp.asarray(a) for a in arrays)
+    for bad in (case.refused, "bogus", None):
+        with pytest.raises(ValueError, match=numpy_error(name, arrays, bad)):
+            case.call(getattr(sj, name), js, precision=bad)
+        with pytest.raises(ValueError, match=numpy_error(name, arrays, bad)):
+            jax.jit(lambda *a, bad=bad: case.call(getattr(sj, name), a, precision=bad))(*js)
+    doubles = tuple(a.astype(np.float64) for a in arrays)
+    with pytest.raises(ValueError, match=f"precision='{case.tensor_core}' .*needs float32"):
+        case.call(getattr(sj, name), tuple(jnp.asarray(a) for a in doubles),
+                  precision=case.tensor_core)

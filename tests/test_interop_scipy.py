@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -175,3 +176,81 @@ def test_importing_structlin_imports_no_framework():
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=300,
                    env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+# ---- precision ---------------------------------------------------------------------------
+
+
+def _precision_operators(rng, dtype):
+    """(name, constructor taking precision=, tensor-core value, refused value, vector length)."""
+    w1, w2 = _random(rng, (2, 3, 3), dtype), _random(rng, (3, 4, 2), dtype)
+    k = _random(rng, (3, 4), dtype)
+    return [
+        ("monarch", lambda **kw: monarch_operator(w1, w2, **kw), "tf32", "fp16",
+         lambda **kw: sl.monarch_multiply(w1, w2, np.zeros((0, 6), dtype), **kw)),
+        ("fftconv", lambda **kw: fftconv_operator(k, 6, **kw), "bf16", "tf32",
+         lambda **kw: sl.fftconv(np.zeros((3, 6), dtype), k, **kw)),
+    ]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.complex64], ids=lambda d: np.dtype(d).name)
+def test_tensor_core_precision_is_checked_and_computes_full_precision_on_numpy(dtype):
+    rng = np.random.default_rng(20)
+    for name, make, tc, _, _ in _precision_operators(rng, dtype):
+        A, A_tc = make(), make(precision=tc)
+        m, n = A.shape
+        x, y = _random(rng, n, dtype), _random(rng, m, dtype)
+        X = _random(rng, (n, 2), dtype)
+        for got, want in ((A_tc @ x, A @ x), (A_tc.H @ y, A.H @ y), (A_tc @ X, A @ X)):
+            assert got.dtype == np.dtype(dtype), name
+            np.testing.assert_array_equal(got, want, err_msg=name)
+
+
+def test_operator_precision_errors_are_the_functions():
+    rng = np.random.default_rng(21)
+    for _name, make, tc, refused, function in _precision_operators(rng, np.float32):
+        with pytest.raises(ValueError) as expected:
+            function(precision=refused)
+        with pytest.raises(ValueError, match=re.escape(str(expected.value))):
+            make(precision=refused)
+        A = make(precision=tc)
+        m, n = A.shape
+        # double-precision vectors: refused at the product, as by the function
+        with pytest.raises(ValueError, match=f"precision='{tc}' .*needs float32"):
+            A @ np.ones(n)
+        with pytest.raises(ValueError, match=f"precision='{tc}' .*needs float32"):
+            A.H @ np.ones(m)
+    for _name, make, tc, _, function in _precision_operators(rng, np.float64):
+        with pytest.raises(ValueError) as expected:
+            function(precision=tc)
+        with pytest.raises(ValueError, match=re.escape(str(expected.value))):
+            make(precision=tc)
+
+
+def test_operator_products_pass_precision_on(monkeypatch):
+    """matvec hands ``precision`` to monarch_multiply, rmatvec to the adjoint chain's kernels
+    (both spied on), and the fftconv operator's products to fftconv."""
+    import structlin.interop.scipy as ss
+
+    seen = []
+
+    def spy(name, real):
+        def fn(*args, **kwargs):
+            seen.append((name, kwargs.get("precision", args[4] if len(args) > 4 else None)))
+            return real(*args, **kwargs)
+
+        return fn
+
+    for name in ("monarch_multiply", "_chain_apply", "fftconv"):
+        monkeypatch.setattr(ss, name, spy(name, getattr(ss, name)))
+    rng = np.random.default_rng(22)
+    w1, w2 = _random(rng, (2, 3, 3), np.float32), _random(rng, (3, 4, 2), np.float32)
+    A = ss.monarch_operator(w1, w2, precision="bf16")
+    T = ss.fftconv_operator(_random(rng, (3, 4), np.float32), 6, precision="fp16")
+    seen.clear()
+    A @ np.ones(6, np.float32)
+    A.H @ np.ones(12, np.float32)
+    T @ np.ones(18, np.float32)
+    T.H @ np.ones(18, np.float32)
+    assert seen == [("monarch_multiply", "bf16"), ("_chain_apply", "bf16"),
+                    ("fftconv", "fp16"), ("fftconv", "fp16")]

@@ -10,6 +10,7 @@ torch = pytest.importorskip("torch")
 
 import structlin as sl  # noqa: E402
 from structlin.interop import torch as st  # noqa: E402
+from tests.interop_cases import PRECISION_CASES, numpy_error  # noqa: E402
 
 REAL, CPLX = torch.float64, torch.complex128
 
@@ -214,3 +215,48 @@ def test_works_inside_a_module_and_optimizer_step():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.7 * losses[0]
+
+
+# ---- precision -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(PRECISION_CASES))
+def test_precision_reaches_the_function_and_its_vjp(name, monkeypatch):
+    """On CPU tensors a tensor-core precision computes in full precision; the value is handed
+    to the structlin function and to its VJP (spied on)."""
+    case = PRECISION_CASES[name]
+    arrays = case.make(np.random.default_rng(20), np.float32)
+    ref = [torch.tensor(a, requires_grad=True) for a in arrays]
+    case.call(getattr(st, name), ref).square().sum().backward()
+    seen = []
+    for fn in (name, f"{name}_vjp"):
+        real = getattr(sl, fn)
+
+        def spy(*args, _real=real, _fn=fn, **kwargs):
+            seen.append((_fn, kwargs.get("precision")))
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(sl, fn, spy)
+    ts = [torch.tensor(a, requires_grad=True) for a in arrays]
+    y = case.call(getattr(st, name), ts, precision=case.tensor_core)
+    assert y.dtype == torch.float32
+    y.square().sum().backward()
+    assert seen == [(name, case.tensor_core), (f"{name}_vjp", case.tensor_core)]
+    np.testing.assert_array_equal(y.detach().numpy(), case.call(getattr(st, name), ref).detach()
+                                  .numpy())
+    for t, r in zip(ts, ref, strict=True):
+        np.testing.assert_array_equal(t.grad.numpy(), r.grad.numpy())
+
+
+@pytest.mark.parametrize("name", sorted(PRECISION_CASES))
+def test_precision_errors_are_the_numpy_functions(name):
+    case = PRECISION_CASES[name]
+    arrays = case.make(np.random.default_rng(21), np.float32)
+    ts = [torch.tensor(a) for a in arrays]
+    for bad in (case.refused, "bogus", None):
+        with pytest.raises(ValueError, match=numpy_error(name, arrays, bad)):
+            case.call(getattr(st, name), ts, precision=bad)
+    doubles = tuple(a.astype(np.float64) for a in arrays)
+    with pytest.raises(ValueError, match=numpy_error(name, doubles, case.tensor_core)):
+        case.call(getattr(st, name), [torch.tensor(a) for a in doubles],
+                  precision=case.tensor_core)

@@ -9,7 +9,8 @@ used several times).
 
 The parameters (twiddles, factors, kernels) are small NumPy (or CuPy) arrays embedded in the
 task graph; passing a Dask array as a parameter raises ``TypeError``. The chunks are computed
-by the NumPy path (Numba kernels) or, for a CuPy-backed Dask array, by the CUDA kernels.
+by the NumPy path (Numba kernels) or, for a CuPy-backed Dask array, by the CUDA kernels;
+``precision`` (:func:`monarch_multiply`, :func:`fftconv`) is passed to every chunk's call.
 
 Examples
 --------
@@ -228,7 +229,8 @@ def butterfly_solve(twiddle: Any, y: da.Array, *, rechunk: bool = False,
         rechunk=rechunk)
 
 
-def monarch_multiply(w1: Any, w2: Any, x: da.Array, *, rechunk: bool = False) -> da.Array:
+def monarch_multiply(w1: Any, w2: Any, x: da.Array, *, precision: str = "highest",
+                     rechunk: bool = False) -> da.Array:
     """Return :func:`structlin.monarch_multiply` of a Dask array, chunk by chunk.
 
     Parameters
@@ -236,14 +238,24 @@ def monarch_multiply(w1: Any, w2: Any, x: da.Array, *, rechunk: bool = False) ->
     w1 : array_like, shape (k, q, p)
     w2 : array_like, shape (l, s, r)
     x : dask.array.Array, shape (..., k*p)
+    precision : {"highest", "tf32", "bf16"}, default "highest"
+        As for :func:`structlin.monarch_multiply`: tensor cores for the chunks of a
+        CuPy-backed float32/complex64 array, full precision for NumPy chunks.
     rechunk : bool, default False
 
     Returns
     -------
     dask.array.Array, shape (..., l*s)
+
+    Raises
+    ------
+    ValueError
+        As for :func:`structlin.monarch_multiply` (a bad ``precision`` included), here, when
+        the graph is built.
     """
     _check_parameters(w1=w1, w2=w2)
-    return map_batch(functools.partial(sl.monarch_multiply, w1, w2), x, rechunk=rechunk)
+    return map_batch(functools.partial(sl.monarch_multiply, w1, w2, precision=precision), x,
+                     rechunk=rechunk)
 
 
 def pixelfly_multiply(blocks: Any, mask: Any, U: Any, V: Any, x: da.Array, *,
@@ -267,7 +279,7 @@ def pixelfly_multiply(blocks: Any, mask: Any, U: Any, V: Any, x: da.Array, *,
 
 
 def fftconv(u: da.Array, k: Any, D: Any = None, *, pregate: Any = None, postgate: Any = None,
-            causal: bool = True, rechunk: bool = False) -> da.Array:
+            causal: bool = True, precision: str = "highest", rechunk: bool = False) -> da.Array:
     """Return :func:`structlin.fftconv` of a Dask array, chunk by chunk.
 
     Parameters
@@ -279,6 +291,9 @@ def fftconv(u: da.Array, k: Any, D: Any = None, *, pregate: Any = None, postgate
     pregate, postgate : dask.array.Array or array_like, shape (..., H, L), optional
         Rechunked like ``u``.
     causal : bool, default True
+    precision : {"highest", "fp16", "bf16"}, default "highest"
+        As for :func:`structlin.fftconv` (checked when the graph is built, like every
+        argument).
     rechunk : bool, default False
         Merge split channel/time axes of ``u`` instead of raising.
 
@@ -298,7 +313,8 @@ def fftconv(u: da.Array, k: Any, D: Any = None, *, pregate: Any = None, postgate
     _check_parameters(k=k, D=D)
 
     def conv(ub, pre, post):
-        return sl.fftconv(ub, k, D, pregate=pre, postgate=post, causal=causal)
+        return sl.fftconv(ub, k, D, pregate=pre, postgate=post, causal=causal,
+                          precision=precision)
 
     return map_batch(conv, u, pregate, postgate, core_ndim=2, rechunk=rechunk)
 

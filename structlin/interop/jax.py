@@ -16,6 +16,9 @@ function whose forward and backward passes are ``jax.pure_callback`` calls of th
 - the result dtype is NumPy's promotion of the inputs' dtypes; float64 and complex128 need
   ``jax.config.update("jax_enable_x64", True)`` as everywhere in JAX. Supported dtypes are
   float32, float64, complex64 and complex128; others raise ``TypeError``.
+- ``precision`` (:func:`monarch_multiply`, :func:`fftconv`) is checked when the function is
+  called (or traced), with the ``ValueError`` of the NumPy function, and passed to the
+  function and its VJP; the callbacks run on the host, where it computes in full precision.
 
 Forward-mode differentiation (``jax.jvp``, ``jax.jacfwd``) is not available: the functions
 define reverse mode only.
@@ -43,6 +46,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from structlin._registry import families
+from structlin._validate import check_precision
 from structlin.interop._ops import OPS, Op, out_dtype
 
 __all__ = [
@@ -135,9 +140,29 @@ def _function(name: str, static_items: tuple, present: tuple[bool, ...]):
     return f
 
 
+@functools.cache
+def _precisions(name: str) -> tuple[str, ...]:
+    """The ``precision`` values of the family that declares the operation ``name``."""
+    for fam in families():
+        if fam.ops and any(op.name == name for op in fam.ops()):
+            return fam.precisions
+    raise KeyError(name)
+
+
+def _check_static(op: Op, args: tuple, static: dict) -> None:
+    """Refuse a bad ``precision`` here, as the NumPy function would: inside the callback the
+    ``ValueError`` would reach the caller only as a runtime error of XLA."""
+    if "precision" in static:
+        names = [n for n, a, d in zip(op.arrays, args, op.differentiable, strict=True)
+                 if d and a is not None]
+        inputs = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+        check_precision(static["precision"], _precisions(op.name), out_dtype(op, args), inputs)
+
+
 def _apply(name: str, args: tuple, **static: Any):
     op = OPS[name]
     args = _as_jax(op, args)
+    _check_static(op, args, static)
     present = tuple(a is not None for a in args)
     f = _function(name, tuple(sorted(static.items())), present)
     return f(*(a for a in args if a is not None))
@@ -191,7 +216,7 @@ def butterfly_solve(twiddle, y, *, increasing_stride: bool = True, transpose: bo
                   transpose=bool(transpose), conjugate=bool(conjugate))
 
 
-def monarch_multiply(w1, w2, x):
+def monarch_multiply(w1, w2, x, *, precision: str = "highest"):
     """Return the Monarch product of :func:`structlin.monarch_multiply` as a JAX array,
     differentiable through :func:`structlin.monarch_multiply_vjp`.
 
@@ -200,12 +225,21 @@ def monarch_multiply(w1, w2, x):
     w1 : jax.Array, shape (k, q, p)
     w2 : jax.Array, shape (l, s, r)
     x : jax.Array, shape (..., k*p)
+    precision : {"highest", "tf32", "bf16"}, default "highest"
+        As for :func:`structlin.monarch_multiply`, forward and backward alike. The callbacks
+        run the NumPy path, which checks the value and computes in full precision.
 
     Returns
     -------
     jax.Array, shape (..., l*s)
+
+    Raises
+    ------
+    ValueError
+        If ``precision`` is not one of the three values, or is ``"tf32"``/``"bf16"`` and
+        the result dtype is not float32 or complex64 (raised at the call, or when tracing).
     """
-    return _apply("monarch_multiply", (w1, w2, x))
+    return _apply("monarch_multiply", (w1, w2, x), precision=precision)
 
 
 def pixelfly_multiply(blocks, mask, U, V, x):
@@ -227,7 +261,8 @@ def pixelfly_multiply(blocks, mask, U, V, x):
     return _apply("pixelfly_multiply", (blocks, mask, U, V, x))
 
 
-def fftconv(u, k, D=None, *, pregate=None, postgate=None, causal: bool = True):
+def fftconv(u, k, D=None, *, pregate=None, postgate=None, causal: bool = True,
+            precision: str = "highest"):
     """Return the gated long convolution of :func:`structlin.fftconv` as a JAX array,
     differentiable through :func:`structlin.fftconv_vjp`.
 
@@ -238,6 +273,9 @@ def fftconv(u, k, D=None, *, pregate=None, postgate=None, causal: bool = True):
     D : jax.Array, shape (H,), optional
     pregate, postgate : jax.Array, shape (..., H, L), optional
     causal : bool, default True
+    precision : {"highest", "fp16", "bf16"}, default "highest"
+        As for :func:`structlin.fftconv` (``"fp32"`` is an alias of ``"highest"``), forward
+        and backward alike; checked like :func:`monarch_multiply`'s.
 
     Returns
     -------
@@ -254,7 +292,8 @@ def fftconv(u, k, D=None, *, pregate=None, postgate=None, causal: bool = True):
     >>> jax.grad(lambda k: fftconv(u, k).sum())(k)
     Array([[10.,  6.,  3.]], dtype=float32)
     """
-    return _apply("fftconv", (u, k, D, pregate, postgate), causal=bool(causal))
+    return _apply("fftconv", (u, k, D, pregate, postgate), causal=bool(causal),
+                  precision=precision)
 
 
 def circulant_multiply(c, x):

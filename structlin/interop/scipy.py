@@ -17,16 +17,12 @@ import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
 from structlin._backend import result_dtype
+from structlin._registry import family
+from structlin._validate import check_precision
 from structlin.butterfly import _check_twiddle, butterfly_multiply
 from structlin.butterfly_inverse import butterfly_inverse
-from structlin.conv import fftconv
-from structlin.monarch import (
-    _adjoint,
-    _chain_apply,
-    _monarch_chain,
-    _prepare_monarch,
-    monarch_multiply,
-)
+from structlin.conv_fft import fftconv
+from structlin.monarch import _adjoint, _chain_apply, _monarch_chain, monarch_multiply
 from structlin.pixelfly import _check_blocks, _check_low_rank, _host_mask, pixelfly_multiply
 
 __all__ = [
@@ -192,7 +188,7 @@ def butterfly_inverse_operator(
     )
 
 
-def monarch_operator(w1: Any, w2: Any) -> LinearOperator:
+def monarch_operator(w1: Any, w2: Any, *, precision: str = "highest") -> LinearOperator:
     """Return the Monarch matrix ``M`` of ``(w1, w2)`` as a ``LinearOperator``.
 
     Parameters
@@ -201,6 +197,11 @@ def monarch_operator(w1: Any, w2: Any) -> LinearOperator:
     w2 : array_like, shape (l, s, r)
         The block-diagonal factors, in the convention of :func:`structlin.monarch_multiply`
         (``l*r == k*q``).
+    precision : {"highest", "tf32", "bf16"}, default "highest"
+        The precision of ``matvec`` and ``rmatvec``, as for
+        :func:`structlin.monarch_multiply`: checked here against the factors' dtype and at
+        each product against the vectors'; on NumPy arrays every value computes in full
+        precision.
 
     Returns
     -------
@@ -212,7 +213,7 @@ def monarch_operator(w1: Any, w2: Any) -> LinearOperator:
     Raises
     ------
     ValueError, TypeError
-        As for :func:`structlin.monarch_multiply`.
+        As for :func:`structlin.monarch_multiply` (``precision`` included).
 
     Notes
     -----
@@ -233,11 +234,14 @@ def monarch_operator(w1: Any, w2: Any) -> LinearOperator:
     >>> bool(np.allclose(A.rmatvec(y), monarch_to_dense(w1, w2).T @ y))
     True
     """
-    k, _q, p = np.shape(w1)
-    l, s, _r = np.shape(w2)
+    w1, w2 = np.asarray(w1), np.asarray(w2)
     dtype = result_dtype(w1=w1, w2=w2)
-    prepared = _prepare_monarch(w1, w2, np.zeros(k * p, dtype))
-    w1, w2 = prepared.w1, prepared.w2
+    # every check of the factors and of precision, once, on an empty batch
+    n_in = w1.shape[0] * w1.shape[2] if w1.ndim == 3 else 0
+    monarch_multiply(w1, w2, np.zeros((0, n_in), dtype), precision=precision)
+    k, _q, p = w1.shape
+    l, s, _r = w2.shape
+    supported = family("monarch").precisions
     # M^H = W1^H P^T W2^H: the adjoint blocks in reverse order, one chain on the same kernel
     # (cheaper than monarch_multiply_vjp, which would also form the weight gradients)
     adjoint_chain = [(_adjoint(np, w), pre, post) for w, pre, post in _monarch_chain(w1, w2)]
@@ -249,12 +253,13 @@ def monarch_operator(w1: Any, w2: Any) -> LinearOperator:
         if y.ndim < 1 or y.shape[-1] != l * s:
             raise ValueError(f"y must have length n_out = l*s = {l * s} along its last axis, "
                              f"got shape {y.shape}")
+        kernel_precision = check_precision(precision, supported, dt, "w1, w2 and y")
         return _chain_apply(np, [(w.astype(dt, copy=False), a, b) for w, a, b in adjoint_chain],
-                            y, dt)
+                            y, dt, kernel_precision)
 
     return _StructuredOperator(
         "monarch_operator", (l * s, k * p), dtype,
-        lambda x: monarch_multiply(w1, w2, x), apply_adjoint,
+        lambda x: monarch_multiply(w1, w2, x, precision=precision), apply_adjoint,
     )
 
 
@@ -318,7 +323,9 @@ def pixelfly_operator(blocks: Any, mask: Any, U: Any, V: Any) -> LinearOperator:
     )
 
 
-def fftconv_operator(k: Any, L: int, *, causal: bool = True) -> LinearOperator:
+def fftconv_operator(
+    k: Any, L: int, *, causal: bool = True, precision: str = "highest"
+) -> LinearOperator:
     """Return the Toeplitz matrix of the convolution by ``k`` on length ``L`` as an operator.
 
     Parameters
@@ -330,6 +337,10 @@ def fftconv_operator(k: Any, L: int, *, causal: bool = True) -> LinearOperator:
     causal : bool, default True
         As for :func:`structlin.fftconv`: the causal (lower-triangular) convolution, or the
         centred one of ``scipy.signal.convolve(x, k, mode="same")``.
+    precision : {"highest", "fp16", "bf16"}, default "highest"
+        The precision of ``matvec`` and ``rmatvec``, as for :func:`structlin.fftconv`
+        (``"fp32"`` an alias of ``"highest"``): checked here against ``k``'s dtype and at each
+        product against the vector's; on NumPy arrays every value computes in full precision.
 
     Returns
     -------
@@ -342,7 +353,8 @@ def fftconv_operator(k: Any, L: int, *, causal: bool = True) -> LinearOperator:
     Raises
     ------
     ValueError
-        If ``k`` is not 1-d or 2-d with ``Lk >= 1``, holds NaN or infinity, or ``L < 1``.
+        If ``k`` is not 1-d or 2-d with ``Lk >= 1``, holds NaN or infinity, or ``L < 1``;
+        or ``precision`` is refused as by :func:`structlin.fftconv`.
     TypeError
         If ``k`` is not numeric.
 
@@ -370,7 +382,7 @@ def fftconv_operator(k: Any, L: int, *, causal: bool = True) -> LinearOperator:
     L = int(L)
     dtype = result_dtype(k=bank)
     H = bank.shape[0]
-    fftconv(np.zeros((H, L), dtype), bank, causal=causal)  # every check, once
+    fftconv(np.zeros((H, L), dtype), bank, causal=causal, precision=precision)  # every check
     bank_h = np.conj(bank)
     flag = bool(causal)
 
@@ -380,7 +392,7 @@ def fftconv_operator(k: Any, L: int, *, causal: bool = True) -> LinearOperator:
             raise ValueError(f"x must have length H*L = {H * L} along its last axis, "
                              f"got shape {x.shape}")
         u = x.reshape((*x.shape[:-1], H, L))
-        return fftconv(u, kern, causal=flag).reshape(x.shape)
+        return fftconv(u, kern, causal=flag, precision=precision).reshape(x.shape)
 
     def apply_adjoint(y):
         y = np.asarray(y)
@@ -388,6 +400,6 @@ def fftconv_operator(k: Any, L: int, *, causal: bool = True) -> LinearOperator:
             raise ValueError(f"y must have length H*L = {H * L} along its last axis, "
                              f"got shape {y.shape}")
         u = y.reshape((*y.shape[:-1], H, L))[..., ::-1]
-        return fftconv(u, bank_h, causal=flag)[..., ::-1].reshape(y.shape)
+        return fftconv(u, bank_h, causal=flag, precision=precision)[..., ::-1].reshape(y.shape)
 
     return _StructuredOperator("fftconv_operator", (H * L, H * L), dtype, apply, apply_adjoint)

@@ -14,6 +14,11 @@ inputs' dtypes, and each gradient its input's dtype. Complex gradients use PyTor
 convention, which is structlin's. Gradients are first-order: differentiating a gradient
 (double backward) raises an error.
 
+The functions whose structlin counterpart takes ``precision`` (:func:`monarch_multiply`,
+:func:`fftconv`) take it too and pass it to the function and to its VJP unchanged, so float32
+CUDA tensors reach the tensor-core kernels (``"tf32"``/``"bf16"``, ``"fp16"``/``"bf16"``); on
+CPU tensors the value is checked and the result computed in full precision.
+
 Examples
 --------
 The examples run in the doctests when PyTorch is installed (the module is skipped otherwise).
@@ -241,7 +246,9 @@ def butterfly_solve(
                   transpose=transpose, conjugate=conjugate)
 
 
-def monarch_multiply(w1: torch.Tensor, w2: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+def monarch_multiply(
+    w1: torch.Tensor, w2: torch.Tensor, x: torch.Tensor, *, precision: str = "highest"
+) -> torch.Tensor:
     """Return the Monarch product ``M x`` (:func:`structlin.monarch_multiply`), with autograd
     through :func:`structlin.monarch_multiply_vjp`.
 
@@ -250,6 +257,10 @@ def monarch_multiply(w1: torch.Tensor, w2: torch.Tensor, x: torch.Tensor) -> tor
     w1 : torch.Tensor, shape (k, q, p)
     w2 : torch.Tensor, shape (l, s, r)
     x : torch.Tensor, shape (..., k*p)
+    precision : {"highest", "tf32", "bf16"}, default "highest"
+        As for :func:`structlin.monarch_multiply`, forward and backward alike: ``"tf32"`` and
+        ``"bf16"`` run the block products of float32/complex64 CUDA tensors on tensor cores;
+        on CPU tensors the value is checked and the product computed in full precision.
 
     Returns
     -------
@@ -258,9 +269,11 @@ def monarch_multiply(w1: torch.Tensor, w2: torch.Tensor, x: torch.Tensor) -> tor
     Raises
     ------
     TypeError, ValueError
-        As for :func:`butterfly_multiply` and :func:`structlin.monarch_multiply`.
+        As for :func:`butterfly_multiply` and :func:`structlin.monarch_multiply` (a
+        ``precision`` that is not one of the three values, or a tensor-core one on float64
+        or complex128 tensors: ``ValueError``).
     """
-    return _apply("monarch_multiply", (w1, w2, x))
+    return _apply("monarch_multiply", (w1, w2, x), precision=precision)
 
 
 def pixelfly_multiply(
@@ -298,6 +311,7 @@ def fftconv(
     pregate: torch.Tensor | None = None,
     postgate: torch.Tensor | None = None,
     causal: bool = True,
+    precision: str = "highest",
 ) -> torch.Tensor:
     """Return the gated long convolution of :func:`structlin.fftconv`, with autograd through
     :func:`structlin.fftconv_vjp`.
@@ -310,6 +324,11 @@ def fftconv(
     pregate, postgate : torch.Tensor, shape (..., H, L), optional
     causal : bool, default True
         As for :func:`structlin.fftconv`.
+    precision : {"highest", "fp16", "bf16"}, default "highest"
+        As for :func:`structlin.fftconv` (``"fp32"`` is an alias of ``"highest"``), forward
+        and backward alike: ``"fp16"``/``"bf16"`` run the DFT blocks of float32 CUDA tensors
+        on tensor cores; on CPU tensors the value is checked and the convolution computed in
+        full precision.
 
     Returns
     -------
@@ -333,7 +352,8 @@ def fftconv(
     >>> k.grad
     tensor([[10.,  6.,  3.]])
     """
-    return _apply("fftconv", (u, k, D, pregate, postgate), causal=bool(causal))
+    return _apply("fftconv", (u, k, D, pregate, postgate), causal=bool(causal),
+                  precision=precision)
 
 
 def circulant_multiply(c: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
