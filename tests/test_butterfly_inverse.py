@@ -417,6 +417,7 @@ class TestButterflySolveConformance(cf.OperatorConformance):
     (n = 64, blocks of condition number at most 2; the subclasses vary the flags)."""
 
     n = 64
+    x_name = "y"
     flags: ClassVar[dict] = {}
     # products with inverted blocks lose about log2(n) condition numbers of a few units
     tol_factor = 8.0

@@ -84,7 +84,7 @@ def test_as_array_and_prepare_refuse_non_numeric_by_name():
 
 
 def test_prepare_returns_a_named_tuple_with_the_promoted_dtype():
-    p = v.prepare(w=np.ones(2, np.float32), x=[1, 2], grad=None)
+    p = v.prepare(w=np.ones(2, np.float32), x=[1, 2], grad=None, optional=("grad",))
     assert p._fields == ("xp", "dtype", "w", "x", "grad")
     assert p.xp is np and p.dtype == np.float64 and p.grad is None
     assert isinstance(p.x, np.ndarray)
@@ -92,6 +92,9 @@ def test_prepare_returns_a_named_tuple_with_the_promoted_dtype():
     assert q.dtype == np.float32  # g is converted and checked but not promoted
     w = np.ones(3)
     assert v.prepare(w=w).w is w  # no copy
+    with pytest.raises(TypeError, match=r"^w must be an array of numbers .*, got None"):
+        v.prepare(w=None, x=w)  # None only where optional
+    assert v.prepare(w=w, grad=v.ABSENT).grad is None  # an internal helper's default
 
 
 def test_prepare_refuses_the_numpy_cupy_mix_before_converting(monkeypatch):
