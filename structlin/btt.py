@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from structlin._backend import grad_like as _cast_grad
+from structlin._backend import grad_like
 from structlin._blockdiag import (
     chain_apply,
     chain_vjp,
@@ -164,9 +164,9 @@ def btt_multiply_vjp(
     chain = monarch_chain(*_btt_as_monarch(p.w1, p.w2))
     (g1, g2), gx = chain_vjp(p.xp, chain, p.x, p.grad, p.dtype, precision)
     return (
-        _cast_grad(p.xp, g1.reshape(p.w1.shape), p.w1),
-        _cast_grad(p.xp, g2.reshape(p.w2.shape), p.w2),
-        _cast_grad(p.xp, gx, p.x),
+        grad_like(p.xp, g1.reshape(p.w1.shape), p.w1),
+        grad_like(p.xp, g2.reshape(p.w2.shape), p.w2),
+        grad_like(p.xp, gx, p.x),
     )
 
 
@@ -296,5 +296,5 @@ def btt_project(
             f"the largest rank of a slice (it then reproduces A exactly), got {R}"
         )
     m1, m2 = project_monarch(p.xp, A64, (k, R * l, n), (l, s, k * R), tol, max_iter)
-    return (_cast_grad(p.xp, m1.reshape(k, R, l, n), p.A),
-            _cast_grad(p.xp, m2.reshape(l, s, k, R), p.A))
+    return (grad_like(p.xp, m1.reshape(k, R, l, n), p.A),
+            grad_like(p.xp, m2.reshape(l, s, k, R), p.A))

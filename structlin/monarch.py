@@ -27,8 +27,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from structlin._backend import grad_like as _cast_grad
-from structlin._backend import kernels
+from structlin._backend import grad_like, kernels
 from structlin._blockdiag import (
     adjoint,
     chain_apply,
@@ -236,7 +235,7 @@ def monarch_multiply_vjp(
     precision = kernel_precision(precision, p.dtype, "w1, w2 and x")
     (g1, g2), gx = chain_vjp(p.xp, monarch_chain(p.w1, p.w2), p.x, p.grad, p.dtype, precision)
     xp = p.xp
-    return _cast_grad(xp, g1, p.w1), _cast_grad(xp, g2, p.w2), _cast_grad(xp, gx, p.x)
+    return grad_like(xp, g1, p.w1), grad_like(xp, g2, p.w2), grad_like(xp, gx, p.x)
 
 
 def _reference_monarch(xp, w1, w2, x):
@@ -409,7 +408,7 @@ def monarch_project(
             f"l*s = {l * s}"
         )
     w1, w2 = project_monarch(p.xp, A64, w1_shape, w2_shape, tol, max_iter)
-    return _cast_grad(p.xp, w1, p.A), _cast_grad(p.xp, w2, p.A)
+    return grad_like(p.xp, w1, p.A), grad_like(p.xp, w2, p.A)
 
 
 # Names imported from this module before order-p Monarch and BTT had their own modules (and

@@ -22,8 +22,7 @@ import math
 from collections.abc import Sequence
 from typing import Any, Literal, NamedTuple
 
-from structlin._backend import array_namespace, result_dtype
-from structlin._backend import grad_like as _cast_grad
+from structlin._backend import array_namespace, grad_like, result_dtype
 from structlin._blockdiag import (
     batched_low_rank,
     chain_apply,
@@ -211,8 +210,8 @@ def monarch_order_p_multiply_vjp(
     p = _prepare_order_p(factors, x, grad, required=("x", "grad"))
     precision = kernel_precision(precision, p.dtype, "the factors and x")
     grads, gx = chain_vjp(p.xp, p.chain, p.x, p.grad, p.dtype, precision)
-    return ([_cast_grad(p.xp, g, w) for g, w in zip(grads, p.factors, strict=True)],
-            _cast_grad(p.xp, gx, p.x))
+    return ([grad_like(p.xp, g, w) for g, w in zip(grads, p.factors, strict=True)],
+            grad_like(p.xp, gx, p.x))
 
 
 def monarch_order_p_to_dense(factors: Sequence[Any]) -> Any:
@@ -359,4 +358,4 @@ def monarch_order_p_project(
     expected = (math.prod(outs), math.prod(ins))
     check_shape(A64, expected, "A", f"(prod(out_sizes), prod(in_sizes)) for {outs}, {ins}")
     by_axis = _peel(p.xp, A64[None], ins, outs, tol, max_iter)
-    return [_cast_grad(p.xp, w, p.A) for w in by_axis[::-1]]
+    return [grad_like(p.xp, w, p.A) for w in by_axis[::-1]]

@@ -26,8 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from structlin._backend import as_kernel_array, flatten_batch, kernels, restore_batch
-from structlin._backend import grad_like as _cast_grad
+from structlin._backend import as_kernel_array, flatten_batch, grad_like, kernels, restore_batch
 from structlin._validate import (
     ABSENT,
     check_choice,
@@ -402,8 +401,8 @@ def pixelfly_multiply_vjp(
     gx = _apply_adjoint(xp, st, bk, g2, xp.ascontiguousarray(cj(Vk)), gUc)
     gU = g2.T @ cj(x2 @ Vk)
     gV = cj(x2).T @ gUc
-    return (_cast_grad(xp, gb, p.blocks), _cast_grad(xp, gU, p.U), _cast_grad(xp, gV, p.V),
-            restore_batch(_cast_grad(xp, gx, p.x), batch))
+    return (grad_like(xp, gb, p.blocks), grad_like(xp, gU, p.U), grad_like(xp, gV, p.V),
+            restore_batch(grad_like(xp, gx, p.x), batch))
 
 
 def _expand_blocks(xp, blocks, mask: np.ndarray, dtype):

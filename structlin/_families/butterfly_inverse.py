@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from structlin._families.butterfly import _flags
 from structlin._registry import Family, Kernel, Op, Row
 
 
@@ -32,10 +33,6 @@ def tour_rows(rng: np.random.Generator) -> list[Row]:
             lambda: np.array(sl.butterfly_logdet(twl), dtype=np.float64),
             "slogdet of the 2x2 blocks (LAPACK)", blocks_slogdet),
     ]
-
-
-def _flags(kw):
-    return {k: bool(kw[k]) for k in ("increasing_stride", "transpose", "conjugate")}
 
 
 def operations() -> tuple[Op, ...]:
