@@ -52,6 +52,7 @@ FAMILY_NAMES: tuple[str, ...] = (
     "conv",
     "monarch",
     "pixelfly",
+    "kaleidoscope",
 )
 
 
