@@ -35,12 +35,14 @@ def operations() -> tuple[Op, ...]:
 
 FAMILY = Family(
     name="kaleidoscope",
-    modules=("structlin.kaleidoscope",),
+    modules=("structlin.kaleidoscope", "structlin.kaleidoscope_routing",
+             "structlin.kaleidoscope_constructors"),
     kernels=(
         Kernel("kaleidoscope", {
             "apply": ("tw", "x"),
             "apply_vjp": ("tw", "x", "g"),
         }),
+        Kernel("kaleidoscope_routing", {"route": ("perm",)}, cpu_only=("route",)),
     ),
     tutorial="docs/tutorials/kaleidoscope.md",
     tour=tour_rows,
