@@ -295,6 +295,7 @@ def kaleidoscope_toeplitz(c: Any, r: Any = None, *, dtype: Any = None) -> np.nda
     >>> bool(np.allclose(kaleidoscope_to_dense(tw)[:3, :3], toeplitz(c, r)))
     True
     """
+    prepare(c=c, r=r, optional=("r",))  # a CuPy array among NumPy ones is refused first
     a, n = _check_vector(c, "c", minimum=1)
     if r is None:
         b = np.conj(a)
@@ -342,7 +343,8 @@ def kaleidoscope_product(*twiddles: Any) -> np.ndarray:
     """
     if not twiddles:
         raise TypeError("kaleidoscope_product needs at least one twiddle")
-    names = {f"twiddle{i}": t for i, t in enumerate(twiddles)}
+    # prepare takes identifiers: twiddles_0, twiddles_1, ... stand for twiddles[0], ...
+    names = {f"twiddles_{i}": t for i, t in enumerate(twiddles)}
     p = prepare(**names)
     arrs = [getattr(p, k) for k in names]
     n0 = None
@@ -351,7 +353,7 @@ def kaleidoscope_product(*twiddles: Any) -> np.ndarray:
         if n0 is None:
             n0 = n
         elif n != n0:
-            raise ValueError(f"{k} has size {n}, the first twiddle {n0}: one size for all")
+            raise ValueError(f"{k} has size {n}, twiddles_0 has {n0}: one size for all")
     return p.xp.concatenate([a.astype(p.dtype, copy=False) for a in arrs], axis=0)
 
 
@@ -400,6 +402,7 @@ def kaleidoscope_fastfood(
     True
     """
     dtype = check_dtype(dtype, "dtype")
+    prepare(d1=d1, d2=d2)  # a CuPy array among NumPy ones is refused first
     a1, n = _check_vector(d1, "d1")
     a2, n2 = _check_vector(d2, "d2")
     if n2 != n:

@@ -113,6 +113,17 @@ def _calls() -> dict[str, Callable[[], tuple[tuple, dict]]]:
         "ssm_kernel": lambda: ((ssmA(), _r(2, 3), _r(2, 3), 8), {}),
         "toeplitz_multiply": lambda: ((_r(8), _r(8), _r(3, 8)), {}),
         "toeplitz_multiply_vjp": lambda: ((_r(8), _r(8), _r(3, 8), _r(3, 8)), {}),
+        "kaleidoscope_permutation": lambda: ((np.array([3, 0, 7, 5, 1, 6, 2, 4]),), {}),
+        "kaleidoscope_pad": lambda: ((_r(3, 5), 8), {}),
+        "kaleidoscope_identity": lambda: ((8,), {}),
+        "kaleidoscope_diagonal": lambda: ((_r(8),), {}),
+        "kaleidoscope_dft": lambda: ((8,), {"norm": "ortho"}),
+        "kaleidoscope_circulant": lambda: ((_r(8),), {}),
+        "kaleidoscope_toeplitz": lambda: ((_r(5), _r(5)), {}),
+        "kaleidoscope_fastfood": lambda: ((_r(8), np.array([3, 0, 7, 5, 1, 6, 2, 4]), _r(8)),
+                                          {}),
+        # one twiddle: the probe maps positional arguments to parameters (*twiddles is one)
+        "kaleidoscope_product": lambda: ((sl.random_kaleidoscope(8, 2, rng=1),), {}),
     }
 
 
