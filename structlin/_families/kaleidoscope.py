@@ -35,7 +35,7 @@ def operations() -> tuple[Op, ...]:
 
 FAMILY = Family(
     name="kaleidoscope",
-    modules=("structlin.kaleidoscope",),
+    modules=("structlin.kaleidoscope", "structlin.kaleidoscope_fit", "structlin.xd_operations"),
     kernels=(
         Kernel("kaleidoscope", {
             "apply": ("tw", "x"),
