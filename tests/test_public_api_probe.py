@@ -113,13 +113,19 @@ def _calls() -> dict[str, Callable[[], tuple[tuple, dict]]]:
         "ssm_kernel": lambda: ((ssmA(), _r(2, 3), _r(2, 3), 8), {}),
         "toeplitz_multiply": lambda: ((_r(8), _r(8), _r(3, 8)), {}),
         "toeplitz_multiply_vjp": lambda: ((_r(8), _r(8), _r(3, 8), _r(3, 8)), {}),
+        "kaleidoscope_fit": lambda: ((_r(4, 4), 1), {"restarts": 1, "maxiter": 5, "rng": 0}),
+        "xd_multiply": lambda: ((*(sl.random_kaleidoscope(8, rng=s) for s in range(3)),
+                                 _r(8), _r(3, 8)), {}),
+        "xd_multiply_vjp": lambda: ((*(sl.random_kaleidoscope(8, rng=s) for s in range(3)),
+                                     _r(8), _r(3, 8), _r(3, 8)), {}),
+        "xd_from_conv": lambda: ((_r(3), 8), {}),
     }
 
 
 CALLS = _calls()
 #: public names that are result or plan types, built by the functions above
 NOT_CALLED = {"ButterflyFactorization", "ButterflyFit", "CirculantButterfly", "DCTButterfly",
-              "FFTConvPlan", "FFTConvStream"}
+              "FFTConvPlan", "FFTConvStream", "KaleidoscopeFit"}
 
 
 class _FakeCupyArray:
