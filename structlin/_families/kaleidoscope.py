@@ -35,7 +35,8 @@ def operations() -> tuple[Op, ...]:
 
 FAMILY = Family(
     name="kaleidoscope",
-    modules=("structlin.kaleidoscope", "structlin.kaleidoscope_fit", "structlin.xd_operations"),
+    modules=("structlin.kaleidoscope", "structlin.kaleidoscope_fitting",
+             "structlin.xd_operations"),
     kernels=(
         Kernel("kaleidoscope", {
             "apply": ("tw", "x"),
