@@ -57,7 +57,9 @@ __all__ = [
 MAX_WIDTH = 1 << 16
 
 
-def check_kaleidoscope_twiddle(twiddle: Any, n: int | None = None, vector: str = "x") -> tuple[int, int]:
+def check_kaleidoscope_twiddle(
+    twiddle: Any, n: int | None = None, vector: str = "x"
+) -> tuple[int, int]:
     """Validate the shape ``(w, 2, L, n//2, 2, 2)`` of a K-matrix twiddle, against the length
     ``n`` of ``vector``'s last axis when given; return ``(w, n)``."""
     shape = tuple(twiddle.shape)
@@ -92,6 +94,8 @@ def _prepare_product(twiddle: Any, x: Any, grad: Any = ABSENT) -> Any:
     n = p.x.shape[-1]
     check_power_of_two(n, "x", "last-axis length n")
     check_kaleidoscope_twiddle(p.twiddle, n)
+    if p.twiddle.dtype.kind in "fc" and not bool(p.xp.isfinite(p.twiddle).all()):
+        raise ValueError("twiddle must be finite: it holds NaN or infinity")
     if p.grad is not None:
         check_shape(p.grad, p.x.shape, "grad", "the shape of the product, which is x's shape")
     return p
@@ -119,8 +123,9 @@ def kaleidoscope_multiply(twiddle: Any, x: Any) -> Any:
     Raises
     ------
     ValueError
-        If ``n`` is not a power of two, ``x`` is 0-d, or ``twiddle`` is not
-        ``(w, 2, log2(n), n//2, 2, 2)`` with ``w >= 1``.
+        If ``n`` is not a power of two, ``x`` is 0-d, ``twiddle`` is not
+        ``(w, 2, log2(n), n//2, 2, 2)`` with ``w >= 1``, or ``twiddle`` holds NaN or infinity
+        (checked once per call; on the GPU this reads one flag back to the host).
     TypeError
         If a dtype is not numeric, or NumPy and CuPy arrays are mixed.
 

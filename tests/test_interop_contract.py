@@ -28,6 +28,7 @@ SCIPY_OPERATORS = {
     "monarch_operator": "monarch_multiply",
     "pixelfly_operator": "pixelfly_multiply",
     "fftconv_operator": "fftconv",
+    "kaleidoscope_operator": "kaleidoscope_multiply",
 }
 
 

@@ -254,3 +254,33 @@ def test_operator_products_pass_precision_on(monkeypatch):
     T.H @ np.ones(18, np.float32)
     assert seen == [("monarch_multiply", "bf16"), ("_chain_apply", "bf16"),
                     ("fftconv", "fp16"), ("fftconv", "fp16")]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_kaleidoscope_operator_products_and_adjoint_equal_the_dense_matrix(dtype):
+    from structlin.interop.scipy import kaleidoscope_operator
+
+    rng = np.random.default_rng(5)
+    tw = sl.random_kaleidoscope(8, 3, kind="orthogonal", dtype=dtype, rng=2)
+    A, M = kaleidoscope_operator(tw), sl.kaleidoscope_to_dense(tw)
+    assert A.shape == (8, 8) and A.dtype == np.dtype(dtype)
+    x, X = _random(rng, 8, dtype), _random(rng, (8, 3), dtype)
+    tol = 20 * _tol(dtype)
+    np.testing.assert_allclose(A.matvec(x), M @ x, atol=tol)
+    np.testing.assert_allclose(A @ X, M @ X, atol=tol)
+    np.testing.assert_allclose(A.rmatvec(x), M.conj().T @ x, atol=tol)
+    np.testing.assert_allclose(A.H @ X, M.conj().T @ X, atol=tol)
+    y = _random(rng, 8, dtype)
+    assert abs(np.vdot(y, A @ x) - np.vdot(A.H @ y, x)) <= 50 * _tol(dtype) * 8
+
+
+def test_kaleidoscope_operator_solves_with_gmres_and_names_bad_twiddles():
+    from structlin.interop.scipy import kaleidoscope_operator
+
+    tw = sl.random_kaleidoscope(16, 2, kind="orthogonal", rng=3)
+    b = np.arange(16.0)
+    x, info = spla.gmres(kaleidoscope_operator(tw), b, rtol=1e-12, atol=0.0)
+    assert info == 0
+    np.testing.assert_allclose(sl.kaleidoscope_to_dense(tw) @ x, b, atol=1e-8)
+    with pytest.raises(ValueError, match="twiddle must have shape"):
+        kaleidoscope_operator(np.ones((1, 2, 2, 2, 2)))

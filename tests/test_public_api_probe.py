@@ -113,6 +113,11 @@ def _calls() -> dict[str, Callable[[], tuple[tuple, dict]]]:
         "ssm_kernel": lambda: ((ssmA(), _r(2, 3), _r(2, 3), 8), {}),
         "toeplitz_multiply": lambda: ((_r(8), _r(8), _r(3, 8)), {}),
         "toeplitz_multiply_vjp": lambda: ((_r(8), _r(8), _r(3, 8), _r(3, 8)), {}),
+        "kaleidoscope_multiply": lambda: ((sl.random_kaleidoscope(8, 2, rng=1), _r(3, 8)), {}),
+        "kaleidoscope_multiply_vjp": lambda: ((sl.random_kaleidoscope(8, 2, rng=1), _r(3, 8),
+                                               _r(3, 8)), {}),
+        "kaleidoscope_to_dense": lambda: ((sl.random_kaleidoscope(8, 2, rng=1),), {}),
+        "random_kaleidoscope": lambda: ((8, 2), {"rng": 0}),
         "kaleidoscope_permutation": lambda: ((np.array([3, 0, 7, 5, 1, 6, 2, 4]),), {}),
         "kaleidoscope_pad": lambda: ((_r(3, 5), 8), {}),
         "kaleidoscope_identity": lambda: ((8,), {}),
@@ -124,13 +129,19 @@ def _calls() -> dict[str, Callable[[], tuple[tuple, dict]]]:
                                           {}),
         # one twiddle: the probe maps positional arguments to parameters (*twiddles is one)
         "kaleidoscope_product": lambda: ((sl.random_kaleidoscope(8, 2, rng=1),), {}),
+        "kaleidoscope_fit": lambda: ((_r(4, 4), 1), {"restarts": 1, "maxiter": 5, "rng": 0}),
+        "xd_multiply": lambda: ((*(sl.random_kaleidoscope(8, rng=s) for s in range(3)),
+                                 _r(8), _r(3, 8)), {}),
+        "xd_multiply_vjp": lambda: ((*(sl.random_kaleidoscope(8, rng=s) for s in range(3)),
+                                     _r(8), _r(3, 8), _r(3, 8)), {}),
+        "xd_from_conv": lambda: ((_r(3), 8), {}),
     }
 
 
 CALLS = _calls()
 #: public names that are result or plan types, built by the functions above
 NOT_CALLED = {"ButterflyFactorization", "ButterflyFit", "CirculantButterfly", "DCTButterfly",
-              "FFTConvPlan", "FFTConvStream"}
+              "FFTConvPlan", "FFTConvStream", "KaleidoscopeFit"}
 
 
 class _FakeCupyArray:

@@ -30,13 +30,20 @@ def operations() -> tuple[Op, ...]:
             backward=lambda a, s, g: sl.kaleidoscope_multiply_vjp(*a, g),
             out_shape=lambda shapes, s: tuple(shapes[1]),
         ),
+        Op(
+            "xd_multiply", ("tw_K", "tw_L", "tw_M", "w", "x"), (True,) * 5,
+            forward=lambda a, s: sl.xd_multiply(*a),
+            backward=lambda a, s, g: sl.xd_multiply_vjp(*a, g),
+            out_shape=lambda shapes, s: tuple(shapes[4]),
+        ),
     )
 
 
 FAMILY = Family(
     name="kaleidoscope",
     modules=("structlin.kaleidoscope", "structlin.kaleidoscope_routing",
-             "structlin.kaleidoscope_constructors"),
+             "structlin.kaleidoscope_constructors", "structlin.kaleidoscope_fitting",
+             "structlin.xd_operations"),
     kernels=(
         Kernel("kaleidoscope", {
             "apply": ("tw", "x"),

@@ -58,9 +58,11 @@ __all__ = [
     "dst",
     "fftconv",
     "fwht",
+    "kaleidoscope_multiply",
     "monarch_multiply",
     "pixelfly_multiply",
     "toeplitz_multiply",
+    "xd_multiply",
 ]
 
 _SUPPORTED = tuple(np.dtype(d) for d in ("float32", "float64", "complex64", "complex128"))
@@ -376,3 +378,36 @@ def fwht(x, *, normalize: bool = False):
     jax.Array, shape (..., n)
     """
     return _apply("fwht", (x,), normalize=bool(normalize))
+
+
+def kaleidoscope_multiply(twiddle, x):
+    """Return the K-matrix product ``K x`` of :func:`structlin.kaleidoscope_multiply` as a JAX
+    array, differentiable through :func:`structlin.kaleidoscope_multiply_vjp`.
+
+    Parameters
+    ----------
+    twiddle : jax.Array, shape (w, 2, L, n//2, 2, 2)
+    x : jax.Array, shape (..., n)
+
+    Returns
+    -------
+    jax.Array, shape (..., n)
+    """
+    return _apply("kaleidoscope_multiply", (twiddle, x))
+
+
+def xd_multiply(tw_K, tw_L, tw_M, w, x):
+    """Return the XD-operation ``K diag(L w) M x`` of :func:`structlin.xd_multiply` as a JAX array,
+    differentiable through :func:`structlin.xd_multiply_vjp` (every argument).
+
+    Parameters
+    ----------
+    tw_K, tw_L, tw_M : jax.Array, shape (w_*, 2, L, n//2, 2, 2)
+    w : jax.Array, shape (n,)
+    x : jax.Array, shape (..., n)
+
+    Returns
+    -------
+    jax.Array, shape (..., n)
+    """
+    return _apply("xd_multiply", (tw_K, tw_L, tw_M, w, x))

@@ -22,6 +22,7 @@ from structlin._validate import check_precision
 from structlin.butterfly import _check_twiddle, butterfly_multiply
 from structlin.butterfly_inverse import butterfly_inverse
 from structlin.conv_fft import fftconv
+from structlin.kaleidoscope import check_kaleidoscope_twiddle, kaleidoscope_multiply
 from structlin.monarch import _adjoint, _chain_apply, _monarch_chain, monarch_multiply
 from structlin.pixelfly import _check_blocks, _check_low_rank, _host_mask, pixelfly_multiply
 
@@ -29,6 +30,7 @@ __all__ = [
     "butterfly_inverse_operator",
     "butterfly_operator",
     "fftconv_operator",
+    "kaleidoscope_operator",
     "monarch_operator",
     "pixelfly_operator",
 ]
@@ -403,3 +405,61 @@ def fftconv_operator(
         return fftconv(u, bank_h, causal=flag, precision=precision)[..., ::-1].reshape(y.shape)
 
     return _StructuredOperator("fftconv_operator", (H * L, H * L), dtype, apply, apply_adjoint)
+
+
+def _kaleidoscope_adjoint_twiddle(tw: np.ndarray) -> np.ndarray:
+    # K^H = B(t[w-1,1]) B(t[w-1,0])^H ... B(t[0,1]) B(t[0,0])^H: the pairs reversed, each swapped
+    return np.ascontiguousarray(tw[::-1, ::-1])
+
+
+def kaleidoscope_operator(twiddle: Any) -> LinearOperator:
+    """Return the K-matrix ``K`` of ``twiddle`` as a ``LinearOperator``.
+
+    Parameters
+    ----------
+    twiddle : array_like, shape (w, 2, L, n//2, 2, 2)
+        In the convention of :func:`structlin.kaleidoscope_multiply`.
+
+    Returns
+    -------
+    scipy.sparse.linalg.LinearOperator, shape (n, n)
+        ``matvec``/``matmat`` compute ``K x`` with :func:`structlin.kaleidoscope_multiply`;
+        ``rmatvec``/``rmatmat`` compute ``K^H x`` with the same kernels, as the K-matrix of the
+        reversed, pairwise swapped twiddle. The dtype is ``twiddle``'s, promoted to floating
+        point.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As for :func:`structlin.kaleidoscope_multiply`.
+
+    Notes
+    -----
+    ``K^H = B(t[w-1,1]) B(t[w-1,0])^H ... B(t[0,1]) B(t[0,0])^H`` is again a K-matrix of
+    width ``w``, so both products cost ``6 w n log2(n)`` real flops per vector (Dao et al.
+    2020, arXiv:2012.14966). The twiddle is held by reference; its adjoint is a copy.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from structlin import kaleidoscope_to_dense, random_kaleidoscope
+    >>> from structlin.interop.scipy import kaleidoscope_operator
+    >>> tw = random_kaleidoscope(8, 2, rng=0)
+    >>> A = kaleidoscope_operator(tw)
+    >>> A
+    <8x8 kaleidoscope_operator with dtype=float64>
+    >>> x = np.arange(8.0)
+    >>> bool(np.allclose(A @ x, kaleidoscope_to_dense(tw) @ x))
+    True
+    >>> bool(np.allclose(A.H @ x, kaleidoscope_to_dense(tw).T @ x))
+    True
+    """
+    tw = np.asarray(twiddle)
+    dtype = result_dtype(twiddle=tw)
+    _, n = check_kaleidoscope_twiddle(tw)
+    adj = _kaleidoscope_adjoint_twiddle(tw)
+    return _StructuredOperator(
+        "kaleidoscope_operator", (n, n), dtype,
+        lambda x: kaleidoscope_multiply(tw, x),
+        lambda x: kaleidoscope_multiply(adj, x),
+    )

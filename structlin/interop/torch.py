@@ -51,9 +51,11 @@ __all__ = [
     "dst",
     "fftconv",
     "fwht",
+    "kaleidoscope_multiply",
     "monarch_multiply",
     "pixelfly_multiply",
     "toeplitz_multiply",
+    "xd_multiply",
 ]
 
 _SUPPORTED = (torch.float32, torch.float64, torch.complex64, torch.complex128)
@@ -437,3 +439,38 @@ def fwht(x: torch.Tensor, *, normalize: bool = False) -> torch.Tensor:
     torch.Tensor, shape (..., n)
     """
     return _apply("fwht", (x,), normalize=bool(normalize))
+
+
+def kaleidoscope_multiply(twiddle: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Return the K-matrix product ``K x`` of :func:`structlin.kaleidoscope_multiply`,
+    differentiable through :func:`structlin.kaleidoscope_multiply_vjp`.
+
+    Parameters
+    ----------
+    twiddle : torch.Tensor, shape (w, 2, L, n//2, 2, 2)
+    x : torch.Tensor, shape (..., n)
+
+    Returns
+    -------
+    torch.Tensor, shape (..., n)
+    """
+    return _apply("kaleidoscope_multiply", (twiddle, x))
+
+
+def xd_multiply(
+    tw_K: torch.Tensor, tw_L: torch.Tensor, tw_M: torch.Tensor, w: torch.Tensor, x: torch.Tensor
+) -> torch.Tensor:
+    """Return the XD-operation ``K diag(L w) M x`` of :func:`structlin.xd_multiply`,
+    differentiable through :func:`structlin.xd_multiply_vjp` (every argument).
+
+    Parameters
+    ----------
+    tw_K, tw_L, tw_M : torch.Tensor, shape (w_*, 2, L, n//2, 2, 2)
+    w : torch.Tensor, shape (n,)
+    x : torch.Tensor, shape (..., n)
+
+    Returns
+    -------
+    torch.Tensor, shape (..., n)
+    """
+    return _apply("xd_multiply", (tw_K, tw_L, tw_M, w, x))
