@@ -29,6 +29,19 @@ MAX_FIT_SIZE = 1 << 12
 class KaleidoscopeFit(NamedTuple):
     """Result of :func:`kaleidoscope_fit`.
 
+    Parameters
+    ----------
+    twiddle : ndarray, shape (width, 2, L, n//2, 2, 2)
+        The best fit found.
+    error : float
+        ``||K - A||_F / ||A||_F`` of ``twiddle``.
+    errors : tuple of float
+        The relative error reached by each restart, in order.
+    n_iter : int
+        L-BFGS iterations over all restarts.
+    success : bool
+        Whether ``error <= tol``.
+
     Examples
     --------
     >>> import numpy as np

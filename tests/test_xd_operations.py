@@ -127,7 +127,7 @@ def test_gradient_steps_from_a_convolution_reduce_the_loss():
     for _ in range(20):
         _, r = loss(params)
         grads = sl.xd_multiply_vjp(*params, x, 2 * r)
-        params = [p - 2e-4 * g for p, g in zip(params, grads, strict=True)]
+        params = [p - 2e-4 * g for p, g in zip(params, grads[:4], strict=True)]
     assert loss(params)[0] < 0.5 * first
 
 
