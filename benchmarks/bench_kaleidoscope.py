@@ -1,6 +1,7 @@
 """Kaleidoscope benchmarks: ``kaleidoscope_multiply`` (and its VJP) against dense BLAS and
 against ``butterfly_multiply`` on the same data; the Beneš routing
-(:mod:`bench_kaleidoscope_routing`) and the fitting (:mod:`bench_kaleidoscope_fit`).
+(:mod:`bench_kaleidoscope_routing`); the fitting errors per width are printed by
+``python benchmarks/bench_kaleidoscope_fit.py``.
 
 Work counts, per row of ``x`` (width ``w``, ``n = 2**L``): ``2 w`` butterflies, ``6 w n L``
 real flops (four times that for complex data); dense ``x @ K.T``: ``2 n^2``.
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import bench_kaleidoscope_fit
 import bench_kaleidoscope_routing
 import numpy as np
 from _harness import Case, rel_error
@@ -71,6 +71,13 @@ def butterfly_case(n: int, batch: int, dtype, goal: float | None = None) -> Case
     dtype = np.dtype(dtype)
     tw, x = _inputs(n, 1, batch, dtype, SEED + 3 * n)
     t0 = np.ascontiguousarray(tw[0, 0])
+    t1 = np.ascontiguousarray(tw[0, 1])
+
+    def two_butterflies(out, base):
+        ref = structlin.butterfly_multiply(
+            t0, structlin.butterfly_multiply(t1, x, transpose=True, conjugate=True))
+        return rel_error(out, ref)
+
     return Case(
         name=f"kaleidoscope_multiply {dtype.name} width 1 vs one butterfly",
         size=f"n={n} batch={batch}",
@@ -82,7 +89,9 @@ def butterfly_case(n: int, batch: int, dtype, goal: float | None = None) -> Case
         unit="flop",
         dtype=dtype.name,
         goal=goal,
-        notes="baseline computes one of the two butterflies: no error check",
+        check=two_butterflies,
+        tol=_tol(dtype),
+        notes="baseline computes one of the two butterflies; checked against two calls",
     )
 
 
@@ -121,5 +130,6 @@ def cases(quick: bool) -> Iterator[Case]:
                 yield butterfly_case(n, 4096, dt, goal=1 / 2.2)
         yield dense_case(1024, 4, 4096, np.float32)
         yield vjp_case(1024, 1, 4096, np.float32)
+    # the fitting errors per width are a table, not a timed case:
+    # python benchmarks/bench_kaleidoscope_fit.py [--full]
     yield from bench_kaleidoscope_routing.cases(quick)
-    yield from bench_kaleidoscope_fit.cases(quick)
