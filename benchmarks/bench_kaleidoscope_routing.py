@@ -4,8 +4,8 @@
   2**20`` (the slope should be ``n log n``: the looping algorithm is ``O(n)`` per level, plus
   writing the ``4 n log2(n)`` entries of the twiddle). The baseline is ``numpy.argsort(perm)``
   (the inverse permutation, an ``O(n log n)`` sort of the same array): a yardstick for the
-  time scale, not the same computation (the routed twiddle is checked by applying it). Work: the twiddle's bytes written
-  (``32 n log2(n)`` for float64).
+  time scale, not the same computation (the routed twiddle is checked by applying it). Work:
+  the twiddle's bytes written (``32 n log2(n)`` for float64).
 - applying: ``kaleidoscope_multiply(tw, x)`` with the routed twiddle against the gather
   ``x[..., perm]``: exact agreement expected (0/1 entries). Work: the bytes the ``2 log2(n)``
   butterfly passes read and write, ``2 * 2 L * batch * n * itemsize``.
