@@ -15,29 +15,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from structlin import _kaleidoscope_stages as _stages
 from structlin._cpu import butterfly as _bf
 
 __all__ = ["apply", "apply_vjp"]
 
 
-def apply(tw: np.ndarray, x: np.ndarray) -> np.ndarray:
+def apply(tw, x):
     """Return ``K x`` row by row (see the module docstring for the contract)."""
-    y = x
-    for i in range(tw.shape[0] - 1, -1, -1):
-        y = _bf.apply(np.ascontiguousarray(tw[i, 1]), y, False)
-        y = _bf.apply(np.ascontiguousarray(tw[i, 0]), y, True)
-    return y if y is not x else x.copy()
+    return _stages.apply(np, _bf, tw, x)
 
 
-def apply_vjp(tw: np.ndarray, x: np.ndarray, g: np.ndarray):
+def apply_vjp(tw, x, g):
     """Return ``(gtw, gx)`` for ``y = K x`` and the output gradient ``g``."""
-    w = tw.shape[0]
-    stages = [(i, j) for i in range(w - 1, -1, -1) for j in (1, 0)]
-    inputs = [x]
-    for i, j in stages[:-1]:
-        inputs.append(_bf.apply(np.ascontiguousarray(tw[i, j]), inputs[-1], j == 0))
-    gtw = np.empty_like(tw)
-    gcur = g
-    for (i, j), u in zip(stages[::-1], inputs[::-1], strict=True):
-        gtw[i, j], gcur = _bf.apply_vjp(np.ascontiguousarray(tw[i, j]), u, gcur, j == 0)
-    return gtw, gcur
+    return _stages.apply_vjp(np, _bf, tw, x, g)
