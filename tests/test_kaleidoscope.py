@@ -93,6 +93,25 @@ def test_matches_the_product_of_dense_butterflies(n, width, dtype):
     assert np.linalg.norm(y - ref) <= 10 * tolerance(dtype, n) * np.linalg.norm(ref)
 
 
+@pytest.mark.parametrize(("n", "width", "dtype"),
+                         [(64, 3, np.complex64), (128, 1, np.float64), (1024, 2, np.float32)])
+def test_fused_product_equals_the_butterfly_after_butterfly_loop(n, width, dtype):
+    """The fused CPU kernel (every butterfly on an L1 tile of rows) against the same
+    butterflies applied one after the other, on a batch that is not a whole number of tiles."""
+    from structlin import _kaleidoscope_stages as stages
+    from structlin._cpu import butterfly as bf
+    from structlin._cpu import kaleidoscope as kernel
+    from structlin.kaleidoscope import operator_twiddle
+
+    rng = np.random.default_rng(n)
+    tw = operator_twiddle(np, _twiddle(rng, n, width, dtype))
+    x = random_array(rng, (37, n), dtype)
+    assert kernel.fused(n, x.itemsize)
+    y = kernel.apply(tw, x)
+    ref = stages.apply(np, bf, tw, x)
+    assert np.linalg.norm(y - ref) <= 4 * tolerance(dtype, n) * np.linalg.norm(ref)
+
+
 def test_identity_kind_is_exactly_the_identity():
     x = np.random.default_rng(0).standard_normal((3, 128))
     tw = sl.random_kaleidoscope(128, 3, kind="identity")

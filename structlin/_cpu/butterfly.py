@@ -274,37 +274,44 @@ def _row_groups(L, kb, increasing):
     return k0s, nls
 
 
-@njit(cache=True, inline="always")
-def _group_forward(src, s0, dst, d0, nr, k0, nl, coefs, increasing):
-    """One level group (see :func:`_row_groups`) of the whole rows ``src[s0 : s0+nr]``,
-    written to ``dst[d0 : d0+nr]``."""
+# The two group functions are compiled and called, not inlined: an inlined group copies its
+# register-block kernels into every call site, and the VJP had six (76 s of compilation per
+# dtype). Their callers (here and :mod:`structlin._cpu.kaleidoscope`) keep to one signature so
+# that each is compiled once per dtype and direction: row slices (never literal offsets, which
+# Numba would compile again for each constant) and a literal ``increasing``, which leaves one
+# direction's kernels in each compilation. A call per group and tile costs nothing next to the
+# group's work.
+@njit(cache=True)
+def _group_forward(src, dst, nr, k0, nl, coefs, increasing):
+    """One level group (see :func:`_row_groups`) of the whole rows ``src[:nr]``, written to
+    ``dst[:nr]``."""
     nf = src.shape[1]
     if nl == 0:
-        _contiguous(src, s0, dst, d0, nr, 0, nf, coefs, increasing)
+        _contiguous(src, 0, dst, 0, nr, 0, nf, coefs, increasing)
     else:
-        _spaced(src, s0, dst, d0, nr, 0, nf, k0, nl, coefs, increasing)
+        _spaced(src, 0, dst, 0, nr, 0, nf, k0, nl, coefs, increasing)
 
 
-@njit(cache=True, inline="always")
-def _group_vjp(u, u0, g, g0, gd, d0, nr, k0, nl, coefs, gacc, increasing):
-    """Backward through one level group of the rows ``u[u0 : u0+nr]`` (its inputs) with the
-    output gradients ``g[g0 : g0+nr]``; input gradients to ``gd[d0 : d0+nr]``."""
+@njit(cache=True)
+def _group_vjp(u, g, gd, nr, k0, nl, coefs, gacc, increasing):
+    """Backward through one level group of the rows ``u[:nr]`` (its inputs) with the output
+    gradients ``g[:nr]``; input gradients to ``gd[:nr]`` (which may be ``g``)."""
     nf = u.shape[1]
     if nl == 0:
         for p in range(0, nf, 16 * NV):
             for r in range(nr):
                 if increasing:
-                    _BLOCK_INC_VJP(u[u0 + r], g[g0 + r], gd[d0 + r], p, coefs, gacc)
+                    _BLOCK_INC_VJP(u[r], g[r], gd[r], p, coefs, gacc)
                 else:
-                    _BLOCK_DEC_VJP(u[u0 + r], g[g0 + r], gd[d0 + r], p, coefs, gacc)
+                    _BLOCK_DEC_VJP(u[r], g[r], gd[r], p, coefs, gacc)
         return
     D = 1 << (k0 + lane_shift(coefs))
     for hb in range(0, nf, D << nl):
         for c0 in range(hb, hb + D, 16):
             for r in range(nr):
-                x = u[u0 + r]
-                h = g[g0 + r]
-                y = gd[d0 + r]
+                x = u[r]
+                h = g[r]
+                y = gd[r]
                 if increasing:
                     if nl == 1:
                         _V2I(x, h, y, c0, D, k0, coefs, gacc)
@@ -325,6 +332,25 @@ def _group_vjp(u, u0, g, g0, gd, d0, nr, k0, nl, coefs, gacc, increasing):
                         _V16D(x, h, y, c0, D, k0, coefs, gacc)
 
 
+@njit(cache=True, inline="always")
+def _tile_vjp(u, g, gd, nr, st, coefs, acc, k0s, nls, increasing):
+    """Backward through every level group of the rows ``u[:nr]`` (a tile) with the output
+    gradients ``g[:nr]``, input gradients to ``gd[:nr]`` (which may be ``g``): the inputs of the
+    groups after the first are recomputed into ``st[0], st[1], ...``, then the groups are undone
+    from the last. Shared with :mod:`structlin._cpu.kaleidoscope`; ``increasing`` is a literal."""
+    last = k0s.shape[0] - 1
+    if last == 0:
+        _group_vjp(u, g, gd, nr, k0s[0], nls[0], coefs, acc, increasing)
+        return
+    _group_forward(u, st[0], nr, k0s[0], nls[0], coefs, increasing)
+    for gi in range(1, last):
+        _group_forward(st[gi - 1], st[gi], nr, k0s[gi], nls[gi], coefs, increasing)
+    _group_vjp(st[last - 1], g, gd, nr, k0s[last], nls[last], coefs, acc, increasing)
+    for gi in range(last - 1, 0, -1):
+        _group_vjp(st[gi - 1], gd, gd, nr, k0s[gi], nls[gi], coefs, acc, increasing)
+    _group_vjp(u, gd, gd, nr, k0s[0], nls[0], coefs, acc, increasing)
+
+
 @njit(cache=True, parallel=True)
 def _rows_vjp(xin, gout, gin, coefs, gacc, k0s, nls, rows, increasing):
     """Backward through every level of whole rows held in registers, ``rows`` rows per tile.
@@ -340,27 +366,16 @@ def _rows_vjp(xin, gout, gin, coefs, gacc, k0s, nls, rows, increasing):
     nchunk = gacc.shape[0]
     n_tiles = (b + rows - 1) // rows
     for ci in prange(nchunk):
-        st = np.empty((n_groups, rows, nf), dtype=xin.dtype)
+        st = np.empty((max(1, n_groups - 1), rows, nf), dtype=xin.dtype)
         acc = (gacc[ci, 0], gacc[ci, 1])
         for tile in range(ci * n_tiles // nchunk, (ci + 1) * n_tiles // nchunk):
             r0 = tile * rows
-            nr = min(b, r0 + rows) - r0
-            # st[gi] holds the input of group gi + 1
-            _group_forward(xin, r0, st[0], 0, nr, k0s[0], nls[0], coefs, increasing)
-            for gi in range(1, n_groups - 1):
-                _group_forward(st[gi - 1], 0, st[gi], 0, nr, k0s[gi], nls[gi], coefs,
-                               increasing)
-            last = n_groups - 1
-            if last == 0:
-                _group_vjp(xin, r0, gout, r0, gin, r0, nr, k0s[0], nls[0], coefs, acc,
-                           increasing)
-                continue
-            _group_vjp(st[last - 1], 0, gout, r0, gin, r0, nr, k0s[last], nls[last], coefs,
-                       acc, increasing)
-            for gi in range(last - 1, 0, -1):
-                _group_vjp(st[gi - 1], 0, gin, r0, gin, r0, nr, k0s[gi], nls[gi], coefs, acc,
-                           increasing)
-            _group_vjp(xin, r0, gin, r0, gin, r0, nr, k0s[0], nls[0], coefs, acc, increasing)
+            r1 = min(b, r0 + rows)
+            u, g, gd = xin[r0:r1], gout[r0:r1], gin[r0:r1]
+            if increasing:
+                _tile_vjp(u, g, gd, r1 - r0, st, coefs, acc, k0s, nls, True)
+            else:
+                _tile_vjp(u, g, gd, r1 - r0, st, coefs, acc, k0s, nls, False)
 
 
 @njit(cache=True)
