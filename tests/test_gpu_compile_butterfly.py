@@ -1,4 +1,5 @@
-"""The butterfly CUDA kernels (``structlin/gpu/butterfly.cu``) run in the host emulator.
+"""The butterfly CUDA kernels (``structlin/gpu/butterfly.cu``) run in the host emulator, with
+the K-matrix kernel written on them (``kaleidoscope_rows``, :mod:`structlin.gpu.kaleidoscope`).
 
 :mod:`tests.cuda_emulator` compiles the source with the host C++ compiler and the real
 launchers of :mod:`structlin.gpu.butterfly` drive it through NumPy arrays, against a NumPy
@@ -33,15 +34,41 @@ def _emulator_source() -> str:
             "int k0, int k1, int wb, int rb, int rc, int inc",
             f"{NS}::butterfly_pass_vjp<{tb}>(({tb}*)x, ({tb}*)g, ({tb}*)gx, ({tb}*)tw, "
             f"({tb}*)gtw, batch, n, k0, k1, wb, rb, rc, inc)"))
+        entries.append(emu.entry_point(
+            f"kaleidoscope_rows_{code}",
+            "void* x, void* y, void* tw, long long batch, long long n, int L, int w, int rb, "
+            "int rc",
+            f"{NS}::kaleidoscope_rows<{tb}>(({tb}*)x, ({tb}*)y, ({tb}*)tw, batch, n, L, w, rb, "
+            "rc)"))
     return emu.emulator_source(emu.kernel_namespace("butterfly", NS), entries=entries)
 
 
 @pytest.fixture(scope="module")
 def emulated(tmp_path_factory):
     """:mod:`structlin.gpu.butterfly` with its launches running on the host emulator."""
-    lib = emu.compile_library(tmp_path_factory, "emu_butterfly", _emulator_source())
-    with emu.emulated_launcher("butterfly", emu.ctypes_launcher(lib)) as butterfly:
-        yield butterfly
+    with emu.emulated_launcher("butterfly", emu.ctypes_launcher(_library(tmp_path_factory))) as bf:
+        yield bf
+
+
+_LIBRARY = {}
+
+
+def _library(tmp_path_factory):
+    """The emulator library, compiled once for both fixtures."""
+    if "lib" not in _LIBRARY:
+        _LIBRARY["lib"] = emu.compile_library(tmp_path_factory, "emu_butterfly",
+                                              _emulator_source())
+    return _LIBRARY["lib"]
+
+
+@pytest.fixture(scope="module")
+def emulated_kaleidoscope(tmp_path_factory):
+    """:mod:`structlin.gpu.kaleidoscope` on the host emulator, with the butterfly launchers it
+    falls back on."""
+    launcher = emu.ctypes_launcher(_library(tmp_path_factory))
+    with emu.emulated_launcher("butterfly", launcher), \
+            emu.emulated_launcher("kaleidoscope", launcher) as kaleidoscope:
+        yield kaleidoscope
 
 
 def _emu_data(shape, dtype, seed):
@@ -107,4 +134,31 @@ def test_butterfly_kernels_in_host_emulation(emulated, batch, L, dtype, increasi
         h = _emu_ref_factor(np.conj(np.swapaxes(wide[k], -1, -2)), k, h)
     gtw, gx = butterfly.apply_vjp(tw, x, g, increasing)
     _emu_close(gx, h, dtype)
+    _emu_close(gtw, gtw_want, dtype)
+
+
+# (batch, L, width, dtype): one row per tile, several rows per tile (and a partial last tile),
+# width 3; (2, 13) complex128 is longer than a tile's shared memory: the butterfly-by-butterfly
+# fallback
+KALEIDOSCOPE_CASES = [(3, 1, 1, "float64"), (5, 4, 2, "complex64"), (11, 6, 3, "float32"),
+                      (9, 8, 1, "complex128"), (2, 13, 1, "complex128")]
+
+
+@pytest.mark.parametrize("batch,L,width,dtype", KALEIDOSCOPE_CASES)
+def test_kaleidoscope_kernel_in_host_emulation(emulated_kaleidoscope, batch, L, width, dtype):
+    """The one-launch K-matrix product (and the fallback) against the CPU kernels on the same
+    operator-form twiddle; the VJP through the emulated butterfly VJP kernels."""
+    from structlin._cpu import kaleidoscope as cpu
+
+    kaleidoscope = emulated_kaleidoscope
+    n = 1 << L
+    tw = _emu_data((width, 2, L, n // 2, 2, 2), dtype, 4)
+    x = _emu_data((batch, n), dtype, 5)
+    g = _emu_data((batch, n), dtype, 6)
+    assert kaleidoscope.fused(n, x.itemsize) == (L < 13)
+    wide = tw.astype(np.complex128)
+    _emu_close(kaleidoscope.apply(tw, x), cpu.apply(wide, x.astype(np.complex128)), dtype)
+    gtw, gx = kaleidoscope.apply_vjp(tw, x, g)
+    gtw_want, gx_want = cpu.apply_vjp(wide, x.astype(np.complex128), g.astype(np.complex128))
+    _emu_close(gx, gx_want, dtype)
     _emu_close(gtw, gtw_want, dtype)

@@ -160,3 +160,31 @@ __global__ void __launch_bounds__(512)
     }
     scatter(gx, gb, tile, te, batch);
 }
+
+// K x for a K-matrix whose rows fit in shared memory, every butterfly in one launch: a block
+// gathers 2^rb whole rows once, applies the 2w butterflies there and writes the rows back (one
+// read and one write of x, whatever the width). tw holds the butterflies in operator form,
+// (w, 2, L, n/2, 2, 2): x meets tw[w-1, 1] first, in decreasing stride, then tw[w-1, 0] in
+// increasing stride, ..., tw[0, 0] last (structlin.gpu.kaleidoscope).
+// Shared memory: 2^(rb + L) elements of T.
+template <typename T>
+__global__ void __launch_bounds__(512)
+    kaleidoscope_rows(const T* x, T* y, const T* __restrict__ tw, long long batch,
+                      long long n, int L, int w, int rb, int rc) {
+    T* s = reinterpret_cast<T*>(sl_shared);
+    const sl::Tile tile(n, 0, L, 0, rb);
+    const int te = 1 << (rb + L);
+    const long long size = (long long)L * (n >> 1) * 4;  // one butterfly's twiddle
+    gather(s, x, tile, te, batch);
+    __syncthreads();
+    for (int stage = 0; stage < 2 * w; ++stage) {
+        const int i = w - 1 - stage / 2;
+        const bool decreasing = stage % 2 == 0;
+        const T* t = tw + (2LL * i + (decreasing ? 1 : 0)) * size;
+        for (int li = 0; li < L; ++li) {
+            level(s, s, t, tile, decreasing ? L - 1 - li : li, rb, rc);
+            __syncthreads();
+        }
+    }
+    scatter(y, s, tile, te, batch);
+}

@@ -31,7 +31,8 @@ from structlin.gpu._compile import get_kernel, instantiations, launch, n_tiles, 
 
 __all__ = ["NAME_EXPRESSIONS", "apply", "apply_vjp", "gather_last"]
 
-NAME_EXPRESSIONS = instantiations("butterfly_pass") + instantiations("butterfly_pass_vjp")
+NAME_EXPRESSIONS = (instantiations("butterfly_pass") + instantiations("butterfly_pass_vjp")
+                    + instantiations("kaleidoscope_rows"))
 
 #: shared memory per block of the forward pass (two or three blocks per SM on A100/H100)
 SMEM_BYTES = 64 * 1024
