@@ -143,6 +143,13 @@ def kaleidoscope_multiply(twiddle: Any, x: Any) -> Any:
     fast algorithm (an arithmetic circuit of ``s`` gates) is a K-matrix of width ``O(s/n)``;
     every permutation has width 1 (Dao et al. 2020, arXiv:2012.14966).
 
+    The kernels apply all ``2 w`` butterflies to a tile of rows while it stays close to the
+    processor, so ``x`` is read and written once whatever the width: on the CPU (rows of
+    ``64 <= n`` elements up to 256 KiB) an L1 cache's worth of rows goes through the butterfly
+    kernels' SIMD register blocks; on the GPU (rows up to 64 KiB) a thread block holds up to
+    8 whole rows in shared memory. Longer (or shorter) rows take the butterflies one after
+    the other, each with the butterfly kernels' own cache-blocked passes.
+
     Examples
     --------
     >>> import numpy as np
