@@ -29,12 +29,10 @@ from structlin._validate import (
     check_dtype,
     prepare,
 )
-from structlin.butterfly import bit_reversal_permutation
 from structlin.dft_hadamard import (
     MAX_TRANSFORM_SIZE,
     _check_transform_size,
     _dft_scale,
-    _dft_twiddle,
 )
 from structlin.kaleidoscope import check_kaleidoscope_twiddle
 from structlin.kaleidoscope_routing import kaleidoscope_permutation
@@ -141,19 +139,60 @@ def kaleidoscope_diagonal(d: Any, *, dtype: Any = None) -> np.ndarray:
     return tw
 
 
-def _dft_unit(n: int, inverse: bool, norm: str, dtype) -> np.ndarray:
-    L = _check_transform_size(n)
-    t = _dft_twiddle(n, inverse, _dft_scale(n, inverse, norm))
-    unit = np.empty((1, 2, L, n // 2, 2, 2), dtype=np.complex128)
-    unit[0, 0] = t
-    unit[0, 1] = _identity_butterfly(L, np.complex128)
-    return unit
+def _bit_reverse(v: np.ndarray, bits: int) -> np.ndarray:
+    out = np.zeros_like(v)
+    for e in range(bits):
+        out |= ((v >> e) & 1) << (bits - 1 - e)
+    return out
+
+
+def _dft_network(n: int, sign: float) -> tuple[np.ndarray, np.ndarray]:
+    """Applied blocks ``(D, I)``, each ``(L, n//2, 2, 2)``, of ``F = I-pass D-pass``: ``D``
+    applied in decreasing stride, then ``I`` in increasing stride (see
+    :func:`kaleidoscope_dft`). ``sign`` is the sign of the exponent of the roots of unity."""
+    L = n.bit_length() - 1
+    D = np.broadcast_to(np.eye(2, dtype=np.complex128), (L, n // 2, 2, 2)).copy()
+    I = D.copy()
+    b = np.arange(n // 2, dtype=np.int64)  # block index of a factor
+    for d in range(L + 1):
+        # depth d: 2**d sub-networks on the low Lp bits, each (F_m kron I_{2**r}) X_mask
+        # with m = 2**(Lp - r), r = d, and X_mask flipping interleave bits (bit reversal of
+        # the sub-network's d prefix bits)
+        Lp, r = L - d, d
+        if Lp - r <= 1:
+            if Lp - r == 1:  # F_2 on bit r
+                D[r] = [[1, 1], [1, -1]]
+            for q in range(r):  # the flips, in the (otherwise identity) factors of bit q
+                p = ((b >> q) << (q + 1)) | (b & ((1 << q) - 1))
+                flip = ((_bit_reverse(p >> Lp, d) >> q) & 1).astype(bool)
+                D[q, flip] = [[0, 1], [1, 0]]
+            break
+        k = Lp - 1  # the sub-networks' outer factor, first (D) and last (I)
+        j = b & ((1 << k) - 1)  # position in the top half of the sub-network
+        t = j >> r  # the time index below the top bit; t & 1 is the time bit converted last
+        w = np.exp(sign * 2j * np.pi * t / (1 << (Lp - r)))
+        # first: y = v_j + v_{j+half}, z = w (v_j - v_{j+half}); y goes to the top half when
+        # t is even, z when t is odd
+        s_in = np.empty((n // 2, 2, 2), dtype=np.complex128)
+        s_in[:, 0, 0], s_in[:, 0, 1], s_in[:, 1, 0], s_in[:, 1, 1] = 1, 1, w, -w
+        odd = (t & 1).astype(bool)
+        s_in[odd] = s_in[odd][:, ::-1, :]
+        # last: the two halves hold A_0, A_1 (time bit 0, 1) in the order set by bit r;
+        # outputs A_0 + w2 A_1 (top) and A_0 - w2 A_1 (bottom)
+        w2 = np.exp(sign * 2j * np.pi * (j >> (r + 1)) / (1 << (Lp - r - 1)))
+        s_out = np.empty((n // 2, 2, 2), dtype=np.complex128)
+        s_out[:, 0, 0], s_out[:, 0, 1], s_out[:, 1, 0], s_out[:, 1, 1] = 1, w2, 1, -w2
+        swapped = ((j >> r) & 1).astype(bool)
+        s_out[swapped] = s_out[swapped][:, :, ::-1]
+        D[k] = s_in
+        I[k] = s_out
+    return D, I
 
 
 def kaleidoscope_dft(
     n: int, *, inverse: bool = False, norm: str | None = "backward", dtype: Any = np.complex128
 ) -> np.ndarray:
-    """Return the twiddle of the DFT matrix (or its inverse) as a K-matrix of width 2.
+    """Return the twiddle of the DFT matrix (or its inverse) as a K-matrix of width 1.
 
     Parameters
     ----------
@@ -168,23 +207,31 @@ def kaleidoscope_dft(
 
     Returns
     -------
-    ndarray, shape (2, 2, log2(n), n//2, 2, 2)
+    ndarray, shape (1, 2, log2(n), n//2, 2, 2)
         ``kaleidoscope_multiply(tw, x)`` equals ``numpy.fft.fft(x, norm=norm)`` (``ifft`` when
         ``inverse``) up to rounding.
 
     Notes
     -----
-    ``F = B P``: ``B`` the radix-2 decimation-in-time butterfly of
-    :func:`structlin.butterfly_dft` and ``P`` the bit reversal. Unit 1 is the Beneš routing
-    of ``P`` (:func:`structlin.kaleidoscope_permutation`, width 1), unit 0 is
-    ``(B, identity)``: width 2, which is what is proved here. (A single butterfly cannot be
-    the bit reversal for ``n >= 8``: two inputs that differ in bit 0 only meet at the first
-    switch of stride 1 while their destinations differ in bit ``L-1`` only.) The size of
-    ``2 n log2 n`` blocks per unit is the paper's; its ``O(n log n)`` cost is that of the FFT.
+    ``F_n = B(tw[0, 0]) B(tw[0, 1])^H``: one decreasing-stride butterfly, then one
+    increasing-stride butterfly, the shape of a Beneš network. The butterflies compute the
+    radix-2 decimation-in-frequency FFT and route its bit-reversed output to natural order
+    at the same time. By induction on the network's recursive structure (outer factor of
+    stride ``n/2`` first and last, two half-size networks in between), with the problem
+    ``(F_m kron I_r) X``: the first factor converts the top time bit into the lowest frequency
+    bit (``y = v_j + v_{j+n/2}``, ``z = w^j (v_j - v_{j+n/2})``) and sends ``y`` to the top
+    half when the lowest time bit ``t_0`` of ``j`` is 0, ``z`` otherwise; each half is then the
+    same problem on half the size with one more interleaved bit (the bottom half's read with
+    that bit flipped, ``X``); the last factor converts ``t_0`` into the highest frequency bit,
+    its two inputs sitting at positions ``k`` and ``k + n/2``. The recursion stops at
+    ``F_2`` or ``F_1`` after ``log2(n) / 2`` levels; the flips ``X`` become swaps in the
+    factors of the interleaved bits. So ``F_n`` has width 1, as gradient fitting also finds
+    (:func:`kaleidoscope_fit`); ``K x`` costs two butterflies, ``O(n log n)``.
 
     See Also
     --------
-    structlin.butterfly_dft : the butterfly alone (taking bit-reversed input).
+    structlin.butterfly_dft : the DIT butterfly alone (taking bit-reversed input).
+    kaleidoscope_fit : reaches this width from a random start.
 
     Examples
     --------
@@ -193,7 +240,7 @@ def kaleidoscope_dft(
     >>> x = np.arange(8.0)
     >>> tw = kaleidoscope_dft(8, norm="ortho")
     >>> tw.shape
-    (2, 2, 3, 4, 2, 2)
+    (1, 2, 3, 4, 2, 2)
     >>> bool(np.allclose(kaleidoscope_multiply(tw, x), np.fft.fft(x, norm="ortho")))
     True
     """
@@ -201,9 +248,12 @@ def kaleidoscope_dft(
     inverse = check_bool(inverse, "inverse")
     norm = check_choice(norm, "norm", (None, "backward", "ortho", "forward")) or "backward"
     dtype = check_dtype(dtype, "dtype", allowed=_COMPLEX)
-    out = np.empty((2, 2, L, n // 2, 2, 2), dtype=dtype)
-    out[0] = _dft_unit(n, inverse, norm, dtype)[0]
-    out[1] = kaleidoscope_permutation(bit_reversal_permutation(n), dtype=np.complex128)[0]
+    D, I = _dft_network(n, 1.0 if inverse else -1.0)
+    if L:
+        D[L - 1] *= _dft_scale(n, inverse, norm)
+    out = np.empty((1, 2, L, n // 2, 2, 2), dtype=dtype)
+    out[0, 0] = I
+    out[0, 1] = _adjoint_blocks(D)
     return out
 
 

@@ -11,6 +11,11 @@ import structlin as sl
 SIZES = [2, 4, 8, 16, 32]
 
 
+def random_vectors(n):
+    rng = np.random.default_rng(n)
+    return rng.standard_normal((3, n)) + 1j * rng.standard_normal((3, n))
+
+
 @pytest.mark.parametrize("n", [1, *SIZES])
 def test_identity(n):
     tw = sl.kaleidoscope_identity(n)
@@ -23,12 +28,25 @@ def test_identity(n):
 @pytest.mark.parametrize("norm", [None, "backward", "ortho", "forward"])
 def test_dft(n, inverse, norm):
     tw = sl.kaleidoscope_dft(n, inverse=inverse, norm=norm)
-    assert tw.shape == (2, 2, n.bit_length() - 1, n // 2, 2, 2) and tw.dtype == np.complex128
+    assert tw.shape == (1, 2, n.bit_length() - 1, n // 2, 2, 2) and tw.dtype == np.complex128
     f = np.fft.ifft if inverse else np.fft.fft
     ref = f(np.eye(n), axis=0, norm=norm)
     np.testing.assert_allclose(sl.kaleidoscope_to_dense(tw), ref, atol=1e-12)
     x = np.random.default_rng(n).standard_normal((3, n))
     np.testing.assert_allclose(sl.kaleidoscope_multiply(tw, x), f(x, norm=norm), atol=1e-12)
+
+
+@pytest.mark.parametrize("n", [1, 64, 1 << 12])
+def test_dft_width_one_at_other_sizes(n):
+    """The width-1 network of kaleidoscope_dft (odd and even log2(n): the recursion ends at
+    F_2 or F_1) applied by the kernels, against numpy.fft."""
+    tw = sl.kaleidoscope_dft(n, inverse=n == 64)
+    assert tw.shape[0] == 1
+    x = random_vectors(n)
+    f = np.fft.ifft if n == 64 else np.fft.fft
+    ref = f(x)
+    assert np.linalg.norm(sl.kaleidoscope_multiply(tw, x) - ref) <= 1e-13 * max(
+        1, np.log2(n)) * np.linalg.norm(ref)
 
 
 def test_dft_complex64():
@@ -102,7 +120,7 @@ def test_product_widths_add_and_matrices_multiply():
     b = sl.kaleidoscope_dft(8)
     c = sl.kaleidoscope_permutation(rng.permutation(8))
     abc = sl.kaleidoscope_product(a, b, c)
-    assert abc.shape[0] == 5 and abc.dtype == np.complex128
+    assert abc.shape[0] == 4 and abc.dtype == np.complex128
     ref = sl.kaleidoscope_to_dense(a) @ sl.kaleidoscope_to_dense(b) @ sl.kaleidoscope_to_dense(c)
     np.testing.assert_allclose(sl.kaleidoscope_to_dense(abc), ref, atol=1e-12)
     with pytest.raises(ValueError, match="one size"):
