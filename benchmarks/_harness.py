@@ -149,6 +149,24 @@ def rel_error(a: Any, b: Any) -> float:
     return num / denom if denom > 0 else num
 
 
+def gpu_available() -> bool:
+    """Whether CuPy imports and a CUDA device runs a kernel (GPU benchmark modules yield no
+    case otherwise)."""
+    try:
+        import cupy
+
+        return cupy.cuda.runtime.getDeviceCount() > 0 and float(cupy.ones(2).sum()) == 2.0
+    except Exception:
+        return False
+
+
+def gpu_rel_error(a: Any, b: Any) -> float:
+    """:func:`rel_error` of two CuPy arrays, computed on the device."""
+    import cupy
+
+    return float(cupy.linalg.norm((a - b).ravel()) / cupy.linalg.norm(b.ravel()))
+
+
 def _timed(fn: Callable[[], Any], inner: int = 1) -> float:
     t0 = time.perf_counter()
     for _ in range(inner):

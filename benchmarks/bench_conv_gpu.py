@@ -25,28 +25,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
-from _harness import Case
+from _harness import Case, gpu_available, gpu_rel_error
 
 #: published H100 speed-ups of FlashFFTConv over PyTorch (arXiv:2311.05908), by L
 PUBLISHED = {1 << 10: 7.93, 1 << 12: 6.64, 1 << 14: 2.45, 1 << 20: 1.74}
 #: precisions benchmarked
 PRECISIONS = ("fp16", "bf16", "fp32")
 SEED = 20240602
-
-
-def _device_ok() -> bool:
-    try:
-        import cupy
-
-        return cupy.cuda.runtime.getDeviceCount() > 0 and float(cupy.ones(2).sum()) == 2.0
-    except Exception:
-        return False
-
-
-def _check(a, b) -> float:
-    import cupy
-
-    return float(cupy.linalg.norm((a - b).ravel()) / cupy.linalg.norm(b.ravel()))
 
 
 def _label(B: int, H: int, L: int, precision: str) -> tuple[str, str]:
@@ -105,7 +90,7 @@ def gated_conv_case(B: int, H: int, L: int, precision: str = "fp32") -> Case:
         unit="byte",
         dtype="float32",
         goal=None,
-        check=_check,
+        check=gpu_rel_error,
         tol=1e-3 if precision == "fp32" else 3e-2,
         notes=(f"FlashFFTConv (H100, fp16/bf16) reports {goal}x over PyTorch here"
                if goal else ""),
@@ -113,7 +98,7 @@ def gated_conv_case(B: int, H: int, L: int, precision: str = "fp32") -> Case:
 
 
 def cases(quick: bool) -> Iterator[Case]:
-    if not _device_ok():
+    if not gpu_available():
         return
     for B, H, L in _sizes(quick):
         for precision in PRECISIONS:

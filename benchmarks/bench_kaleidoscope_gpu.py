@@ -15,27 +15,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
-from _harness import Case
+from _harness import Case, gpu_available, gpu_rel_error
 
 import structlin
 
 SEED = 20261202
 DTYPES = ("float32", "complex64")
-
-
-def _device_ok() -> bool:
-    try:
-        import cupy
-
-        return cupy.cuda.runtime.getDeviceCount() > 0 and float(cupy.ones(2).sum()) == 2.0
-    except Exception:
-        return False
-
-
-def _check(a, b) -> float:
-    import cupy
-
-    return float(cupy.linalg.norm((a - b).ravel()) / cupy.linalg.norm(b.ravel()))
 
 
 def _sizes(quick: bool) -> list[tuple[int, int]]:
@@ -90,7 +75,7 @@ def dense_case(n: int, batch: int, dtype: str) -> Case:
     return Case(name=name, size=size, fn=fn, baseline=baseline,
                 baseline_name="cupy x @ K.T (cuBLAS)", work=_work(n, batch, dtype),
                 baseline_work=c * 2.0 * n * n * batch, unit="flop", dtype=dtype, goal=None,
-                check=_check, tol=1e-3)
+                check=gpu_rel_error, tol=1e-3)
 
 
 def butterflies_case(n: int, batch: int, dtype: str) -> Case:
@@ -115,11 +100,11 @@ def butterflies_case(n: int, batch: int, dtype: str) -> Case:
     return Case(name=name, size=size, fn=fn, baseline=baseline,
                 baseline_name="two butterfly_multiply calls (B^H, then B)",
                 work=_work(n, batch, dtype), unit="flop", dtype=dtype, goal=None,
-                check=_check, tol=1e-3)
+                check=gpu_rel_error, tol=1e-3)
 
 
 def cases(quick: bool) -> Iterator[Case]:
-    if not _device_ok():
+    if not gpu_available():
         return
     for n, batch in _sizes(quick):
         for dt in DTYPES:

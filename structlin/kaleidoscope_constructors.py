@@ -29,6 +29,7 @@ from structlin._validate import (
     check_dtype,
     prepare,
 )
+from structlin.butterfly import bit_reversal_permutation
 from structlin.dft_hadamard import (
     MAX_TRANSFORM_SIZE,
     _check_transform_size,
@@ -139,13 +140,6 @@ def kaleidoscope_diagonal(d: Any, *, dtype: Any = None) -> np.ndarray:
     return tw
 
 
-def _bit_reverse(v: np.ndarray, bits: int) -> np.ndarray:
-    out = np.zeros_like(v)
-    for e in range(bits):
-        out |= ((v >> e) & 1) << (bits - 1 - e)
-    return out
-
-
 def _dft_network(n: int, sign: float) -> tuple[np.ndarray, np.ndarray]:
     """Applied blocks ``(D, I)``, each ``(L, n//2, 2, 2)``, of ``F = I-pass D-pass``: ``D``
     applied in decreasing stride, then ``I`` in increasing stride (see
@@ -162,9 +156,10 @@ def _dft_network(n: int, sign: float) -> tuple[np.ndarray, np.ndarray]:
         if Lp - r <= 1:
             if Lp - r == 1:  # F_2 on bit r
                 D[r] = [[1, 1], [1, -1]]
+            masks = bit_reversal_permutation(1 << d)  # a sub-network's flips, by prefix
             for q in range(r):  # the flips, in the (otherwise identity) factors of bit q
                 p = ((b >> q) << (q + 1)) | (b & ((1 << q) - 1))
-                flip = ((_bit_reverse(p >> Lp, d) >> q) & 1).astype(bool)
+                flip = ((masks[p >> Lp] >> q) & 1).astype(bool)
                 D[q, flip] = [[0, 1], [1, 0]]
             break
         k = Lp - 1  # the sub-networks' outer factor, first (D) and last (I)
