@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from structlin._backend import kernels
 from structlin._validate import (
     check_bool,
     check_choice,
@@ -36,7 +37,7 @@ from structlin.dft_hadamard import (
     _dft_scale,
 )
 from structlin.kaleidoscope import check_kaleidoscope_twiddle
-from structlin.kaleidoscope_routing import kaleidoscope_permutation
+from structlin.kaleidoscope_routing import _check_permutation
 
 __all__ = [
     "kaleidoscope_circulant",
@@ -418,17 +419,26 @@ def kaleidoscope_fastfood(
 
     Returns
     -------
-    ndarray, shape (3, 2, log2(n), n//2, 2, 2)
-        Width 3 (a bound proved by construction, not claimed minimal): unit 2 is
-        ``(H diag(d2), identity)``, unit 1 the routed ``P``, unit 0 ``(H diag(d1),
-        identity)``; ``H`` the unnormalized Sylvester Hadamard matrix
-        (``scipy.linalg.hadamard``), a butterfly with every block ``[[1, 1], [1, -1]]``, and
-        each diagonal folded into the columns of its first applied factor.
+    ndarray, shape (2, 2, log2(n), n//2, 2, 2)
+        Width 2 (a bound proved by construction, not claimed minimal): ``K = B(a) B(c)^H
+        B(e) B(f)^H`` with ``B(f)^H = H diag(d2)``, ``B(c)^H B(e) = P`` and ``B(a) = H
+        diag(d1)``; ``H`` the unnormalized Sylvester Hadamard matrix
+        (``scipy.linalg.hadamard``), a butterfly with every block ``[[1, 1], [1, -1]]``.
 
     Notes
     -----
     Le, Sarlós, Smola's Fastfood ``S H G P H B`` without the final scaling ``S`` (pass
     ``d1 = g``, ``d2 = b``; scale the output for ``S``).
+
+    Why width 2: a K-matrix alternates increasing-stride butterflies ``B`` and
+    decreasing-stride ones ``B^H``, and ``H`` is both (``H = H^T``, its factors commute), so
+    ``H diag(d1)`` is a ``B`` (``d1`` folded into the columns of its first applied factor) and
+    ``H diag(d2) = (diag(d2)^* H)^H`` a ``B^H`` (``conj(d2)`` folded into the rows of the last
+    applied factor). ``P`` must then be a ``B^H B``-shaped network, strides ``1, ..., n/2``
+    then ``n/2, ..., 1``: the Beneš routing of ``R P R`` (``R`` the bit reversal) gives the
+    usual ``n/2, ..., 1, 1, ..., n/2`` network of ``R P R``, and conjugating each switch
+    column by ``R`` moves a switch on bit ``k`` to bit ``L - 1 - k``, which reverses the
+    strides. The four butterflies fill two ``B B^H`` units.
 
     References
     ----------
@@ -453,18 +463,41 @@ def kaleidoscope_fastfood(
     if n2 != n:
         raise ValueError(f"d2 must have the length of d1 ({n}), got {n2}")
     L = _check_transform_size(n, "d1", "length n")
-    routed = kaleidoscope_permutation(perm, dtype=dtype)
-    if routed.shape[2] != L:
-        raise ValueError(f"perm must have the length of d1 ({n}), got another length")
-    out = np.empty((3, 2, L, n // 2, 2, 2), dtype=dtype)
-    ident = _identity_butterfly(L, dtype)
-    for unit, d in ((0, a1), (2, a2)):
-        h = np.ones((L, n // 2, 2, 2), dtype=dtype)
-        h[..., 1, 1] = -1
-        h[0, :, :, 0] *= d[0::2, None]
-        h[0, :, :, 1] *= d[1::2, None]
-        out[unit, 0] = h
-        out[unit, 1] = ident
-    out[1] = routed[0]
+    p = _check_permutation(perm)
+    if p.shape[0] != n:
+        raise ValueError(f"perm must have the length of d1 ({n}), got {p.shape[0]}")
+    out = np.empty((2, 2, L, n // 2, 2, 2), dtype=dtype)
+    h = np.ones((L, n // 2, 2, 2), dtype=dtype)
+    h[..., 1, 1] = -1
+    out[0, 0] = h  # H diag(d1): d1 on the columns of the first applied factor
+    out[0, 0, 0, :, :, 0] *= a1[0::2, None]
+    out[0, 0, 0, :, :, 1] *= a1[1::2, None]
+    out[1, 1] = h  # (conj(d2) H)^H: conj(d2) on the rows of the last applied factor
+    out[1, 1, L - 1, :, 0, :] *= np.conj(a2[: n // 2, None])
+    out[1, 1, L - 1, :, 1, :] *= np.conj(a2[n // 2 :, None])
+    r = bit_reversal_permutation(n)
+    sw = kernels(np, "kaleidoscope_routing").route(r[p[r]])
+    # R P R = (increasing: sw[0]) (decreasing: sw[1]); conjugated by R, sw[1] becomes the
+    # increasing network met first (e) and sw[0] the decreasing one met second (c^H)
+    for dst, cols in ((out[1, 0], sw[1]), (out[0, 1], sw[0])):
+        s = _reversed_switch_columns(cols, L).astype(dtype)
+        dst[..., 0, 0] = dst[..., 1, 1] = 1 - s
+        dst[..., 0, 1] = dst[..., 1, 0] = s
+    return out
+
+
+def _reversed_switch_columns(cols: np.ndarray, L: int) -> np.ndarray:
+    """Switch settings ``(L, n//2)`` conjugated by the bit reversal ``R``: the switch of
+    factor ``k`` on the pair ``(i, i + 2**k)`` becomes the switch of factor ``L - 1 - k`` on
+    ``(R i, R i + 2**(L-1-k))`` (``R i`` has bit ``L - 1 - k`` clear, so the pair keeps its
+    orientation)."""
+    n = 1 << L
+    r = bit_reversal_permutation(n)
+    out = np.empty_like(cols)
+    j = np.arange(n // 2, dtype=np.int64)
+    for k in range(L):
+        lo = r[((j >> k) << (k + 1)) | (j & ((1 << k) - 1))]
+        kr = L - 1 - k
+        out[kr, ((lo >> (kr + 1)) << kr) | (lo & ((1 << kr) - 1))] = cols[k]
     return out
 

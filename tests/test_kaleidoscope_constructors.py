@@ -108,10 +108,24 @@ def test_fastfood(n):
     rng = np.random.default_rng(n)
     d1, d2, p = rng.standard_normal(n), rng.standard_normal(n), rng.permutation(n)
     tw = sl.kaleidoscope_fastfood(d1, p, d2)
-    assert tw.shape[0] == 3
+    assert tw.shape[0] == 2
     H = sla.hadamard(n)
     ref = H @ np.diag(d1) @ np.eye(n)[p] @ H @ np.diag(d2)
     np.testing.assert_allclose(sl.kaleidoscope_to_dense(tw), ref, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.complex64, np.complex128])
+def test_fastfood_dtypes(dtype):
+    rng = np.random.default_rng(5)
+    n = 32
+    d1, d2, p = rng.standard_normal(n), rng.standard_normal(n), rng.permutation(n)
+    tw = sl.kaleidoscope_fastfood(d1, p, d2, dtype=dtype)
+    assert tw.dtype == dtype and tw.shape == (2, 2, 5, 16, 2, 2)
+    x = rng.standard_normal((3, n)).astype(dtype)
+    H = sla.hadamard(n)
+    ref = x @ (H @ np.diag(d1) @ np.eye(n)[p] @ H @ np.diag(d2)).T
+    tol = 1e-3 if np.dtype(dtype).itemsize <= 8 else 1e-12
+    np.testing.assert_allclose(sl.kaleidoscope_multiply(tw, x), ref, rtol=tol, atol=tol * 30)
 
 
 def test_product_widths_add_and_matrices_multiply():
