@@ -50,3 +50,14 @@ class TestGpuKaleidoscopeWidth3Conformance(cpu_tests.TestKaleidoscopeWidth3Confo
 
 class TestGpuKaleidoscopeSmallConformance(cpu_tests.TestKaleidoscopeFallbackConformance):
     xp = cupy
+
+
+def test_gpu_fit_runs_the_products_on_the_device_and_matches_the_host_fit():
+    F = np.fft.fft(np.eye(8))
+    host = sl.kaleidoscope_fit(F, 1, restarts=2, maxiter=300, rng=0)
+    dev = sl.kaleidoscope_fit(cupy.asarray(F), 1, restarts=2, maxiter=300, rng=0)
+    assert isinstance(dev.twiddle, cupy.ndarray) and dev.twiddle.dtype == np.complex128
+    assert dev.success and host.success
+    P = np.eye(64)[np.random.default_rng(0).permutation(64)]
+    fit = sl.kaleidoscope_fit(cupy.asarray(P), 1, restarts=1, maxiter=10, rng=0)
+    assert fit.error < 1e-12 and isinstance(fit.twiddle, cupy.ndarray)

@@ -22,11 +22,44 @@ def test_the_dft_is_reached_exactly_at_width_one(n):
         abs=1e-9)
 
 
-def test_a_random_permutation_of_8_is_reached_at_width_two():
-    """Gradient fitting of a permutation is non-convex: width 1 (where it exists) is not found
-    from random starts, width 2 is (with restarts)."""
+@pytest.mark.parametrize("n", [8, 16, 64, 256])
+def test_a_random_permutation_is_reached_exactly_at_width_one(n):
+    """Every permutation is in BB* (width 1): the permutation start routes it exactly."""
+    perm = np.random.default_rng(n).permutation(n)
+    P = np.eye(n)[perm]
+    fit = sl.kaleidoscope_fit(P, 1, restarts=2, maxiter=100, rng=0)
+    assert fit.success and fit.error < 1e-12 and len(fit.errors) == 1, fit.errors
+    assert fit.twiddle.shape == (1, 2, n.bit_length() - 1, n // 2, 2, 2)
+    x = np.random.default_rng(1).standard_normal((3, n))
+    np.testing.assert_allclose(sl.kaleidoscope_multiply(fit.twiddle, x), x[:, perm],
+                               atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+def test_a_scaled_permutation_at_width_two_and_a_noisy_one(dtype):
+    """D P is exact at width 1 (D folded into the routed twiddle), and at a larger width the
+    other units start at the identity; a noisy permutation is fitted below the noise."""
+    rng = np.random.default_rng(3)
+    n = 32
+    d = rng.standard_normal(n) + (1j * rng.standard_normal(n) if dtype == np.complex128 else 0)
+    A = (d[:, None] * np.eye(n)[rng.permutation(n)]).astype(dtype)
+    fit = sl.kaleidoscope_fit(A, 2, restarts=1, maxiter=50, rng=0)
+    assert fit.success and fit.error < 1e-12 and fit.twiddle.dtype == dtype
+    np.testing.assert_allclose(fit.to_dense(), A, atol=1e-12)
+    noise = 1e-2 * rng.standard_normal((n, n))
+    B = A + noise
+    fit = sl.kaleidoscope_fit(B, 1, restarts=1, maxiter=300, rng=0)
+    start = np.linalg.norm(noise) / np.linalg.norm(B)  # about the start's error
+    assert fit.error < start and not fit.success
+
+
+def test_without_the_permutation_start_a_permutation_of_8_is_reached_at_width_two():
+    """Gradient fitting of a permutation is non-convex: from random starts, width 1 (where it
+    exists) is not found, width 2 is (with restarts)."""
     P = np.eye(8)[np.random.default_rng(0).permutation(8)]
-    fit = sl.kaleidoscope_fit(P, 2, restarts=4, maxiter=1000, rng=1)
+    assert not sl.kaleidoscope_fit(P, 1, restarts=2, maxiter=1000, rng=1,
+                                   permutation_start=False).success
+    fit = sl.kaleidoscope_fit(P, 2, restarts=4, maxiter=1000, rng=1, permutation_start=False)
     assert fit.success and fit.error < 1e-6, fit.errors
     assert fit.twiddle.dtype == np.float64
     np.testing.assert_allclose(fit.to_dense(), P, atol=1e-5)
