@@ -22,6 +22,8 @@ import functools
 import numba
 from numba import njit
 
+from structlin._cpu._blas_pool import park_blas_threads
+
 #: bytes of one tile (per thread) that should stay in the core's L2 cache
 TILE_BYTES = 256 * 1024
 #: bytes of consecutive elements gathered per tile row in the later passes (two cache lines)
@@ -65,10 +67,15 @@ SERIAL_ELEMENTS = 1 << 14
 def threads_for(elements: int):
     """Run the body on the calling thread alone when it touches fewer than
     :data:`SERIAL_ELEMENTS` elements (the one small-input rule of every CPU kernel); otherwise
-    on Numba's whole pool. Yields the number of threads to use (for code that splits work
-    itself, e.g. per-thread buffers)."""
+    on Numba's whole pool, after parking OpenBLAS's spinning workers
+    (:func:`structlin._cpu._blas_pool.park_blas_threads`). Yields the number of threads to
+    use (for code that splits work itself, e.g. per-thread buffers)."""
     threads = numba.get_num_threads()
-    if threads == 1 or elements >= SERIAL_ELEMENTS:
+    if threads == 1:
+        yield threads
+        return
+    if elements >= SERIAL_ELEMENTS:
+        park_blas_threads()
         yield threads
         return
     numba.set_num_threads(1)

@@ -1,0 +1,79 @@
+"""Parking OpenBLAS's spinning workers before a parallel kernel (structlin._cpu._blas_pool)."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+import structlin as sl
+from structlin._cpu import _blas_pool, _schedule
+
+
+def _pthreads_openblas_loaded() -> bool:
+    from threadpoolctl import ThreadpoolController
+
+    return any(c.internal_api == "openblas" and getattr(c, "threading_layer", "") == "pthreads"
+               for c in ThreadpoolController().lib_controllers)
+
+
+class _Recorder:
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self):
+        self.calls += 1
+
+
+@pytest.fixture
+def recorder(monkeypatch):
+    rec = _Recorder()
+    monkeypatch.setattr(_blas_pool, "_shutdown_functions", lambda: (rec,))
+    monkeypatch.setattr(_schedule.numba, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(_schedule.numba, "set_num_threads", lambda k: None)
+    return rec
+
+
+def test_a_parallel_kernel_parks_and_a_small_one_does_not(recorder):
+    with _schedule.threads_for(_schedule.SERIAL_ELEMENTS) as t:
+        assert t == 2
+    assert recorder.calls == 1
+    with _schedule.threads_for(_schedule.SERIAL_ELEMENTS - 1) as t:
+        assert t == 1
+    assert recorder.calls == 1
+
+
+def test_nothing_is_parked_while_another_python_thread_runs(recorder):
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert _blas_pool.park_blas_threads() == 0
+        with _schedule.threads_for(1 << 20):
+            pass
+        assert recorder.calls == 0
+    finally:
+        stop.set()
+        other.join()
+    assert _blas_pool.park_blas_threads() == 1 and recorder.calls == 1
+
+
+@pytest.mark.skipif(not _pthreads_openblas_loaded(),
+                    reason="NumPy's BLAS here is not a pthreads OpenBLAS")
+def test_the_real_shutdown_is_found_and_blas_restarts_after_it():
+    import scipy.linalg  # its own OpenBLAS, loaded after NumPy's
+
+    funcs = _blas_pool._shutdown_functions()
+    assert len(funcs) >= 1
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((300, 300))
+    ref = a @ a.T
+    tw = sl.random_butterfly(1024, rng=0)
+    x = rng.standard_normal((64, 1024))
+    for _ in range(3):  # BLAS, park, kernel, BLAS again: the pool comes back each time
+        assert _blas_pool.park_blas_threads() == len(funcs)
+        y = sl.butterfly_multiply(tw, x)
+        np.testing.assert_allclose(y, sl.butterfly_multiply(tw, x))
+        np.testing.assert_allclose(a @ a.T, ref, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(scipy.linalg.solve(a, ref), a.T, atol=1e-8)
