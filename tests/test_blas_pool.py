@@ -44,10 +44,23 @@ def test_a_parallel_kernel_parks_and_a_small_one_does_not(recorder):
     assert recorder.calls == 1
 
 
-def test_nothing_is_parked_while_another_python_thread_runs(recorder):
-    stop = threading.Event()
-    other = threading.Thread(target=stop.wait)
-    other.start()
+@pytest.mark.parametrize("start", ["threading", "_thread"])
+def test_nothing_is_parked_while_another_python_thread_runs(recorder, start):
+    import _thread
+
+    started, stop, done = threading.Event(), threading.Event(), threading.Event()
+
+    def body():
+        started.set()
+        stop.wait()
+        done.set()
+
+    if start == "threading":
+        other = threading.Thread(target=body)
+        other.start()
+    else:  # not in threading.enumerate(): seen through sys._current_frames
+        _thread.start_new_thread(body, ())
+    started.wait()
     try:
         assert _blas_pool.park_blas_threads() == 0
         with _schedule.threads_for(1 << 20):
@@ -55,7 +68,13 @@ def test_nothing_is_parked_while_another_python_thread_runs(recorder):
         assert recorder.calls == 0
     finally:
         stop.set()
-        other.join()
+        done.wait()
+        if start == "threading":
+            other.join()
+    for _ in range(100):  # the _thread thread ends just after setting done
+        if not _blas_pool._other_python_threads():
+            break
+        threading.Event().wait(0.01)
     assert _blas_pool.park_blas_threads() == 1 and recorder.calls == 1
 
 

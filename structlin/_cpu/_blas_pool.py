@@ -11,9 +11,10 @@ which every threaded entry point calls when the pool is down).
 That shutdown is not safe while another thread is inside the same OpenBLAS (it frees the
 workers' buffers and would wait for a worker that never sees the exit request), so
 :func:`park_blas_threads` only calls it when the interpreter runs no other Python thread
-(``threading.active_count() == 1``): NumPy and SciPy call OpenBLAS from Python threads only,
-and with one thread the caller is the one here, between two of its own calls. With other
-threads alive (a Jupyter kernel, a thread pool) nothing is done.
+(``threading.active_count() == 1`` and one thread in ``sys._current_frames()``): NumPy and
+SciPy call OpenBLAS from Python threads only, and with one thread the caller is the one here,
+between two of its own calls. With other threads alive (a Jupyter kernel, a thread pool)
+nothing is done.
 
 Costs, measured on the 2-core machine: restarting the pool adds about 0.1 ms to the first
 threaded NumPy product after a structlin kernel (a 128 x 128 float64 product: 0.29 against
@@ -60,10 +61,20 @@ def _shutdown_functions() -> tuple:
     return _cache[1]
 
 
+def _other_python_threads() -> bool:
+    """Whether any thread but this one runs Python code: ``threading``'s threads, and through
+    ``sys._current_frames`` also those started by ``_thread`` or by C code that are inside a
+    Python call (a NumPy call that released the GIL keeps its frame)."""
+    if threading.active_count() != 1:
+        return True
+    frames = getattr(sys, "_current_frames", None)
+    return frames is not None and len(frames()) != 1
+
+
 def park_blas_threads() -> int:
     """Stop the spinning OpenBLAS workers if it is safe (no other Python thread); return the
     number of OpenBLAS libraries parked (0 when skipped)."""
-    if not ENABLED or threading.active_count() != 1:
+    if not ENABLED or _other_python_threads():
         return 0
     funcs = _shutdown_functions()
     for f in funcs:
