@@ -37,7 +37,7 @@ from structlin.dft_hadamard import (
     _dft_scale,
 )
 from structlin.kaleidoscope import check_kaleidoscope_twiddle
-from structlin.kaleidoscope_routing import _check_permutation
+from structlin.kaleidoscope_routing import _check_permutation, _switch_twiddle
 
 __all__ = [
     "kaleidoscope_circulant",
@@ -479,22 +479,20 @@ def kaleidoscope_fastfood(
     sw = kernels(np, "kaleidoscope_routing").route(r[p[r]])
     # R P R = (increasing: sw[0]) (decreasing: sw[1]); conjugated by R, sw[1] becomes the
     # increasing network met first (e) and sw[0] the decreasing one met second (c^H)
-    for dst, cols in ((out[1, 0], sw[1]), (out[0, 1], sw[0])):
-        s = _reversed_switch_columns(cols, L).astype(dtype)
-        dst[..., 0, 0] = dst[..., 1, 1] = 1 - s
-        dst[..., 0, 1] = dst[..., 1, 0] = s
+    ec = _switch_twiddle(np.stack([_reversed_switch_columns(sw[1], r),
+                                   _reversed_switch_columns(sw[0], r)]), dtype)[0]
+    out[1, 0], out[0, 1] = ec[0], ec[1]
     return out
 
 
-def _reversed_switch_columns(cols: np.ndarray, L: int) -> np.ndarray:
+def _reversed_switch_columns(cols: np.ndarray, r: np.ndarray) -> np.ndarray:
     """Switch settings ``(L, n//2)`` conjugated by the bit reversal ``R``: the switch of
     factor ``k`` on the pair ``(i, i + 2**k)`` becomes the switch of factor ``L - 1 - k`` on
     ``(R i, R i + 2**(L-1-k))`` (``R i`` has bit ``L - 1 - k`` clear, so the pair keeps its
-    orientation)."""
-    n = 1 << L
-    r = bit_reversal_permutation(n)
+    orientation); ``r`` is :func:`bit_reversal_permutation` of ``n``."""
+    L, half = cols.shape
     out = np.empty_like(cols)
-    j = np.arange(n // 2, dtype=np.int64)
+    j = np.arange(half, dtype=np.int64)
     for k in range(L):
         lo = r[((j >> k) << (k + 1)) | (j & ((1 << k) - 1))]
         kr = L - 1 - k

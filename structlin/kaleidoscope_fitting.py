@@ -27,6 +27,7 @@ from structlin.kaleidoscope import (
     kaleidoscope_to_dense,
     random_kaleidoscope,
 )
+from structlin.kaleidoscope_constructors import kaleidoscope_identity
 from structlin.kaleidoscope_routing import kaleidoscope_permutation
 
 __all__ = ["KaleidoscopeFit", "kaleidoscope_fit"]
@@ -138,7 +139,7 @@ def _permutation_start(A: np.ndarray, norm2: float, width: int) -> np.ndarray | 
     if float(np.sum(d.real**2 + d.imag**2)) < 0.5 * norm2:
         return None
     tw = np.repeat(kaleidoscope_permutation(perm, dtype=A.dtype), width, axis=0)
-    tw[1:] = kaleidoscope_permutation(np.arange(n), dtype=A.dtype)[0]
+    tw[1:] = kaleidoscope_identity(n, dtype=A.dtype)[0]
     L = tw.shape[2]
     tw[0, 0, L - 1, :, 0, :] *= d[: n // 2, None]
     tw[0, 0, L - 1, :, 1, :] *= d[n // 2 :, None]
