@@ -296,14 +296,17 @@ def pixelfly_multiply(blocks: Any, mask: Any, U: Any, V: Any, x: Any) -> Any:
     plus ``2 rank (n_in + n_out)`` for the low-rank term, instead of ``2 n_out n_in``; the
     dense matrix is never formed (Chen et al. 2022, arXiv:2112.00029).
 
-    On the CPU, a Numba kernel runs in parallel over tiles of (batch rows, block row): it
-    gathers the ``x`` segments of the row's blocks into one contiguous panel and multiplies it
-    by the row's blocks stacked as one panel (one BLAS GEMM per tile). On the GPU, a CUDA
-    kernel walks the block CSR of the mask, one thread block per (batch tile, block row), with
-    ``x`` and block tiles in shared memory. The low-rank term starts with one thin GEMM,
-    ``x V``; on the CPU its product with ``U`` is fused into the block-row GEMMs (the tile's
-    ``x V`` is appended to the gathered panel and the block row's ``U^T`` to its blocks), so
-    ``y`` is written once; on the GPU it is one more cuBLAS GEMM.
+    On the CPU, a Numba kernel runs in parallel over tiles of batch rows. For real float32 and
+    float64 with blocks that are whole SIMD vectors (``block`` a multiple of 16 float32 on
+    AVX-512, 8 on AVX2), each stored block is one call of a register-blocked micro-kernel on
+    the ``x`` segment in place (about 50-60 % of the machine's sgemm rate on 2 cores, see
+    ``benchmarks/bench_pixelfly.py``); otherwise the ``x`` segments of a block row are
+    gathered into one panel and multiplied by the row's stacked blocks (one BLAS GEMM per
+    tile). On the GPU, a CUDA kernel walks the block CSR of the mask, one thread block per
+    (batch tile, block row), with ``x`` and block tiles in shared memory. The low-rank term
+    starts with one thin GEMM, ``x V``; on the CPU its product with ``U`` is fused into the
+    block-row products (one more micro-kernel call, or ``x V`` appended to the gathered
+    panel), so ``y`` is written once; on the GPU it is one more cuBLAS GEMM.
 
     Examples
     --------

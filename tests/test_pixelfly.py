@@ -185,6 +185,49 @@ def test_integer_and_bool_inputs_promote_to_float64():
     np.testing.assert_array_equal(y, [1.0, 2.0])
 
 
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+@pytest.mark.parametrize("vectors", [1, 2, 3, 4])
+@pytest.mark.parametrize("batch,rank", [(1, 0), (5, 3), (6, 0), (37, 2), (200, 16)])
+def test_microkernel_path_matches_dense(dt, vectors, batch, rank):
+    # blocks of 1..4 vectors (the register tile's widths 4, 2, 1 and their remainders), a block
+    # row with no stored block, batches that are not a multiple of the tile's rows or span
+    # several tiles, with and without the low-rank term; forward and the adjoint (grad_x)
+    from structlin._cpu import _microkernel
+    from structlin._cpu import pixelfly as cpu
+
+    bs = vectors * _microkernel.lanes_of(np.dtype(dt).itemsize)
+    assert cpu.has_microkernel_form(dt, bs)
+    rng = np.random.default_rng(batch + vectors)
+    mask = sl.flat_block_butterfly_mask(4 * bs, 8 * bs, bs, 1).copy()
+    mask[2] = False
+    p = params(rng, mask, bs, rank, dt)
+    x = random_array(rng, (batch, 8 * bs), dt)
+    y = sl.pixelfly_multiply(p["blocks"], mask, p["U"], p["V"], x)
+    M = sl.pixelfly_to_dense(p["blocks"].astype(np.float64), mask, p["U"].astype(np.float64),
+                             p["V"].astype(np.float64))
+    assert y.dtype == dt
+    assert cf._rel_err(y, x @ M.T) <= tolerance(dt, 8 * bs)
+    g = random_array(rng, (batch, 4 * bs), dt)
+    gx = sl.pixelfly_multiply_vjp(p["blocks"], mask, p["U"], p["V"], x, g)[3]
+    assert cf._rel_err(gx, g @ M) <= tolerance(dt, 8 * bs)
+    # rows are independent: a NaN row of x reaches only its own row of y
+    x[batch // 2, 0] = np.nan
+    y = sl.pixelfly_multiply(p["blocks"], mask, p["U"], p["V"], x)
+    bad = np.isnan(y).any(axis=1)
+    assert bad[batch // 2] and bad.sum() == 1
+
+
+def test_microkernel_form_is_real_blocks_of_whole_vectors():
+    from structlin._cpu import _microkernel
+    from structlin._cpu import pixelfly as cpu
+
+    L = _microkernel.lanes_of(4)
+    assert cpu.has_microkernel_form(np.float32, 2 * L)
+    assert not cpu.has_microkernel_form(np.float32, L + 1)
+    assert not cpu.has_microkernel_form(np.complex64, 2 * L)
+    assert not cpu.has_microkernel_form(np.float32, 0)
+
+
 def test_nan_propagates_only_through_its_blocks():
     mask = np.eye(2, dtype=bool)
     blocks = np.ones((2, 2, 2))

@@ -7,7 +7,8 @@ vectorizer but not the SLP vectorizer, so a fixed-size register tile stays scala
 intrinsic here emits the vector IR directly.
 
 One call computes an ``mr x nv`` tile of accumulators, each a *vector* of ``lanes`` values
-(one 64-byte register: 16 float32 or 8 float64), over a reduction of length ``K``::
+(one register of the CPU's widest vector unit, :data:`VECTOR_BYTES`: 16 float32 or 8 float64
+with AVX-512, 8 or 4 with AVX2), over a reduction of length ``K``::
 
     acc[m][v] = sum_k  a(m, k) * b(v, k)              (one fma per (m, v, k))
 
@@ -28,10 +29,10 @@ strides count elements.
   index the blocks, see :mod:`structlin._cpu.monarch`).
 
 Each step of the ``K`` loop loads ``mr + nv`` operands for ``mr * nv`` fmas; with ``mr * nv``
-around 24 the accumulators fill most of the 32 vector registers and the loads stay below one
-per fma, so the loop runs at the fma unit's rate while its operands come from the L1/L2 cache.
-LLVM lowers the 64-byte vectors to one AVX-512 register, two AVX2 registers or four
-SSE/NEON registers: the code is portable, only its speed depends on the CPU.
+= 24 on AVX-512 (12 on AVX2, :data:`MAX_NV`) the accumulators fill most of the 32 (16)
+vector registers and the loads stay below one per fma, so the loop runs at the fma unit's
+rate while its operands come from the L1/L2 cache. The vector width and the tile are chosen
+for the CPU Numba compiles for (:func:`_host_vectors`); the IR is the same everywhere.
 """
 
 from __future__ import annotations
@@ -39,17 +40,42 @@ from __future__ import annotations
 import platform
 from functools import cache
 
+import numpy as np
 from llvmlite import ir
-from numba import types
+from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
 _X86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
-#: bytes of one vector of accumulators (one AVX-512 register)
-VECTOR_BYTES = 64
+
+
+def _host_vectors() -> tuple[int, int]:
+    """``(bytes of one vector register, vectors per row of the register tile)`` of the CPU
+    Numba compiles for: 64 and 4 with AVX-512 (32 registers), 32 and 2 with AVX/AVX2 (16
+    registers), 16 and 2 with SSE only, 16 and 4 elsewhere (NEON: 32 registers). A tile of
+    ``MR x nv`` vectors then leaves registers for the operands; with 64-byte vectors on AVX2
+    the 6 x 4 tile needed 48 registers and spilled (measured: a quarter of the peak)."""
+    import llvmlite.binding as ll
+    import numba
+
+    name = numba.config.CPU_NAME
+    if name and name != "host":  # a pinned target: trust the features it was given
+        feats = {f[1:] for f in (numba.config.CPU_FEATURES or "").split(",") if f[:1] == "+"}
+    else:
+        feats = {k for k, v in ll.get_host_cpu_features().items() if v}
+    if not _X86:
+        return 16, 4
+    if "avx512f" in feats:
+        return 64, 4
+    if "avx" in feats:
+        return 32, 2
+    return 16, 2
+
+
+#: bytes of one vector of accumulators (one register of the widest vector unit) and the most
+#: vectors per row of the register tile, for the CPU Numba compiles for
+VECTOR_BYTES, MAX_NV = _host_vectors()
 REAL = (types.float32, types.float64)
-
-
 def lanes_of(itemsize: int) -> int:
     """Lanes of one vector for elements of ``itemsize`` bytes."""
     return VECTOR_BYTES // itemsize
@@ -231,3 +257,74 @@ def store_fence(typingctx):
 
     return sig, codegen
 
+
+
+# --------------------------------------------------------------------------- shared call sites
+# The variants the kernels use, and Numba functions choosing among them at run time (an
+# intrinsic's register tile is fixed when it is compiled): ``mr = MR`` rows by ``nv`` = 1, 2
+# or 4 vectors, broadcast or lane by lane, storing or accumulating.
+
+#: rows of the register tile (its columns: 4 vectors, fewer at the edges)
+MR = 6
+_B1, _B2, _B4, _B1A, _B2A, _B4A = (outer_block(MR, nv, True, acc)
+                                   for acc in (False, True) for nv in (1, 2, 4))
+_L1, _L2, _L4, _L1A, _L2A, _L4A = (outer_block(MR, nv, False, acc)
+                                   for acc in (False, True) for nv in (1, 2, 4))
+
+
+@njit(cache=True, inline="always")
+def vector_lanes(a):
+    """Lanes of one vector for the elements of the array ``a``."""
+    return VECTOR_BYTES // a.itemsize
+
+
+@njit(cache=True, inline="always")
+def tile_width(left):
+    """Vectors of the register tile (4, 2 or 1, at most :data:`MAX_NV`) for ``left`` vectors
+    of output columns still to do."""
+    return 4 if left >= 4 and MAX_NV >= 4 else (2 if left >= 2 else 1)
+
+
+@njit(cache=True, inline="always")
+def aligned(n, dtype):
+    """An uninitialised 1-d array of ``n`` elements whose data is 64-byte aligned."""
+    buf = np.empty(n + 64, dtype=dtype)
+    off = ((64 - buf.ctypes.data % 64) % 64) // buf.itemsize
+    return buf[off : off + n]
+
+
+@njit(cache=True, inline="always")
+def bcast_call(nv, acc, src, a, lda, ak, w, b, bk, bv, dst, c, ldc, cv, k, stream):
+    """The broadcast micro-kernel ``MR x nv`` (``nv`` in 1, 2, 4), accumulating if ``acc``;
+    the other arguments are those of :func:`outer_block`."""
+    if acc:
+        if nv == 4:
+            _B4A(src, a, lda, ak, w, b, bk, bv, dst, c, ldc, cv, k, stream)
+        elif nv == 2:
+            _B2A(src, a, lda, ak, w, b, bk, bv, dst, c, ldc, cv, k, stream)
+        else:
+            _B1A(src, a, lda, ak, w, b, bk, bv, dst, c, ldc, cv, k, stream)
+    elif nv == 4:
+        _B4(src, a, lda, ak, w, b, bk, bv, dst, c, ldc, cv, k, stream)
+    elif nv == 2:
+        _B2(src, a, lda, ak, w, b, bk, bv, dst, c, ldc, cv, k, stream)
+    else:
+        _B1(src, a, lda, ak, w, b, bk, bv, dst, c, ldc, cv, k, stream)
+
+
+@njit(cache=True, inline="always")
+def lane_call(nv, acc, src, a, lda, ak, w, b, bk, bv, dst, c, ldc, cv, k, stream):
+    """The lane-by-lane micro-kernel ``MR x nv``, as :func:`bcast_call`."""
+    if acc:
+        if nv == 4:
+            _L4A(src, a, lda, ak, w, b, bk, bv, dst, c, ldc, cv, k, stream)
+        elif nv == 2:
+            _L2A(src, a, lda, ak, w, b, bk, bv, dst, c, ldc, cv, k, stream)
+        else:
+            _L1A(src, a, lda, ak, w, b, bk, bv, dst, c, ldc, cv, k, stream)
+    elif nv == 4:
+        _L4(src, a, lda, ak, w, b, bk, bv, dst, c, ldc, cv, k, stream)
+    elif nv == 2:
+        _L2(src, a, lda, ak, w, b, bk, bv, dst, c, ldc, cv, k, stream)
+    else:
+        _L1(src, a, lda, ak, w, b, bk, bv, dst, c, ldc, cv, k, stream)

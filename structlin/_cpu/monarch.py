@@ -46,7 +46,17 @@ from __future__ import annotations
 import numpy as np
 from numba import get_num_threads, get_thread_id, njit, parallel_chunksize, prange
 
-from structlin._cpu._microkernel import lanes_of, outer_block, prefetch, store_fence
+from structlin._cpu._microkernel import (
+    MR,
+    aligned,
+    bcast_call,
+    lane_call,
+    lanes_of,
+    prefetch,
+    store_fence,
+    tile_width,
+    vector_lanes,
+)
 from structlin._cpu._schedule import serial_blas, serial_when_small
 
 __all__ = ["apply", "low_rank", "weight_grad"]
@@ -167,15 +177,9 @@ def _apply1(x, w, pre, post, T, nchunk):
 # side by side in the lanes of one vector (``_lane_rows``); the permutation between the
 # factors is only the strides these two read and write with.
 
-#: rows of the micro-kernel's register tile (its columns: 4 vectors, fewer at the edges)
-MR = 6
 #: reduction length of one micro-kernel call: its ``(KB, 4 vectors)`` weight panel (16 KiB)
 #: stays in L1 while the call runs over all rows of a tile; longer reductions accumulate
 KB = 64
-_BCAST = tuple(outer_block(MR, nv, True, acc) for acc in (False, True) for nv in (1, 2, 4))
-_LANE = tuple(outer_block(MR, nv, False, acc) for acc in (False, True) for nv in (1, 2, 4))
-_B1, _B2, _B4, _B1A, _B2A, _B4A = _BCAST
-_L1, _L2, _L4, _L1A, _L2A, _L4A = _LANE
 #: bytes of a tile's intermediate rows, aimed at half the L2 cache (the other half holds the
 #: weight panels and the rows of ``x`` being prefetched)
 MK_TILE_BYTES = 1 << 19
@@ -187,57 +191,10 @@ _KIND_LANE = 1
 
 
 @njit(cache=True, inline="always")
-def _aligned(n, dtype):
-    """An uninitialised 1-d array of ``n`` elements whose data is 64-byte aligned."""
-    buf = np.empty(n + 64, dtype=dtype)
-    off = ((64 - buf.ctypes.data % 64) % 64) // buf.itemsize
-    return buf[off : off + n]
-
-
-@njit(cache=True, inline="always")
-def _bcast_call(nv, acc, src, a, lda, ak, w, b, bk, bv, dst, c, ldc, cv, k, stream):
-    if acc:
-        if nv == 4:
-            _B4A(src, a, lda, ak, w, b, bk, bv, dst, c, ldc, cv, k, stream)
-        elif nv == 2:
-            _B2A(src, a, lda, ak, w, b, bk, bv, dst, c, ldc, cv, k, stream)
-        else:
-            _B1A(src, a, lda, ak, w, b, bk, bv, dst, c, ldc, cv, k, stream)
-    elif nv == 4:
-        _B4(src, a, lda, ak, w, b, bk, bv, dst, c, ldc, cv, k, stream)
-    elif nv == 2:
-        _B2(src, a, lda, ak, w, b, bk, bv, dst, c, ldc, cv, k, stream)
-    else:
-        _B1(src, a, lda, ak, w, b, bk, bv, dst, c, ldc, cv, k, stream)
-
-
-@njit(cache=True, inline="always")
-def _lane_call(nv, acc, src, a, lda, ak, w, b, bk, bv, dst, c, ldc, cv, k, stream):
-    if acc:
-        if nv == 4:
-            _L4A(src, a, lda, ak, w, b, bk, bv, dst, c, ldc, cv, k, stream)
-        elif nv == 2:
-            _L2A(src, a, lda, ak, w, b, bk, bv, dst, c, ldc, cv, k, stream)
-        else:
-            _L1A(src, a, lda, ak, w, b, bk, bv, dst, c, ldc, cv, k, stream)
-    elif nv == 4:
-        _L4(src, a, lda, ak, w, b, bk, bv, dst, c, ldc, cv, k, stream)
-    elif nv == 2:
-        _L2(src, a, lda, ak, w, b, bk, bv, dst, c, ldc, cv, k, stream)
-    else:
-        _L1(src, a, lda, ak, w, b, bk, bv, dst, c, ldc, cv, k, stream)
-
-
-@njit(cache=True, inline="always")
 def _reduction_block(n_in, stream):
     """:data:`KB`, or the whole reduction for a streamed output: partial sums written to
     memory that is not cached would be fetched back from DRAM (measured: 10% slower BTT)."""
     return n_in if stream else KB
-
-
-@njit(cache=True, inline="always")
-def _width(left):
-    return 4 if left >= 4 else (2 if left >= 2 else 1)
 
 
 @njit(cache=True)
@@ -252,13 +209,13 @@ def _gemm_rows(src, s0, lds, dst, d0, ldd, rows, w, w_off, pre, n_in, n_out, str
     ``x`` are read straight from memory in one short segment per block: too many streams for
     the hardware prefetcher).
     """
-    L = _vector_lanes(src)
+    L = vector_lanes(src)
     kb = _reduction_block(n_in, stream)
     for P in range(pre):
         wp = w_off + P * n_in * n_out
         ov = 0
         while ov < n_out:
-            nv = _width((n_out - ov) // L)
+            nv = tile_width((n_out - ov) // L)
             for k0 in range(0, n_in, kb):
                 kk = min(kb, n_in - k0)
                 st = stream and k0 + kk == n_in
@@ -268,7 +225,7 @@ def _gemm_rows(src, s0, lds, dst, d0, ldd, rows, w, w_off, pre, n_in, n_out, str
                         for m in range(MR):
                             for q in range(0, n_in, L):
                                 prefetch(src, a + m * lds + 2 * n_in + q)
-                    _bcast_call(nv, k0 > 0, src, a + k0, lds, 1, w, wp + k0 * n_out + ov, n_out,
+                    bcast_call(nv, k0 > 0, src, a + k0, lds, 1, w, wp + k0 * n_out + ov, n_out,
                                 L, dst, d0 + t0 * ldd + P * n_out + ov, ldd, L, kk, st)
             ov += nv * L
 
@@ -282,7 +239,7 @@ def _lane_rows(src, s0, lds, dst, d0, ldd, rows, w, w_off, pre, post, n_in, n_ou
     ``w[P * post + Qv * lanes + lane, o, i]``. As in :func:`_gemm_rows` the loop over rows is
     innermost, so that a ``(KB, 4, lanes)`` panel stays in L1 for all rows of the tile.
     """
-    L = _vector_lanes(src)
+    L = vector_lanes(src)
     kb = _reduction_block(n_in, stream)
     nq = post // L
     for P in range(pre):
@@ -292,20 +249,15 @@ def _lane_rows(src, s0, lds, dst, d0, ldd, rows, w, w_off, pre, post, n_in, n_ou
             c0 = d0 + P * n_out * post + Qv * L
             o = 0
             while o < n_out:
-                nv = _width(n_out - o)
+                nv = tile_width(n_out - o)
                 for k0 in range(0, n_in, kb):
                     kk = min(kb, n_in - k0)
                     st = stream and k0 + kk == n_in
                     for t0 in range(0, rows, MR):
-                        _lane_call(nv, k0 > 0, src, a0 + t0 * lds + k0 * post, lds, post, w,
+                        lane_call(nv, k0 > 0, src, a0 + t0 * lds + k0 * post, lds, post, w,
                                    wq + (k0 * n_out + o) * L, n_out * L, L,
                                    dst, c0 + t0 * ldd + o * post, ldd, post, kk, st)
                 o += nv
-
-
-@njit(cache=True, inline="always")
-def _vector_lanes(a):
-    return 64 // a.itemsize
 
 
 @njit(cache=True)
@@ -335,7 +287,7 @@ def _chain_rows(x, w, meta, T, ldm, stream, y, bufs):
             src = np.zeros(rows * n0, dtype=x.dtype)
             src[: nt * n0] = xf[r0 * n0 : (r0 + nt) * n0]
             s0 = 0
-            out = _aligned(rows * n_last, x.dtype)
+            out = aligned(rows * n_last, x.dtype)
             o0 = 0
         lds = n0
         for f in range(nf):
@@ -447,7 +399,7 @@ def _grad_rows(x, gy, pre, post, n_out, G, gbuf, xbuf):
     """
     b, n = x.shape
     n_gy = gy.shape[1]
-    L = _vector_lanes(x)
+    L = vector_lanes(x)
     n_in = n // (pre * post)
     xf = x.reshape(-1)
     T = GRAD_ROWS
@@ -465,8 +417,8 @@ def _grad_rows(x, gy, pre, post, n_out, G, gbuf, xbuf):
                 for o0 in range(0, n_out, MR):
                     iv = 0
                     while iv < n_in:
-                        nv = _width((n_in - iv) // L)
-                        _bcast_call(nv, True, gbuf, P * n_out + o0, 1, ldg,
+                        nv = tile_width((n_in - iv) // L)
+                        bcast_call(nv, True, gbuf, P * n_out + o0, 1, ldg,
                                     xbuf, P * n_in + iv, ldx, L,
                                     G, (P * nop + o0) * n_in + iv, n_in, L, nt, False)
                         iv += nv * L
@@ -476,8 +428,8 @@ def _grad_rows(x, gy, pre, post, n_out, G, gbuf, xbuf):
                     for o0 in range(0, n_out, MR):
                         i0 = 0
                         while i0 < n_in:
-                            nv = _width(n_in - i0)
-                            _lane_call(nv, True, gbuf, P * n_out * post + o0 * post + Qv * L,
+                            nv = tile_width(n_in - i0)
+                            lane_call(nv, True, gbuf, P * n_out * post + o0 * post + Qv * L,
                                        post, ldg,
                                        xbuf, P * n_in * post + i0 * post + Qv * L, ldx, post,
                                        G, (((P * nq + Qv) * nop + o0) * n_in + i0) * L, n_in * L,

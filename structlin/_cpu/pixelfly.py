@@ -13,7 +13,18 @@ C-contiguous ``(batch, n)``; ``U`` is C-contiguous ``(nbo * bs, r)`` and ``xv`` 
   with ``G[k] = g[:, I_k]^T @ conj(x[:, J_k])`` (``I_k``, ``J_k``: the ``bs`` columns of block
   row ``rows[k]`` and block column ``indices[k]``), i.e. the gradient of ``S`` on its support.
 
-Both work on tiles of (batch rows, block row): the ``x`` segments a block row needs are
+Real float32/float64 products whose block size is a multiple of the vector width
+(:func:`has_microkernel_form`) run on the register-blocked micro-kernel of
+:mod:`structlin._cpu._microkernel`: tiles of batch rows in parallel, each staged once into a
+buffer whose rows are padded by one vector (rows of ``x`` 16 KiB apart, as for ``n = 4096``
+float32, would share one set of the L1 cache), then for every block row and ``MR`` rows at a
+time one micro-kernel call per stored block, broadcasting the ``x`` segment in place (no
+gather) against the block's ``B^T``, accumulating into a small output tile that stays in L1,
+and one more call for the low-rank term (``x V`` against ``U_I^T``): ``y`` is written once.
+The tile's rows of ``x`` stay in L2 while it runs through all block rows.
+
+Other products (complex, or blocks that are not whole vectors) and the block gradients work
+on tiles of (batch rows, block row): the ``x`` segments a block row needs are
 gathered side by side into one contiguous ``(tile, nnz_row * bs)`` panel, so that each block
 row costs a single GEMM against its blocks stacked as one ``(nnz_row * bs, bs)`` panel (BLAS
 through ``np.dot``, kept single-threaded inside the parallel tiles by
@@ -28,8 +39,9 @@ column, which the GEMM amortises over ``2 bs`` flops.
 from __future__ import annotations
 
 import numpy as np
-from numba import get_num_threads, njit, prange
+from numba import get_num_threads, get_thread_id, njit, parallel_chunksize, prange
 
+from structlin._cpu._microkernel import MR, bcast_call, lanes_of, tile_width, vector_lanes
 from structlin._cpu._schedule import serial_blas, serial_when_small
 
 __all__ = ["bsr_grad_blocks", "matmul"]
@@ -101,6 +113,106 @@ def _matmul(x, xv, wp, indptr, indices, bs, rows_per_tile, y):
             out_cols[b] = out[b]
 
 
+#: bytes of the batch rows of ``x`` one tile of the micro-kernel path keeps in the L2 cache
+#: while it runs through every block row
+MK_TILE_BYTES = 1 << 19
+MK_MAX_ROWS = 96
+
+
+@njit(cache=True)
+def _mk_block_rows(xs, lds, xv, ldv, wp, indptr, indices, bs, rows, yt, y, r0, nt):
+    """Every block row of the product on one tile of ``rows`` (a multiple of :data:`MR`)
+    staged batch rows, written to ``y[r0 : r0 + nt]``.
+
+    ``xs[t * lds + j]`` is ``x[r0 + t, j]`` and ``xv[t * ldv + j]`` is ``(x V)[r0 + t, j]``;
+    ``wp`` is the panel of :func:`_pack`. For a block row ``I`` and ``MR`` rows at a time,
+    each stored block ``(I, J)`` is one micro-kernel call over its ``bs`` inputs (the ``x``
+    segment broadcast from the staged rows, ``B^T`` as the vector operand), accumulating
+    into the small output tile ``yt`` while it sits in L1; the low-rank term is one more call,
+    on ``x V`` and ``U_I^T``. The staged rows and ``yt`` have row strides that are not
+    multiples of 4 KiB: rows of ``x`` or ``y`` read in place, 16 KiB apart for ``n = 4096``,
+    would all fall into one set of the L1 cache.
+    """
+    L = vector_lanes(xs)
+    nbo = indptr.shape[0] - 1
+    r = ldv
+    ldt = yt.shape[0] // MR
+    for I in range(nbo):
+        p0 = indptr[I]
+        p1 = indptr[I + 1]
+        u0 = (p1 * bs + I * r) * bs
+        for t0 in range(0, rows, MR):
+            ov = 0
+            while ov < bs:
+                nv = tile_width((bs - ov) // L)
+                a = t0 * lds
+                for p in range(p0, p1):
+                    bcast_call(nv, p > p0, xs, a + indices[p] * bs, lds, 1, wp,
+                               (p * bs + I * r) * bs + ov, bs, L, yt, ov, ldt, L, bs, False)
+                if r > 0:
+                    bcast_call(nv, p1 > p0, xv, t0 * ldv, ldv, 1, wp, u0 + ov, bs, L,
+                               yt, ov, ldt, L, r, False)
+                elif p1 == p0:
+                    for t in range(MR):
+                        yt[t * ldt + ov : t * ldt + ov + nv * L] = 0
+                ov += nv * L
+            for t in range(min(MR, nt - t0)):
+                y[r0 + t0 + t, I * bs : (I + 1) * bs] = yt[t * ldt : t * ldt + bs]
+
+
+@njit(cache=True, parallel=True)
+def _mk_tiles(x, xv, wp, indptr, indices, bs, T, y, xbufs, tbufs):
+    """:func:`_mk_block_rows` on tiles of ``T`` batch rows (a multiple of :data:`MR`) in
+    parallel, each staged into its thread's buffers (rows padded by one vector; a last,
+    partial tile padded with zero rows)."""
+    b, n = x.shape
+    r = xv.shape[1]
+    L = vector_lanes(x)
+    lds = n + L
+    for tile in prange((b + T - 1) // T):
+        r0 = tile * T
+        nt = min(T, b - r0)
+        rows = (nt + MR - 1) // MR * MR
+        buf = xbufs[get_thread_id()]
+        xs = buf[: rows * lds]
+        vs = buf[rows * lds : rows * (lds + r)]
+        for t in range(nt):
+            xs[t * lds : t * lds + n] = x[r0 + t]
+            vs[t * r : (t + 1) * r] = xv[r0 + t]
+        xs[nt * lds :] = 0
+        vs[nt * r :] = 0
+        _mk_block_rows(xs, lds, vs, r, wp, indptr, indices, bs, rows, tbufs[get_thread_id()],
+                       y, r0, nt)
+
+
+def _mk_rows(n: int, itemsize: int, batch: int) -> int:
+    """Rows per tile of the micro-kernel path: a multiple of :data:`MR` whose rows of ``x``
+    fit :data:`MK_TILE_BYTES`, no more than the batch needs."""
+    T = max(MR, min(MK_MAX_ROWS, MK_TILE_BYTES // max(1, n * itemsize)) // MR * MR)
+    return min(T, -(-batch // MR) * MR)
+
+
+def has_microkernel_form(dtype, bs: int) -> bool:
+    """Whether products of ``dtype`` with blocks of size ``bs`` run on the micro-kernel: real
+    float32/float64 and ``bs`` a multiple of the vector width (:func:`lanes_of`)."""
+    dtype = np.dtype(dtype)
+    return dtype in (np.float32, np.float64) and bs > 0 and bs % lanes_of(dtype.itemsize) == 0
+
+
+def _matmul_microkernel(x, xv, wp, indptr, indices, bs, y):
+    b, n = x.shape
+    T = _mk_rows(n, x.itemsize, b)
+    threads = get_num_threads()
+    # a few tiles per thread at least, so that the dynamic schedule can balance them
+    while T > MR and -(-b // T) < 4 * threads:
+        T -= MR
+    L = lanes_of(x.itemsize)
+    xbufs = np.empty((threads, T * (n + L + xv.shape[1])), dtype=x.dtype)
+    tbufs = np.empty((threads, MR * (bs + L)), dtype=x.dtype)
+    with parallel_chunksize(1):
+        _mk_tiles(x, xv, wp, indptr, indices, bs, T, y, xbufs, tbufs)
+
+
 @serial_when_small(arg=3)
 def matmul(blocks: np.ndarray, indptr: np.ndarray, indices: np.ndarray, x: np.ndarray,
            U: np.ndarray, xv: np.ndarray) -> np.ndarray:
@@ -114,6 +226,9 @@ def matmul(blocks: np.ndarray, indptr: np.ndarray, indices: np.ndarray, x: np.nd
         return y
     wp = np.empty((nnz * bs + nbo * r, bs), dtype=x.dtype)
     _pack(blocks, U, indptr, wp)
+    if has_microkernel_form(x.dtype, bs):
+        _matmul_microkernel(x, xv, wp.reshape(-1), indptr, indices, bs, y)
+        return y
     with serial_blas(get_num_threads()):
         _matmul(x, xv, wp, indptr, indices, bs, tile_rows(indptr, bs, r), y)
     return y
