@@ -15,7 +15,6 @@ import datetime
 import importlib
 import json
 import math
-import os
 import subprocess
 import sys
 import time
@@ -23,15 +22,10 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-# Idle OpenMP workers (Numba's "omp" threading layer) spin-wait by default, and idle OpenBLAS
-# workers spin too: with structlin and BLAS calls interleaved on a small machine each side's
-# spinning threads steal the cores the other side is computing on (measured on 2 cores: 4-6x
-# slower both ways). A passive wait policy removes that cross-talk and barely changes either
-# side's own time. It must be set before libgomp loads; an explicit setting is kept.
-os.environ.setdefault("OMP_WAIT_POLICY", "passive")
-# OpenBLAS (pthreads build, as in NumPy's wheels) ignores OMP_WAIT_POLICY: its workers spin for
-# 2**THREAD_TIMEOUT cycles after each call (about 0.1 s by default); 2**4 lets them sleep at once
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+# No thread variables are set here: the results are what a user gets in a default process.
+# structlin itself parks OpenBLAS's spinning workers before a parallel kernel and starts
+# Numba's OpenMP pool with a passive wait policy (structlin/_cpu/_blas_pool.py); the thread
+# variables a run was started with are recorded in the machine description.
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent

@@ -52,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     import numba
 
     import structlin
+    from structlin._cpu._blas_pool import start_numba_pool
+
+    start_numba_pool()  # before numba.get_num_threads() starts the pool with a spinning policy
 
     print(f"structlin {structlin.__version__} tour — NumPy/CPU, {platform.processor() or 'cpu'}, "
           f"{numba.get_num_threads()} threads")

@@ -245,5 +245,9 @@ def _kernel_set(family: str, on_gpu: bool) -> KernelSet:
     from structlin._registry import kernel_contract
 
     contract = kernel_contract(family)
+    if not on_gpu:  # before any kernel runs: Numba's pool must start with a quiet wait policy
+        from structlin._cpu._blas_pool import start_numba_pool
+
+        start_numba_pool()
     pkg = "structlin.gpu" if on_gpu else "structlin._cpu"
     return KernelSet(importlib.import_module(f"{pkg}.{family}"), contract, on_gpu)

@@ -96,3 +96,70 @@ def test_the_real_shutdown_is_found_and_blas_restarts_after_it():
         np.testing.assert_allclose(y, sl.butterfly_multiply(tw, x))
         np.testing.assert_allclose(a @ a.T, ref, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(scipy.linalg.solve(a, ref), a.T, atol=1e-8)
+
+
+# ------------------------------------------------------------------ Numba's OpenMP pool
+
+_OMP_PROBE = """
+import ctypes, os, sys
+import numpy as np
+import structlin as sl
+import numba
+sl.butterfly_multiply(sl.random_butterfly(1024, rng=0), np.ones((64, 1024)))
+print("layer", numba.threading_layer())
+print("left", os.environ.get("OMP_WAIT_POLICY"))
+sys.stdout.flush()
+ctypes.CDLL("libgomp.so.1").omp_display_env(1)
+"""
+
+
+def _omp_probe(**env):
+    import os
+    import subprocess
+    import sys
+
+    clean = {k: v for k, v in os.environ.items()
+             if k not in (*_blas_pool.OMP_WAIT_VARIABLES, "STRUCTLIN_OMP_PASSIVE")}
+    out = subprocess.run([sys.executable, "-c", _OMP_PROBE], env={**clean, **env},
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    if "layer omp" not in out.stdout:
+        pytest.skip("Numba does not run on its OpenMP threading layer here")
+    # libgomp prints an unset policy as PASSIVE too; its spin count tells them apart:
+    # '0' passive, '300000' by default, '30000000000' active
+    spin = [ln for ln in out.stderr.splitlines() if "GOMP_SPINCOUNT" in ln]
+    assert len(spin) == 1, out.stderr
+    return out.stdout, spin[0]
+
+
+def _libgomp_present() -> bool:
+    import ctypes
+
+    try:
+        ctypes.CDLL("libgomp.so.1")
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _libgomp_present(), reason="no system libgomp")
+def test_numba_openmp_pool_starts_passive_and_leaves_no_variable_behind():
+    stdout, spin = _omp_probe()
+    assert "'0'" in spin
+    assert "left None" in stdout
+
+
+@pytest.mark.skipif(not _libgomp_present(), reason="no system libgomp")
+@pytest.mark.parametrize("env,want", [
+    ({"OMP_WAIT_POLICY": "active"}, "'30000000000'"),
+    ({"GOMP_SPINCOUNT": "1234"}, "'1234'"),
+    ({"STRUCTLIN_OMP_PASSIVE": "0"}, "'300000'"),
+])
+def test_a_users_wait_policy_or_the_opt_out_is_left_alone(env, want):
+    _, spin = _omp_probe(**env)
+    assert want in spin
+
+
+def test_start_numba_pool_runs_once(monkeypatch):
+    monkeypatch.setattr(_blas_pool, "_pool_started", True)
+    assert _blas_pool.start_numba_pool() is False

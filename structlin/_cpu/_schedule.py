@@ -22,7 +22,7 @@ import functools
 import numba
 from numba import njit
 
-from structlin._cpu._blas_pool import park_blas_threads
+from structlin._cpu._blas_pool import park_blas_threads, start_numba_pool
 
 #: bytes of one tile (per thread) that should stay in the core's L2 cache
 TILE_BYTES = 256 * 1024
@@ -69,7 +69,9 @@ def threads_for(elements: int):
     :data:`SERIAL_ELEMENTS` elements (the one small-input rule of every CPU kernel); otherwise
     on Numba's whole pool, after parking OpenBLAS's spinning workers
     (:func:`structlin._cpu._blas_pool.park_blas_threads`). Yields the number of threads to
-    use (for code that splits work itself, e.g. per-thread buffers)."""
+    use (for code that splits work itself, e.g. per-thread buffers). The first call starts
+    Numba's pool (:func:`structlin._cpu._blas_pool.start_numba_pool`)."""
+    start_numba_pool()
     threads = numba.get_num_threads()
     if threads == 1:
         yield threads
