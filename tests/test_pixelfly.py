@@ -217,6 +217,27 @@ def test_microkernel_path_matches_dense(dt, vectors, batch, rank):
     assert bad[batch // 2] and bad.sum() == 1
 
 
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_microkernel_streamed_output_matches_cached_output(monkeypatch, dt):
+    # outputs of STREAM_BYTES or more are written with non-temporal stores; force that path
+    # on a small product (a partial last tile, two block widths) and compare bit for bit
+    from structlin._cpu import _microkernel
+    from structlin._cpu import pixelfly as cpu
+
+    bs = 2 * _microkernel.lanes_of(np.dtype(dt).itemsize)
+    rng = np.random.default_rng(11)
+    mask = sl.flat_block_butterfly_mask(8 * bs, 8 * bs, bs, 2)
+    p = params(rng, mask, bs, 3, dt)
+    x = random_array(rng, (77, 8 * bs), dt)
+    cached = sl.pixelfly_multiply(p["blocks"], mask, p["U"], p["V"], x)
+    monkeypatch.setattr(cpu, "STREAM_BYTES", 0)
+    streamed = sl.pixelfly_multiply(p["blocks"], mask, p["U"], p["V"], x)
+    np.testing.assert_array_equal(streamed, cached)
+    M = sl.pixelfly_to_dense(p["blocks"].astype(np.float64), mask, p["U"].astype(np.float64),
+                             p["V"].astype(np.float64))
+    assert cf._rel_err(streamed, x @ M.T) <= tolerance(dt, 8 * bs)
+
+
 def test_microkernel_form_is_real_blocks_of_whole_vectors():
     from structlin._cpu import _microkernel
     from structlin._cpu import pixelfly as cpu

@@ -76,6 +76,8 @@ def _host_vectors() -> tuple[int, int]:
 #: vectors per row of the register tile, for the CPU Numba compiles for
 VECTOR_BYTES, MAX_NV = _host_vectors()
 REAL = (types.float32, types.float64)
+#: outputs at least this large are written with non-temporal stores (they cannot stay cached)
+STREAM_BYTES = 1 << 23
 def lanes_of(itemsize: int) -> int:
     """Lanes of one vector for elements of ``itemsize`` bytes."""
     return VECTOR_BYTES // itemsize
@@ -239,6 +241,45 @@ def prefetch(typingctx, arr, offset):
 
 
 @intrinsic
+def stream_copy(typingctx, src, s_off, dst, d_off, n):
+    """``dst[d_off : d_off + n] = src[s_off : s_off + n]`` with non-temporal stores (which
+    bypass the caches: no read of the destination lines first), for results written once to
+    an array larger than the caches. ``n`` must be a multiple of the vector lanes and
+    ``dst[d_off]`` aligned to :data:`VECTOR_BYTES`; ``src`` may be unaligned. The caller issues
+    :func:`store_fence` before the data is read elsewhere."""
+    ints = (s_off, d_off, n)
+    if not (_flat(src) and _flat(dst) and src.dtype == dst.dtype
+            and all(isinstance(t, types.Integer) for t in ints)):
+        return None
+    sig = types.void(src, s_off, dst, d_off, n)
+
+    def codegen(context, builder, signature, args):
+        tys = signature.args
+        dt = tys[0].dtype
+        elt = context.get_data_type(dt)
+        vty = ir.VectorType(elt, lanes_of(dt.bitwidth // 8))
+        i64 = ir.IntType(64)
+
+        def i(k):
+            return context.cast(builder, args[k], tys[k], types.int64)
+
+        ps = builder.gep(context.make_array(tys[0])(context, builder, args[0]).data, [i(1)])
+        pd = builder.gep(context.make_array(tys[2])(context, builder, args[2]).data, [i(3)])
+        nt = builder.module.add_metadata([ir.Constant(ir.IntType(32), 1)])
+        count = builder.udiv(i(4), ir.Constant(i64, vty.count))
+        with cgutils.for_range(builder, count) as loop:
+            off = builder.mul(loop.index, ir.Constant(i64, vty.count))
+            v = builder.load(builder.bitcast(builder.gep(ps, [off]), vty.as_pointer()))
+            v.align = dt.bitwidth // 8
+            st = builder.store(v, builder.bitcast(builder.gep(pd, [off]), vty.as_pointer()))
+            st.align = VECTOR_BYTES
+            st.set_metadata("nontemporal", nt)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
 def store_fence(typingctx):
     """A store fence: orders the non-temporal stores of :func:`outer_block` (``stream``) before
     whatever the thread stores next, such as the end of a parallel region (they are weakly
@@ -328,3 +369,13 @@ def lane_call(nv, acc, src, a, lda, ak, w, b, bk, bv, dst, c, ldc, cv, k, stream
         _L2(src, a, lda, ak, w, b, bk, bv, dst, c, ldc, cv, k, stream)
     else:
         _L1(src, a, lda, ak, w, b, bk, bv, dst, c, ldc, cv, k, stream)
+
+
+def aligned_empty(shape, dtype):
+    """``np.empty(shape, dtype)`` whose data is 64-byte aligned (for non-temporal stores)."""
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    buf = np.empty(nbytes + 64, dtype=np.uint8)
+    off = -buf.ctypes.data % 64
+    return buf[off : off + nbytes].view(dtype).reshape(shape)
+
+

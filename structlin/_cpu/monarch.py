@@ -48,7 +48,9 @@ from numba import get_num_threads, get_thread_id, njit, parallel_chunksize, pran
 
 from structlin._cpu._microkernel import (
     MR,
+    STREAM_BYTES,
     aligned,
+    aligned_empty,
     bcast_call,
     lane_call,
     lanes_of,
@@ -184,8 +186,6 @@ KB = 64
 #: weight panels and the rows of ``x`` being prefetched)
 MK_TILE_BYTES = 1 << 19
 MK_MAX_ROWS = 48
-#: outputs at least this large are written with non-temporal stores (they cannot stay cached)
-STREAM_BYTES = 1 << 23
 _KIND_GEMM = 0
 _KIND_LANE = 1
 
@@ -351,14 +351,6 @@ def _pack_chain(factors, dtype):
     return packed, np.array(meta, dtype=np.int64)
 
 
-def _aligned_empty(shape, dtype):
-    """``np.empty(shape, dtype)`` whose data is 64-byte aligned (for non-temporal stores)."""
-    nbytes = int(np.prod(shape)) * dtype.itemsize
-    buf = np.empty(nbytes + 64, dtype=np.uint8)
-    off = -buf.ctypes.data % 64
-    return buf[off : off + nbytes].view(dtype).reshape(shape)
-
-
 def _mk_rows(widths: list[int], itemsize: int, batch: int) -> int:
     """Rows per tile of the micro-kernel path: a multiple of :data:`MR` whose intermediates
     fit :data:`MK_TILE_BYTES`, no more than the batch needs."""
@@ -374,8 +366,8 @@ def _apply_microkernel(x, factors, packed):
     T = _mk_rows(widths, x.itemsize, b)
     # the intermediate rows are padded by one line so that rows do not share cache sets
     ldm = max(widths[1:-1], default=1) + lanes_of(x.itemsize)
-    y = _aligned_empty((b, widths[-1]), x.dtype)
-    bufs = _aligned_empty((get_num_threads(), 2 * T * ldm), x.dtype)
+    y = aligned_empty((b, widths[-1]), x.dtype)
+    bufs = aligned_empty((get_num_threads(), 2 * T * ldm), x.dtype)
     with parallel_chunksize(1):
         return _chain_tiles(x, w, meta, T, ldm, y.nbytes >= STREAM_BYTES, y, bufs)
 

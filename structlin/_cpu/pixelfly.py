@@ -41,7 +41,17 @@ from __future__ import annotations
 import numpy as np
 from numba import get_num_threads, get_thread_id, njit, parallel_chunksize, prange
 
-from structlin._cpu._microkernel import MR, bcast_call, lanes_of, tile_width, vector_lanes
+from structlin._cpu._microkernel import (
+    MR,
+    STREAM_BYTES,
+    aligned_empty,
+    bcast_call,
+    lanes_of,
+    store_fence,
+    stream_copy,
+    tile_width,
+    vector_lanes,
+)
 from structlin._cpu._schedule import serial_blas, serial_when_small
 
 __all__ = ["bsr_grad_blocks", "matmul"]
@@ -120,11 +130,14 @@ MK_MAX_ROWS = 96
 
 
 @njit(cache=True)
-def _mk_block_rows(xs, lds, xv, ldv, wp, indptr, indices, bs, rows, yt, y, r0, nt):
+def _mk_block_rows(xs, lds, xv, ldv, wp, indptr, indices, bs, rows, yt, y, n_out, r0, nt,
+                   stream):
     """Every block row of the product on one tile of ``rows`` (a multiple of :data:`MR`)
     staged batch rows, written to ``y[r0 : r0 + nt]``.
 
-    ``xs[t * lds + j]`` is ``x[r0 + t, j]`` and ``xv[t * ldv + j]`` is ``(x V)[r0 + t, j]``;
+    ``y`` is the flat output (rows of ``n_out``), written with non-temporal stores if
+    ``stream`` (then 64-byte aligned, and the caller fences). ``xs[t * lds + j]`` is
+    ``x[r0 + t, j]`` and ``xv[t * ldv + j]`` is ``(x V)[r0 + t, j]``;
     ``wp`` is the panel of :func:`_pack`. For a block row ``I`` and ``MR`` rows at a time,
     each stored block ``(I, J)`` is one micro-kernel call over its ``bs`` inputs (the ``x``
     segment broadcast from the staged rows, ``B^T`` as the vector operand), accumulating
@@ -136,7 +149,7 @@ def _mk_block_rows(xs, lds, xv, ldv, wp, indptr, indices, bs, rows, yt, y, r0, n
     L = vector_lanes(xs)
     nbo = indptr.shape[0] - 1
     r = ldv
-    ldt = yt.shape[0] // MR
+    ldt = bs + L  # rows of the output tile, padded by one vector
     for I in range(nbo):
         p0 = indptr[I]
         p1 = indptr[I + 1]
@@ -157,32 +170,45 @@ def _mk_block_rows(xs, lds, xv, ldv, wp, indptr, indices, bs, rows, yt, y, r0, n
                         yt[t * ldt + ov : t * ldt + ov + nv * L] = 0
                 ov += nv * L
             for t in range(min(MR, nt - t0)):
-                y[r0 + t0 + t, I * bs : (I + 1) * bs] = yt[t * ldt : t * ldt + bs]
+                if stream:
+                    stream_copy(yt, t * ldt, y, (r0 + t0 + t) * n_out + I * bs, bs)
+                else:
+                    y[(r0 + t0 + t) * n_out + I * bs : (r0 + t0 + t) * n_out + (I + 1) * bs] = \
+                        yt[t * ldt : t * ldt + bs]
+
+
+@njit(cache=True)
+def _mk_tile(x, xv, wp, indptr, indices, bs, r0, nt, y, buf, yt, stream):
+    """Rows ``r0 .. r0 + nt - 1`` (at most one tile) staged into ``buf`` (rows padded by one
+    vector, the last ones zero up to a multiple of :data:`MR`), then :func:`_mk_block_rows`."""
+    n = x.shape[1]
+    r = xv.shape[1]
+    lds = n + vector_lanes(x)
+    rows = (nt + MR - 1) // MR * MR
+    xs = buf[: rows * lds]
+    vs = buf[rows * lds : rows * (lds + r)]
+    for t in range(nt):
+        xs[t * lds : t * lds + n] = x[r0 + t]
+        vs[t * r : (t + 1) * r] = xv[r0 + t]
+    xs[nt * lds :] = 0
+    vs[nt * r :] = 0
+    _mk_block_rows(xs, lds, vs, r, wp, indptr, indices, bs, rows, yt, y.reshape(-1), y.shape[1],
+                   r0, nt, stream)
+    if stream:
+        store_fence()
 
 
 @njit(cache=True, parallel=True)
-def _mk_tiles(x, xv, wp, indptr, indices, bs, T, y, xbufs, tbufs):
-    """:func:`_mk_block_rows` on tiles of ``T`` batch rows (a multiple of :data:`MR`) in
-    parallel, each staged into its thread's buffers (rows padded by one vector; a last,
-    partial tile padded with zero rows)."""
-    b, n = x.shape
-    r = xv.shape[1]
-    L = vector_lanes(x)
-    lds = n + L
+def _mk_tiles(x, xv, wp, indptr, indices, bs, T, y, xbufs, tbufs, stream):
+    """:func:`_mk_tile` on every tile of ``T`` batch rows (a multiple of :data:`MR`), in
+    parallel, each thread with its own buffers. The loop body is a call only: code lowered
+    inside a parallel region can run several times slower than the same code compiled as a
+    function (measured on the Monarch kernels)."""
+    b = x.shape[0]
     for tile in prange((b + T - 1) // T):
-        r0 = tile * T
-        nt = min(T, b - r0)
-        rows = (nt + MR - 1) // MR * MR
-        buf = xbufs[get_thread_id()]
-        xs = buf[: rows * lds]
-        vs = buf[rows * lds : rows * (lds + r)]
-        for t in range(nt):
-            xs[t * lds : t * lds + n] = x[r0 + t]
-            vs[t * r : (t + 1) * r] = xv[r0 + t]
-        xs[nt * lds :] = 0
-        vs[nt * r :] = 0
-        _mk_block_rows(xs, lds, vs, r, wp, indptr, indices, bs, rows, tbufs[get_thread_id()],
-                       y, r0, nt)
+        tid = get_thread_id()
+        _mk_tile(x, xv, wp, indptr, indices, bs, tile * T, min(T, b - tile * T), y, xbufs[tid],
+                 tbufs[tid], stream)
 
 
 def _mk_rows(n: int, itemsize: int, batch: int) -> int:
@@ -190,6 +216,12 @@ def _mk_rows(n: int, itemsize: int, batch: int) -> int:
     fit :data:`MK_TILE_BYTES`, no more than the batch needs."""
     T = max(MR, min(MK_MAX_ROWS, MK_TILE_BYTES // max(1, n * itemsize)) // MR * MR)
     return min(T, -(-batch // MR) * MR)
+
+
+def _lines(elements: int, itemsize: int) -> int:
+    """``elements`` rounded up to whole 64-byte lines, plus one line."""
+    per = 64 // itemsize
+    return (-(-elements // per) + 1) * per
 
 
 def has_microkernel_form(dtype, bs: int) -> bool:
@@ -207,10 +239,15 @@ def _matmul_microkernel(x, xv, wp, indptr, indices, bs, y):
     while T > MR and -(-b // T) < 4 * threads:
         T -= MR
     L = lanes_of(x.itemsize)
-    xbufs = np.empty((threads, T * (n + L + xv.shape[1])), dtype=x.dtype)
-    tbufs = np.empty((threads, MR * (bs + L)), dtype=x.dtype)
+    # each thread's buffers padded to whole cache lines and apart by one more: threads writing
+    # their output tiles into one shared line would keep taking it from each other
+    xbufs = np.empty((threads, _lines(T * (n + L + xv.shape[1]), x.itemsize)), dtype=x.dtype)
+    tbufs = np.empty((threads, _lines(MR * (bs + L), x.itemsize)), dtype=x.dtype)
     with parallel_chunksize(1):
-        _mk_tiles(x, xv, wp, indptr, indices, bs, T, y, xbufs, tbufs)
+        # a large output is written with non-temporal stores (it cannot stay cached, and
+        # normal stores first read every line of it: 2 threads ran 2.3x slower, measured)
+        stream = y.nbytes >= STREAM_BYTES and y.ctypes.data % 64 == 0
+        _mk_tiles(x, xv, wp, indptr, indices, bs, T, y, xbufs, tbufs, stream)
 
 
 @serial_when_small(arg=3)
@@ -221,7 +258,10 @@ def matmul(blocks: np.ndarray, indptr: np.ndarray, indices: np.ndarray, x: np.nd
     nbo = indptr.shape[0] - 1
     r = U.shape[1]
     batch = x.shape[0]
-    y = np.empty((batch, nbo * bs), dtype=x.dtype)
+    if has_microkernel_form(x.dtype, bs):
+        y = aligned_empty((batch, nbo * bs), x.dtype)
+    else:
+        y = np.empty((batch, nbo * bs), dtype=x.dtype)
     if y.size == 0:
         return y
     wp = np.empty((nnz * bs + nbo * r, bs), dtype=x.dtype)
