@@ -208,8 +208,14 @@ def test_microkernel_path_matches_dense(dt, vectors, batch, rank):
     assert y.dtype == dt
     assert cf._rel_err(y, x @ M.T) <= tolerance(dt, 8 * bs)
     g = random_array(rng, (batch, 4 * bs), dt)
-    gx = sl.pixelfly_multiply_vjp(p["blocks"], mask, p["U"], p["V"], x, g)[3]
+    gb, _, _, gx = sl.pixelfly_multiply_vjp(p["blocks"], mask, p["U"], p["V"], x, g)
     assert cf._rel_err(gx, g @ M) <= tolerance(dt, 8 * bs)
+    # the block gradients (micro-kernel over the batch, in chunks): g^T x on the mask
+    gM = g.astype(np.float64).T @ x.astype(np.float64)
+    rows, cols = np.nonzero(mask)
+    want = gM.reshape(4, bs, 8, bs).transpose(0, 2, 1, 3)[rows, cols]
+    assert gb.dtype == dt
+    assert cf._rel_err(gb, want) <= tolerance(dt, batch)
     # rows are independent: a NaN row of x reaches only its own row of y
     x[batch // 2, 0] = np.nan
     y = sl.pixelfly_multiply(p["blocks"], mask, p["U"], p["V"], x)

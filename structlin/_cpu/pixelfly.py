@@ -241,8 +241,8 @@ def _matmul_microkernel(x, xv, wp, indptr, indices, bs, y):
     L = lanes_of(x.itemsize)
     # each thread's buffers padded to whole cache lines and apart by one more: threads writing
     # their output tiles into one shared line would keep taking it from each other
-    xbufs = np.empty((threads, _lines(T * (n + L + xv.shape[1]), x.itemsize)), dtype=x.dtype)
-    tbufs = np.empty((threads, _lines(MR * (bs + L), x.itemsize)), dtype=x.dtype)
+    xbufs = aligned_empty((threads, _lines(T * (n + L + xv.shape[1]), x.itemsize)), x.dtype)
+    tbufs = aligned_empty((threads, _lines(MR * (bs + L), x.itemsize)), x.dtype)
     with parallel_chunksize(1):
         # a large output is written with non-temporal stores (it cannot stay cached, and
         # normal stores first read every line of it: 2 threads ran 2.3x slower, measured)
@@ -264,7 +264,9 @@ def matmul(blocks: np.ndarray, indptr: np.ndarray, indices: np.ndarray, x: np.nd
         y = np.empty((batch, nbo * bs), dtype=x.dtype)
     if y.size == 0:
         return y
-    wp = np.empty((nnz * bs + nbo * r, bs), dtype=x.dtype)
+    # 64-byte aligned, as the staging buffers: the micro-kernel's vector loads then never
+    # straddle two cache lines
+    wp = aligned_empty((nnz * bs + nbo * r, bs), x.dtype)
     _pack(blocks, U, indptr, wp)
     if has_microkernel_form(x.dtype, bs):
         _matmul_microkernel(x, xv, wp.reshape(-1), indptr, indices, bs, y)
@@ -301,6 +303,71 @@ def _grad_blocks(g, x, indptr, indices, bs, rows_per_tile, gb):
             gb[p0 + q] = acc[:, q * bs : (q + 1) * bs]
 
 
+#: batch rows per chunk of the micro-kernel block gradient (its reduction length per call)
+GRAD_CHUNK_ROWS = 128
+
+
+@njit(cache=True, parallel=True)
+def _stage_rows(src, r0, nt, dst, ld):
+    """``dst[t * ld : t * ld + n] = src[r0 + t]`` for ``t < nt``, in parallel (the rest of
+    each padded row set to zero)."""
+    n = src.shape[1]
+    for t in prange(nt):
+        dst[t * ld : t * ld + n] = src[r0 + t]
+        dst[t * ld + n : (t + 1) * ld] = 0
+
+
+@njit(cache=True)
+def _mk_grad_row(gs, ldg, xs, ldx, nt, indptr, indices, bs, nop, G, I, first):
+    """Add the staged chunk's contribution to the gradients of block row ``I``'s blocks:
+    ``G[p, o, i] += sum_t g[t, I * bs + o] x[t, J_p * bs + i]``, the batch rows being the
+    micro-kernel's reduction (``g`` broadcast, ``MR`` values of ``o`` at a time, the ``x``
+    segment in vectors). ``G`` is ``(nnz, nop, bs)`` flat with ``nop`` = ``bs`` rounded up
+    to :data:`MR`; the padded rows read the staged ``g`` columns after the block (inside its
+    padded row) and are discarded by the caller."""
+    L = vector_lanes(xs)
+    for p in range(indptr[I], indptr[I + 1]):
+        J = indices[p]
+        for o0 in range(0, bs, MR):
+            iv = 0
+            while iv < bs:
+                nv = tile_width((bs - iv) // L)
+                bcast_call(nv, not first, gs, I * bs + o0, 1, ldg, xs, J * bs + iv, ldx, L,
+                           G, (p * nop + o0) * bs + iv, bs, L, nt, False)
+                iv += nv * L
+
+
+@njit(cache=True, parallel=True)
+def _mk_grad_chunk(gs, ldg, xs, ldx, nt, indptr, indices, bs, nop, G, first):
+    """:func:`_mk_grad_row` for every block row in parallel (each owns its blocks' gradients:
+    no reduction across threads)."""
+    nbo = indptr.shape[0] - 1
+    for I in prange(nbo):
+        _mk_grad_row(gs, ldg, xs, ldx, nt, indptr, indices, bs, nop, G, I, first)
+
+
+def _grad_blocks_microkernel(g, x, indptr, indices, bs):
+    """:func:`bsr_grad_blocks` on the micro-kernel (real dtypes, whole-vector blocks): the
+    batch in chunks of :data:`GRAD_CHUNK_ROWS` rows, each staged once with padded rows (rows
+    4 KiB-multiples apart would share L1 sets), then all block rows in parallel."""
+    b = x.shape[0]
+    L = lanes_of(x.itemsize)
+    nnz = indices.shape[0]
+    nop = -(-bs // MR) * MR
+    ldg = g.shape[1] + 2 * L  # room for the MR-padded rows of the last block row
+    ldx = x.shape[1] + L
+    rows = min(GRAD_CHUNK_ROWS, b)
+    gs = aligned_empty((rows * ldg,), x.dtype)
+    xs = aligned_empty((rows * ldx,), x.dtype)
+    G = aligned_empty((nnz * nop * bs,), x.dtype)
+    for r0 in range(0, b, rows):
+        nt = min(rows, b - r0)
+        _stage_rows(g, r0, nt, gs, ldg)
+        _stage_rows(x, r0, nt, xs, ldx)
+        _mk_grad_chunk(gs, ldg, xs, ldx, nt, indptr, indices, bs, nop, G, r0 == 0)
+    return np.ascontiguousarray(G.reshape(nnz, nop, bs)[:, :bs])
+
+
 @serial_when_small(arg=0)
 def bsr_grad_blocks(g: np.ndarray, x: np.ndarray, indptr: np.ndarray, indices: np.ndarray,
                     rows: np.ndarray) -> np.ndarray:
@@ -308,9 +375,11 @@ def bsr_grad_blocks(g: np.ndarray, x: np.ndarray, indptr: np.ndarray, indices: n
     nnz = indices.shape[0]
     nbo = indptr.shape[0] - 1
     bs = g.shape[1] // nbo if nbo else 0
-    gb = np.zeros((nnz, bs, bs), dtype=x.dtype)
     if nnz == 0 or x.shape[0] == 0:
-        return gb
+        return np.zeros((nnz, bs, bs), dtype=x.dtype)
+    if has_microkernel_form(x.dtype, bs):
+        return _grad_blocks_microkernel(g, x, indptr, indices, bs)
+    gb = np.zeros((nnz, bs, bs), dtype=x.dtype)
     with serial_blas(get_num_threads()):
         _grad_blocks(g, x, indptr, indices, bs, tile_rows(indptr, bs), gb)
     return gb
