@@ -53,6 +53,7 @@ FAMILY_NAMES: tuple[str, ...] = (
     "monarch",
     "pixelfly",
     "kaleidoscope",
+    "kernel_features",
 )
 
 

@@ -101,6 +101,16 @@ def test_fwht_gradcheck():
     _gradcheck(lambda a: st.fwht(a, normalize=True), (x,))
 
 
+def test_kernel_features_gradcheck():
+    rng = np.random.default_rng(10)
+    X, nodes = _t(rng, (2, 3, 2)), _t(rng, (5, 2))
+    weights = torch.tensor(rng.uniform(0.2, 1.0, 5), dtype=REAL, requires_grad=True)
+    _gradcheck(st.kernel_features, (X, nodes, weights))
+    want = sl.kernel_features(X.detach().numpy(), nodes.detach().numpy(),
+                              weights.detach().numpy())
+    np.testing.assert_allclose(st.kernel_features(X, nodes, weights).detach().numpy(), want)
+
+
 def test_forward_equals_the_numpy_function():
     rng = np.random.default_rng(10)
     tw, x = sl.random_butterfly(16, rng=0), rng.standard_normal((2, 3, 16))

@@ -135,6 +135,18 @@ def _calls() -> dict[str, Callable[[], tuple[tuple, dict]]]:
         "xd_multiply_vjp": lambda: ((*(sl.random_kaleidoscope(8, rng=s) for s in range(3)),
                                      _r(8), _r(3, 8), _r(3, 8)), {}),
         "xd_from_conv": lambda: ((_r(3), 8), {}),
+        "kernel_matrix": lambda: ((_r(3, 2),), {"gamma": 0.5}),
+        "spectral_density": lambda: ((_r(3, 2),), {"gamma": 0.5}),
+        "quadrature_rule": lambda: (("grid", 2, 5), {"gamma": 0.5}),
+        "kernel_features": lambda: ((_r(3, 2), _r(4, 2), np.full(4, 0.25)), {}),
+        "kernel_features_vjp": lambda: ((_r(3, 2), _r(4, 2), np.full(4, 0.25), _r(3, 8)), {}),
+        "sorf_parameters": lambda: ((3, 8), {"random_state": 0}),
+        "sorf_features": lambda: ((_r(3, 3), sl.sorf_parameters(3, 8, random_state=0)), {}),
+        "sorf_nodes": lambda: ((sl.sorf_parameters(3, 8, random_state=0), 3), {}),
+        "fastfood_parameters": lambda: ((3, 8), {"random_state": 0}),
+        "fastfood_features": lambda: ((_r(3, 3), *sl.fastfood_parameters(3, 8, random_state=0)),
+                                      {}),
+        "fastfood_nodes": lambda: ((*sl.fastfood_parameters(3, 8, random_state=0), 3), {}),
     }
 
 

@@ -1,7 +1,8 @@
 """Bridges from structlin's functions to other libraries.
 
 Each submodule is imported on its own and imports its library only then, so that
-``import structlin`` and ``import structlin.interop`` never import PyTorch, JAX or Dask:
+``import structlin`` and ``import structlin.interop`` never import PyTorch, JAX, Dask or
+scikit-learn:
 
 - :mod:`structlin.interop.scipy`: ``scipy.sparse.linalg.LinearOperator`` views of the structured
   matrices (for ``gmres``, ``lsqr``, ``eigs`` ...).
@@ -10,6 +11,8 @@ Each submodule is imported on its own and imports its library only then, so that
   (``jax`` extra).
 - :mod:`structlin.interop.dask`: the products applied blockwise over the batch axes of a Dask
   array (``dask`` extra).
+- :mod:`structlin.interop.sklearn`: scikit-learn transformers of the kernel feature maps
+  (``QuadratureFeatures``; ``sklearn`` extra).
 
 The framework wrappers only move arrays (through DLPack, without copies where the framework
 allows it) and call the same functions and ``*_vjp`` as NumPy users do.

@@ -59,6 +59,7 @@ __all__ = [
     "fftconv",
     "fwht",
     "kaleidoscope_multiply",
+    "kernel_features",
     "monarch_multiply",
     "pixelfly_multiply",
     "toeplitz_multiply",
@@ -378,6 +379,23 @@ def fwht(x, *, normalize: bool = False):
     jax.Array, shape (..., n)
     """
     return _apply("fwht", (x,), normalize=bool(normalize))
+
+
+def kernel_features(X, nodes, weights):
+    """Return :func:`structlin.kernel_features` (cosine–sine pairs) as a JAX array,
+    differentiable in all three arguments through :func:`structlin.kernel_features_vjp`.
+
+    Parameters
+    ----------
+    X : jax.Array, shape (..., d)
+    nodes : jax.Array, shape (m, d)
+    weights : jax.Array, shape (m,)
+
+    Returns
+    -------
+    jax.Array, shape (..., 2m)
+    """
+    return _apply("kernel_features", (X, nodes, weights))
 
 
 def kaleidoscope_multiply(twiddle, x):

@@ -52,6 +52,7 @@ __all__ = [
     "fftconv",
     "fwht",
     "kaleidoscope_multiply",
+    "kernel_features",
     "monarch_multiply",
     "pixelfly_multiply",
     "toeplitz_multiply",
@@ -439,6 +440,24 @@ def fwht(x: torch.Tensor, *, normalize: bool = False) -> torch.Tensor:
     torch.Tensor, shape (..., n)
     """
     return _apply("fwht", (x,), normalize=bool(normalize))
+
+
+def kernel_features(X: torch.Tensor, nodes: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Return the kernel feature map of :func:`structlin.kernel_features` (cosine–sine pairs),
+    with autograd through :func:`structlin.kernel_features_vjp` for all three tensors.
+
+    Parameters
+    ----------
+    X : torch.Tensor, shape (..., d)
+    nodes : torch.Tensor, shape (m, d)
+    weights : torch.Tensor, shape (m,)
+        As for :func:`structlin.kernel_features` (real; non-negative weights).
+
+    Returns
+    -------
+    torch.Tensor, shape (..., 2m)
+    """
+    return _apply("kernel_features", (X, nodes, weights))
 
 
 def kaleidoscope_multiply(twiddle: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,53 @@
+"""The kernel_features family's declaration (see :mod:`structlin._registry`): quadrature and
+random feature maps of shift-invariant kernels."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from structlin._registry import Family, Kernel, Op, Row
+
+
+def tour_rows(rng: np.random.Generator) -> list[Row]:
+    from sklearn.kernel_approximation import RBFSampler
+
+    import structlin as sl
+
+    X = rng.standard_normal((20000, 4)).astype(np.float32)
+    nodes, weights = sl.quadrature_rule("grid", 4, 512, kernel="rbf", gamma=0.5)
+    nodes, weights = nodes.astype(np.float32), weights.astype(np.float32)
+    rbf = RBFSampler(gamma=0.5, n_components=1024, random_state=0).fit(X)
+    return [
+        # the baseline computes other (random) features of the same kernel and size
+        Row("kernel_features float32", "grid, 20000x4 -> 1024",
+            lambda: sl.kernel_features(X, nodes, weights),
+            "sklearn RBFSampler.transform", lambda: rbf.transform(X), comparable=False),
+    ]
+
+
+def operations() -> tuple[Op, ...]:
+    import structlin as sl
+
+    return (
+        Op(
+            "kernel_features", ("X", "nodes", "weights"), (True, True, True),
+            forward=lambda a, s: sl.kernel_features(*a),
+            backward=lambda a, s, g: sl.kernel_features_vjp(*a, g),
+            out_shape=lambda shapes, s: (*shapes[0][:-1], 2 * shapes[1][0]),
+        ),
+    )
+
+
+FAMILY = Family(
+    name="kernel_features",
+    modules=("structlin.kernel_quadrature", "structlin.kernel_features"),
+    kernels=(Kernel("kernel_features", {
+        "features": ("x", "w", "scale", "phase", "sin_from", "out"),
+        "features_coef": ("x", "w", "scale", "phase", "sin_from", "g", "coef", "wcoef"),
+        "trig": ("t", "scale", "sin_from", "out"),
+    }),),
+    tutorial="docs/tutorials/kernel_features.md",
+    tour=tour_rows,
+    bench="bench_kernel_features",
+    ops=operations,
+)
