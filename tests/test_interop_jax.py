@@ -143,6 +143,15 @@ def test_circulant_toeplitz_transforms_gradients():
     _check(lambda z: sj.fwht(z, normalize=True), (_a(rng, (2, 8), "complex128"),))
 
 
+def test_kernel_features_gradients():
+    rng = np.random.default_rng(11)
+    X, nodes = _a(rng, (2, 3, 2)), _a(rng, (5, 2))
+    weights = jnp.asarray(rng.uniform(0.2, 1.0, 5))
+    _check(sj.kernel_features, (X, nodes, weights))
+    want = sl.kernel_features(np.asarray(X), np.asarray(nodes), np.asarray(weights))
+    np.testing.assert_allclose(np.asarray(jax.jit(sj.kernel_features)(X, nodes, weights)), want)
+
+
 def test_forward_equals_numpy_and_keeps_dtype():
     rng = np.random.default_rng(10)
     x = np.asarray(rng.standard_normal((2, 8)), dtype=np.float32)

@@ -46,15 +46,15 @@ def _spec(with_phases):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_matches_the_definition(d, m, dtype):
     rng = np.random.default_rng(d * 1000 + m)
-    X = rng.standard_normal((75, d)).astype(dtype)
+    X = rng.standard_normal((300, d)).astype(dtype)  # several 256-row BLAS tiles
     nodes, weights = _rule(rng, m, d, dtype)
     Z = sl.kernel_features(X, nodes, weights)
-    assert Z.shape == (75, 2 * m) and Z.dtype == dtype
+    assert Z.shape == (300, 2 * m) and Z.dtype == dtype
     tol = 2e-5 * np.sqrt(d) if dtype == np.float32 else 1e-13
     np.testing.assert_allclose(Z, _reference(X, nodes, weights), atol=tol, rtol=0)
     phases = rng.uniform(0, 2 * np.pi, m).astype(dtype)
     Zp = sl.kernel_features(X, nodes, weights, phases=phases)
-    assert Zp.shape == (75, m)
+    assert Zp.shape == (300, m)
     np.testing.assert_allclose(Zp, _reference(X, nodes, weights, phases), atol=2 * tol, rtol=0)
 
 
@@ -82,14 +82,16 @@ def test_gram_matrix_is_the_rule_sum():
 
 
 @pytest.mark.parametrize("with_phases", [False, True])
-def test_vjp_matches_finite_differences(with_phases):
+@pytest.mark.parametrize("d,batch", [(3, (2, 4)), (40, (300,))])  # SIMD and BLAS projections
+def test_vjp_matches_finite_differences(with_phases, d, batch):
     rng = np.random.default_rng(2)
-    nodes, weights = _rule(rng, 9, 3)
+    nodes, weights = _rule(rng, 9, d)
+    nodes /= np.sqrt(d)
     params = {"nodes": nodes, "weights": weights}
     if with_phases:
         params["phases"] = rng.uniform(0, 6, 9)
-    x = rng.standard_normal((2, 4, 3))
-    g = rng.standard_normal((2, 4, 9 if with_phases else 18))
+    x = rng.standard_normal((*batch, d))
+    g = rng.standard_normal((*batch, 9 if with_phases else 18))
     cf.check_vjp(_spec(with_phases), params, x, g, rtol=1e-6, n_directions=3, rng=rng)
 
 

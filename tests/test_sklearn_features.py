@@ -90,9 +90,11 @@ def test_other_kernels(kernel, method, tol):
 
 def test_auto_rule():
     assert auto_method(2, 100, "rbf") == "grid"
-    assert auto_method(6, 1024, "rbf") == "grid"
-    assert auto_method(7, 1024, "rbf") == "qmc"
-    assert auto_method(7, 4096, "rbf") == "grid"
+    assert auto_method(4, 81, "rbf") == "grid"
+    assert auto_method(4, 80, "rbf") == "qmc"
+    assert auto_method(6, 1024, "rbf") == "subsampled"
+    assert auto_method(6, 512, "rbf") == "qmc"
+    assert auto_method(7, 4096, "rbf") == "qmc"
     assert auto_method(64, 4096, "rbf") == "orf"
     assert auto_method(64, 4096, "laplacian") == "qmc"
     assert QuadratureFeatures().fit(np.ones((3, 10))).method_ == "qmc"
