@@ -198,6 +198,10 @@ def cases(quick: bool) -> Iterator[Case]:
         yield vs_rbfsampler_case(100000, 64, 4096, dtype, "rff", goal=1)
     yield sorf_vs_orf_case(100000, 64, 4096, np.float32)
     yield sorf_vs_orf_case(20000, 64, 4096, np.float64)
+    # where SORF's O(p log p) per block pays: wide inputs (a dense ORF projection costs 2 d
+    # flops per node, SORF 3 log2(p))
+    yield sorf_vs_orf_case(4096, 1024, 4096, np.float32, goal=2)
+    yield sorf_vs_orf_case(2048, 4096, 8192, np.float32, goal=4)
 
 
 # --------------------------------------------------------------------------------------------
