@@ -22,6 +22,7 @@ import numpy as np
 from structlin._backend import as_kernel_array, flatten_batch, kernels, restore_batch
 from structlin._validate import (
     ABSENT,
+    check_finite,
     check_float,
     check_int,
     check_min_ndim,
@@ -58,11 +59,6 @@ def _real_dtype(p: Any, names: str) -> np.dtype:
     return dt
 
 
-def _check_finite(xp: Any, a: Any, name: str) -> None:
-    if a.size and not bool(xp.isfinite(a).all()):
-        raise ValueError(f"{name} must be finite (no NaN or infinity)")
-
-
 def _prepare(X: Any, nodes: Any, weights: Any, phases: Any, g: Any = ABSENT) -> Any:
     p = prepare(X=X, nodes=nodes, weights=weights, phases=phases, g=g,
                 dtype_of=("X", "nodes", "weights", "phases"), optional=("phases",))
@@ -77,8 +73,8 @@ def _prepare(X: Any, nodes: Any, weights: Any, phases: Any, g: Any = ABSENT) -> 
             f"X must have d = {d} columns (the width of nodes), got shape {tuple(p.X.shape)}"
         )
     check_shape(p.weights, (m,), "weights", "one weight per row of nodes")
-    _check_finite(p.xp, p.nodes, "nodes")
-    _check_finite(p.xp, p.weights, "weights")
+    check_finite(p.nodes, "nodes")
+    check_finite(p.weights, "weights")
     if bool((p.weights < 0).any()):
         raise ValueError(
             "weights must be non-negative (a rule with negative weights, such as a sparse "
@@ -87,7 +83,7 @@ def _prepare(X: Any, nodes: Any, weights: Any, phases: Any, g: Any = ABSENT) -> 
         )
     if p.phases is not None:
         check_shape(p.phases, (m,), "phases", "one phase per row of nodes")
-        _check_finite(p.xp, p.phases, "phases")
+        check_finite(p.phases, "phases")
     return p, dt
 
 
@@ -337,7 +333,7 @@ def _check_signs(xp: Any, signs: Any, d: int, name: str, depth: int) -> None:
             f"{name} must have shape {want} for inputs of d = {d} columns (p = {_pow2(d)}, "
             f"the next power of two), got shape {tuple(signs.shape)}"
         )
-    _check_finite(xp, signs, name)
+    check_finite(signs, name)
 
 
 def _structured(xp: Any, x2: Any, dt: Any, n_nodes: int, project, out: Any) -> Any:
