@@ -227,6 +227,24 @@ class KernelSet:
         return f"<kernels {self._module.__name__}: {', '.join(self._contract.functions)}>"
 
 
+def one_blas_thread(xp: ModuleType) -> Any:
+    """A context in which NumPy's BLAS runs on one thread (a no-op for CuPy).
+
+    For the small stacked products a family module runs itself (``N x N`` matrices of an SSM
+    per channel): OpenBLAS's threads gain nothing on them, and on a loaded 2-core machine they
+    made the same product 100-1000x slower (measured: 1.4 ms to 1.9 s for 64 complex64
+    ``64 x 64`` products). The controller is the one :func:`structlin._cpu._schedule.serial_blas`
+    uses.
+    """
+    if xp is not np:
+        import contextlib
+
+        return contextlib.nullcontext()
+    from structlin._cpu._schedule import _blas_controller
+
+    return _blas_controller().limit(limits=1, user_api="blas")
+
+
 def kernels(xp: ModuleType, family: str) -> KernelSet:
     """Return the kernel functions of the kernel module ``family`` for namespace ``xp``.
 

@@ -54,6 +54,7 @@ FAMILY_NAMES: tuple[str, ...] = (
     "pixelfly",
     "kaleidoscope",
     "kernel_features",
+    "ssm",
 )
 
 
@@ -107,6 +108,9 @@ class Op:
     out_shape: Callable[[tuple, dict], tuple[int, ...]]
     #: the keyword arguments the wrappers pass through in ``static``
     static: tuple[str, ...] = ()
+    #: True when the result is real for complex arguments (an SSM kernel ``2 Re(...)``): its
+    #: dtype is then the real dtype of the arguments' promotion
+    real_result: bool = False
 
 
 @dataclass(frozen=True)

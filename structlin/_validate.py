@@ -85,7 +85,8 @@ def check_last_axis(a: Any, n: int, name: str, why: str = "") -> None:
 
 def check_finite(a: Any, name: str) -> None:
     """Raise ValueError if ``a`` holds NaN or infinity."""
-    xp = np if isinstance(a, np.ndarray) else __import__("cupy")
+    # NumPy scalars (``np.float64(0.1)``, which ``prepare`` passes through) are NumPy too
+    xp = np if isinstance(a, np.ndarray | np.generic) else __import__("cupy")
     if not bool(xp.isfinite(a).all()):
         raise ValueError(f"{name} must be finite, but it contains NaN or infinity")
 

@@ -52,9 +52,9 @@ def operations() -> tuple[Op, ...]:
 
 FAMILY = Family(
     name="conv",
-    # structlin.conv re-exports these four (the import path of before the split)
-    modules=("structlin.conv_fft", "structlin.conv_stream", "structlin.conv_regularizers",
-             "structlin.ssm_kernels"),
+    # structlin.conv re-exports these (the import path of before the split), and the SSM
+    # kernels of the ssm family
+    modules=("structlin.conv_fft", "structlin.conv_stream", "structlin.conv_regularizers"),
     kernels=(
         Kernel("conv", {
             "fft_size": ("L", "Lk"),

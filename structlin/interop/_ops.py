@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from structlin._backend import result_dtype
+from structlin._backend import real_dtype, result_dtype
 from structlin._registry import Op, operations
 
 __all__ = ["OPS", "Op", "out_dtype"]
@@ -28,9 +28,11 @@ OPS: dict[str, Op] = operations()
 
 
 def out_dtype(op: Op, arrays: tuple) -> Any:
-    """The dtype of ``op``'s result: NumPy's promotion of its differentiable arrays."""
+    """The dtype of ``op``'s result: NumPy's promotion of its differentiable arrays (its real
+    dtype when ``op.real_result``)."""
     named = {
         name: a for name, a, diff in zip(op.arrays, arrays, op.differentiable, strict=True)
         if diff and a is not None
     }
-    return result_dtype(**named)
+    dtype = result_dtype(**named)
+    return real_dtype(dtype) if op.real_result else dtype

@@ -62,6 +62,9 @@ __all__ = [
     "kernel_features",
     "monarch_multiply",
     "pixelfly_multiply",
+    "selective_scan",
+    "ssd",
+    "ssm_kernel_diag",
     "toeplitz_multiply",
     "xd_multiply",
 ]
@@ -429,3 +432,63 @@ def xd_multiply(tw_K, tw_L, tw_M, w, x):
     jax.Array, shape (..., n)
     """
     return _apply("xd_multiply", (tw_K, tw_L, tw_M, w, x))
+
+
+def ssm_kernel_diag(Lambda, B, C, dt, L: int, *, method: str = "zoh"):
+    """Return :func:`structlin.ssm_kernel_diag` (the S4D kernel, real, shape (H, L)) as a JAX
+    array, differentiable in ``Lambda``, ``B``, ``C`` and ``dt`` through
+    :func:`structlin.ssm_kernel_diag_vjp`.
+
+    Parameters
+    ----------
+    Lambda, B, C : jax.Array, shape (H, N)
+    dt : jax.Array, shape (H,)
+    L : int
+    method : {"zoh", "bilinear"}, default "zoh"
+
+    Returns
+    -------
+    jax.Array, shape (H, L)
+    """
+    return _apply("ssm_kernel_diag", (Lambda, B, C, dt), L=L, method=method)
+
+
+def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None,
+                   delta_softplus: bool = False):
+    """Return :func:`structlin.selective_scan` (Mamba's selective scan) as a JAX array,
+    differentiable in every array argument through :func:`structlin.selective_scan_vjp`.
+
+    Parameters
+    ----------
+    u, delta : jax.Array, shape (b, d, l)
+    A : jax.Array, shape (d, n)
+    B, C : jax.Array, shape (d, n), (b, n, l) or (b, g, n, l)
+    D, delta_bias : jax.Array, shape (d,), optional
+    z : jax.Array, shape (b, d, l), optional
+    delta_softplus : bool, default False
+
+    Returns
+    -------
+    jax.Array, shape (b, d, l)
+    """
+    return _apply("selective_scan", (u, delta, A, B, C, D, z, delta_bias),
+                  delta_softplus=bool(delta_softplus))
+
+
+def ssd(X, A, B, C, chunk_size: int, initial_states=None):
+    """Return :func:`structlin.ssd` (Mamba-2's SSD output) as a JAX array, differentiable in
+    every array argument through :func:`structlin.ssd_vjp`.
+
+    Parameters
+    ----------
+    X : jax.Array, shape (b, l, h, p)
+    A : jax.Array, shape (b, l, h)
+    B, C : jax.Array, shape (b, l, h, n)
+    chunk_size : int
+    initial_states : jax.Array, shape (b, h, p, n), optional
+
+    Returns
+    -------
+    jax.Array, shape (b, l, h, p)
+    """
+    return _apply("ssd", (X, A, B, C, initial_states), chunk_size=chunk_size)

@@ -55,6 +55,9 @@ __all__ = [
     "kernel_features",
     "monarch_multiply",
     "pixelfly_multiply",
+    "selective_scan",
+    "ssd",
+    "ssm_kernel_diag",
     "toeplitz_multiply",
     "xd_multiply",
 ]
@@ -493,3 +496,112 @@ def xd_multiply(
     torch.Tensor, shape (..., n)
     """
     return _apply("xd_multiply", (tw_K, tw_L, tw_M, w, x))
+
+
+def ssm_kernel_diag(Lambda: torch.Tensor, B: torch.Tensor, C: torch.Tensor, dt: torch.Tensor,
+                    L: int, *, method: str = "zoh") -> torch.Tensor:
+    """Return the diagonal (S4D) SSM convolution kernel of :func:`structlin.ssm_kernel_diag`,
+    with autograd through :func:`structlin.ssm_kernel_diag_vjp` for all four tensors.
+
+    Parameters
+    ----------
+    Lambda, B, C : torch.Tensor, shape (H, N)
+        Complex (or real) diagonal state matrix, input and output vectors.
+    dt : torch.Tensor, shape (H,)
+        Positive real steps.
+    L : int
+        Kernel length.
+    method : {"zoh", "bilinear"}, default "zoh"
+
+    Returns
+    -------
+    torch.Tensor, shape (H, L)
+        Real, of the real dtype of the inputs' promotion.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from structlin.interop.torch import ssm_kernel_diag
+    >>> lam = torch.tensor([[-0.5 + 3.0j]], requires_grad=True)
+    >>> b = torch.ones(1, 1, dtype=torch.complex64)
+    >>> k = ssm_kernel_diag(lam, b, b, torch.tensor([0.1]), 16)
+    >>> k.sum().backward()
+    >>> k.shape, lam.grad.dtype
+    (torch.Size([1, 16]), torch.complex64)
+    """
+    return _apply("ssm_kernel_diag", (Lambda, B, C, dt), L=L, method=method)
+
+
+def selective_scan(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
+                   C: torch.Tensor, D: torch.Tensor | None = None, z: torch.Tensor | None = None,
+                   delta_bias: torch.Tensor | None = None,
+                   delta_softplus: bool = False) -> torch.Tensor:
+    """Return Mamba's selective scan (:func:`structlin.selective_scan`, the semantics of
+    mamba_ssm's ``selective_scan_fn``), with autograd through
+    :func:`structlin.selective_scan_vjp` for every tensor.
+
+    Parameters
+    ----------
+    u, delta : torch.Tensor, shape (b, d, l)
+    A : torch.Tensor, shape (d, n)
+    B, C : torch.Tensor, shape (d, n), (b, n, l) or (b, g, n, l)
+    D : torch.Tensor, shape (d,), optional
+    z : torch.Tensor, shape (b, d, l), optional
+    delta_bias : torch.Tensor, shape (d,), optional
+    delta_softplus : bool, default False
+        As for :func:`structlin.selective_scan`. The last state is not returned here (call
+        :func:`structlin.selective_scan` with ``return_last_state=True`` for inference).
+
+    Returns
+    -------
+    torch.Tensor, shape (b, d, l)
+
+    Examples
+    --------
+    >>> import torch
+    >>> from structlin.interop.torch import selective_scan
+    >>> u = torch.randn(1, 2, 8, requires_grad=True)
+    >>> delta = torch.rand(1, 2, 8)
+    >>> A = -torch.rand(2, 4)
+    >>> B, C = torch.randn(1, 4, 8), torch.randn(1, 4, 8)
+    >>> selective_scan(u, delta, A, B, C).sum().backward()
+    >>> u.grad.shape
+    torch.Size([1, 2, 8])
+    """
+    return _apply("selective_scan", (u, delta, A, B, C, D, z, delta_bias),
+                  delta_softplus=bool(delta_softplus))
+
+
+def ssd(X: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, chunk_size: int,
+        initial_states: torch.Tensor | None = None) -> torch.Tensor:
+    """Return Mamba-2's state space dual output (:func:`structlin.ssd`, the semantics of
+    mamba's ``ssd_minimal_discrete``), with autograd through :func:`structlin.ssd_vjp`.
+
+    Parameters
+    ----------
+    X : torch.Tensor, shape (b, l, h, p)
+    A : torch.Tensor, shape (b, l, h)
+        Per-step log decay.
+    B, C : torch.Tensor, shape (b, l, h, n)
+    chunk_size : int
+        Any chunk size >= 1 (the result does not depend on it beyond rounding).
+    initial_states : torch.Tensor, shape (b, h, p, n), optional
+
+    Returns
+    -------
+    torch.Tensor, shape (b, l, h, p)
+        The final states are not returned here (call :func:`structlin.ssd` with
+        ``return_final_states=True``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from structlin.interop.torch import ssd
+    >>> X = torch.randn(1, 10, 2, 3, requires_grad=True)
+    >>> A = -torch.rand(1, 10, 2)
+    >>> B, C = torch.randn(1, 10, 2, 4), torch.randn(1, 10, 2, 4)
+    >>> ssd(X, A, B, C, 4).sum().backward()
+    >>> X.grad.shape
+    torch.Size([1, 10, 2, 3])
+    """
+    return _apply("ssd", (X, A, B, C, initial_states), chunk_size=chunk_size)

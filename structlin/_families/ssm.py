@@ -1,0 +1,145 @@
+"""The ssm family's declaration (see :mod:`structlin._registry`): state space models (HiPPO,
+discretization, S4D and S4 convolution kernels, diagonal and selective scans, Mamba-2's SSD,
+semiseparable and quasiseparable matrices) and the Vandermonde and Cauchy products under them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from structlin._registry import Family, Kernel, Op, Row
+
+# Each part of the family declares its kernel modules in its own block below (edit only your
+# block): a tuple of Kernel(...) contracts.
+
+# --- block: hippo + ssm_scan ---
+_SCAN: tuple[Kernel, ...] = (
+    Kernel("ssm_scan", {
+        "scan": ("ab", "bb", "c", "d", "u", "x0", "y", "xT"),
+        "scan_vjp": ("ab", "bb", "c", "d", "u", "x0", "g", "gu", "gab", "gbb", "gc", "gd",
+                     "gx0"),
+    }),
+)
+# --- end block: hippo + ssm_scan ---
+
+# --- block: vandermonde + ssm_kernel_diag ---
+_VANDERMONDE: tuple[Kernel, ...] = (
+    Kernel("vandermonde", {
+        "vandermonde": ("x", "v", "out"),
+        "vandermonde_t": ("x", "w", "out"),
+        "exp_vandermonde_re": ("z", "v", "out"),
+        "exp_vandermonde_t_re": ("z", "w", "out", "dout"),
+    }),
+)
+# --- end block: vandermonde + ssm_kernel_diag ---
+
+# --- block: cauchy + ssm_kernel_dplr ---
+_CAUCHY: tuple[Kernel, ...] = (
+    Kernel("cauchy", {
+        "cauchy": ("x", "y", "v", "out"),
+        "cauchy_square": ("x", "y", "v", "out", "out_sq"),
+    }),
+)
+# --- end block: cauchy + ssm_kernel_dplr ---
+
+# --- block: selective_scan ---
+_SELECTIVE: tuple[Kernel, ...] = (
+    Kernel("selective_scan", {
+        "scan": ("u", "delta", "A", "B", "C", "D", "z", "delta_bias", "softplus", "has_z",
+                 "out", "last_state"),
+        "scan_vjp": ("u", "delta", "A", "B", "C", "D", "z", "delta_bias", "softplus", "has_z",
+                     "g", "gu", "gdelta", "gA", "gB", "gC", "gD", "gz", "gbias"),
+    }),
+)
+# --- end block: selective_scan ---
+
+# --- block: ssd + semiseparable ---
+_SSD: tuple[Kernel, ...] = (
+    Kernel("ssd", {
+        "chunk_scan": ("x", "a", "b", "c", "s0", "chunk", "reverse", "y", "s_final"),
+    }),
+)
+# --- end block: ssd + semiseparable ---
+
+
+def tour_rows(rng: np.random.Generator) -> list[Row]:
+    import structlin as sl
+    from structlin import _ssm_reference as ref
+
+    H, N, L = 128, 32, 2048
+    Lam = np.tile(sl.s4d_init(2 * N, "lin"), (H, 1)).astype(np.complex64)
+    Bk = np.ones((H, N), np.complex64)
+    Ck = ((rng.standard_normal((H, N)) + 1j * rng.standard_normal((H, N))) / 8).astype(
+        np.complex64)
+    dt = np.exp(rng.uniform(np.log(1e-3), np.log(1e-1), H)).astype(np.float32)
+    b, d, l, n = 2, 256, 1024, 16
+    u = rng.standard_normal((b, d, l)).astype(np.float32)
+    delta = rng.uniform(0.001, 0.1, (b, d, l)).astype(np.float32)
+    A = -np.exp(rng.uniform(0.0, 2.0, (d, n))).astype(np.float32)
+    Bs, Cs = rng.standard_normal((2, b, n, l)).astype(np.float32)
+    X = rng.standard_normal((1, 1024, 8, 64)).astype(np.float32)
+    Ad = -rng.uniform(0.001, 0.1, (1, 1024, 8)).astype(np.float32)
+    Bd, Cd = (rng.standard_normal((2, 1, 1024, 8, 16)) / 4).astype(np.float32)
+    return [
+        Row("ssm_kernel_diag complex64", f"H={H}, N={N}, L={L}",
+            lambda: sl.ssm_kernel_diag(Lam, Bk, Ck, dt, L),
+            "NumPy exp Vandermonde (S4D)",
+            lambda: ref.s4d_kernel_vandermonde(Lam, Bk, Ck, dt, L)),
+        Row("selective_scan float32", f"b={b}, d={d}, l={l}, n={n}",
+            lambda: sl.selective_scan(u, delta, A, Bs, Cs),
+            "NumPy selective_scan_ref",
+            lambda: ref.selective_scan_ref(u, delta, A, Bs, Cs)),
+        Row("ssd float32", "b=1, l=1024, h=8, p=64, n=16, chunk=64",
+            lambda: sl.ssd(X, Ad, Bd, Cd, 64),
+            "NumPy quadratic form (l x l per head)",
+            lambda: ref.ssd_quadratic(X, Ad, Bd, Cd)),
+    ]
+
+
+def operations() -> tuple[Op, ...]:
+    import structlin as sl
+
+    return (
+        Op(
+            "ssm_kernel_diag", ("Lambda", "B", "C", "dt"), (True,) * 4,
+            forward=lambda a, s: sl.ssm_kernel_diag(*a, **s),
+            backward=lambda a, s, g: sl.ssm_kernel_diag_vjp(
+                *a, s["L"], g, **{k: v for k, v in s.items() if k != "L"}),
+            out_shape=lambda shapes, s: (*shapes[0][:-1], s["L"]),
+            static=("L", "method"),
+            real_result=True,
+        ),
+        Op(
+            "selective_scan", ("u", "delta", "A", "B", "C", "D", "z", "delta_bias"),
+            (True,) * 8,
+            forward=lambda a, s: sl.selective_scan(*a, **s),
+            backward=lambda a, s, g: sl.selective_scan_vjp(
+                *a[:5], g, D=a[5], z=a[6], delta_bias=a[7], **s),
+            out_shape=lambda shapes, s: tuple(shapes[0]),
+            static=("delta_softplus",),
+            real_result=True,
+        ),
+        Op(
+            "ssd", ("X", "A", "B", "C", "initial_states"), (True,) * 5,
+            forward=lambda a, s: sl.ssd(*a[:4], s["chunk_size"], initial_states=a[4]),
+            # four gradients, and a fifth for initial_states when it is given
+            backward=lambda a, s, g: (*sl.ssd_vjp(*a[:4], s["chunk_size"], g,
+                                                 initial_states=a[4]), None)[:5],
+            out_shape=lambda shapes, s: tuple(shapes[0]),
+            static=("chunk_size",),
+        ),
+    )
+
+
+FAMILY = Family(
+    name="ssm",
+    modules=("structlin.ssm_hippo", "structlin.ssm_scan", "structlin.ssm_kernels",
+             "structlin.ssm_dplr", "structlin.selective_scan", "structlin.ssd",
+             "structlin.semiseparable",
+             "structlin.vandermonde", "structlin.cauchy"),
+    kernels=(*_SCAN, *_VANDERMONDE, *_CAUCHY, *_SELECTIVE, *_SSD),
+    tutorial="docs/tutorials/ssm.md",
+    tour=tour_rows,
+    bench="bench_ssm",
+    ops=operations,
+)
