@@ -7,7 +7,6 @@ the long-convolution engine :func:`structlin.fftconv`.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
@@ -399,12 +398,13 @@ def _prepare_diag(Lambda, B, C, dt, L, method, grad=None):
     if not bool((p.dt > 0).all()):
         raise ValueError("dt must be positive and finite (a step size per channel), got "
                          f"min {float(xp.min(p.dt)) if p.dt.size else 0.0}")
-    if p.Lambda.size and bool((p.Lambda.real >= 0).any()):
-        worst = float(xp.max(p.Lambda.real))
-        warnings.warn(
-            f"Lambda has entries with a non-negative real part (max Re Lambda = {worst:g}): "
-            f"the discrete modes do not decay (|A_bar| >= 1) and the kernel does not vanish "
-            f"with L", RuntimeWarning, stacklevel=3)
+    if p.Lambda.size and bool((p.Lambda.real > 0).any()):
+        # the family's one rule (ssm_scan, ssm_kernel_dplr too): Re(Lambda) = 0 is marginally
+        # stable and accepted (HiPPO LegT, LagT, Fourier), Re(Lambda) > 0 is refused
+        raise ValueError(
+            "Lambda must have non-positive real parts (a stable or marginally stable system): "
+            f"the largest is {float(xp.max(p.Lambda.real)):g}, whose modes grow like "
+            "exp(Re(Lambda) dt l); parametrize Re(Lambda) = -exp(w) to keep it stable")
     cdt = np.result_type(p.dtype, np.complex64)
     return p, xp, np.dtype(cdt), L, method
 
@@ -459,18 +459,12 @@ def ssm_kernel_diag(
     ------
     ValueError
         Shapes that disagree (the argument and both shapes named), a non-finite ``Lambda``,
-        ``dt`` not positive and finite, ``L < 1``, an unknown ``method``.
+        ``Re(Lambda) > 0`` (an unstable mode; ``Re(Lambda) = 0`` is accepted, marginally
+        stable, and ``Lambda = 0`` gives the ZOH limit ``2 Re(C dt B)``), ``dt`` not positive
+        and finite, ``L < 1``, an unknown ``method``.
     TypeError
         A non-numeric input (named), a complex ``dt``, ``L`` not an integer, NumPy and CuPy
         arrays mixed.
-
-    Warns
-    -----
-    RuntimeWarning
-        When an entry of ``Lambda`` has a non-negative real part (unstable or marginal modes:
-        ``|A_bar| >= 1``, the kernel does not decay). The kernel is still computed (for
-        ``Lambda = 0`` it is the ZOH limit ``2 Re(C dt B)``); a warning, not an error, because
-        a training step may cross the boundary and the finite-length kernel stays defined.
 
     See Also
     --------
@@ -539,11 +533,6 @@ def ssm_kernel_diag_vjp(
     ------
     ValueError, TypeError
         As :func:`ssm_kernel_diag`, and ``grad`` of the wrong shape or complex.
-
-    Warns
-    -----
-    RuntimeWarning
-        As :func:`ssm_kernel_diag`.
 
     See Also
     --------

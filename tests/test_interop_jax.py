@@ -233,3 +233,138 @@ def test_precision_errors_are_the_numpy_functions_at_the_call(name):
     with pytest.raises(ValueError, match=f"precision='{case.tensor_core}' .*needs float32"):
         case.call(getattr(sj, name), tuple(jnp.asarray(a) for a in doubles),
                   precision=case.tensor_core)
+
+
+# ---- ssm family ----------------------------------------------------------------------------
+
+
+def _ssm_diag(rng, cdtype="complex128", rdtype="float64"):
+    """``(Lambda, B, C, dt)`` of ``ssm_kernel_diag``: H = 2 channels of N = 3 decaying modes."""
+    H, N = 2, 3
+    lam = -0.5 - rng.uniform(0.0, 1.0, (H, N)) + 1j * rng.standard_normal((H, N))
+    return (jnp.asarray(lam, dtype=cdtype), _a(rng, (H, N), cdtype), _a(rng, (H, N), cdtype),
+            jnp.asarray(rng.uniform(0.05, 0.3, H), dtype=rdtype))
+
+
+def _selective(rng, dtype="float64", groups=None):
+    """``(u, delta, A, B, C, D, z, delta_bias)``: (b, d, l, n) = (2, 4, 6, 3), B and C shared
+    ``(b, n, l)`` (or ``(b, g, n, l)`` for ``groups``)."""
+    b, d, l, n = 2, 4, 6, 3
+    bc = (b, n, l) if groups is None else (b, groups, n, l)
+    arrays = (rng.standard_normal((b, d, l)), rng.uniform(0.05, 0.5, (b, d, l)),
+              -np.exp(rng.uniform(-0.5, 0.5, (d, n))), rng.standard_normal(bc),
+              rng.standard_normal(bc), rng.standard_normal(d), rng.standard_normal((b, d, l)),
+              0.1 * rng.standard_normal(d))
+    return tuple(jnp.asarray(a, dtype=dtype) for a in arrays)
+
+
+def _ssd_args(rng, dtype="float64", groups=2):
+    """``(X, A, B, C, initial_states)`` of ``ssd``: (b, l, h, p, n) = (1, 7, 2, 3, 4)."""
+    b, l, h, p, n = 1, 7, 2, 3, 4
+    arrays = (rng.standard_normal((b, l, h, p)), -rng.uniform(0.0, 0.5, (b, l, h)),
+              rng.standard_normal((b, l, groups, n)), rng.standard_normal((b, l, groups, n)),
+              rng.standard_normal((b, h, p, n)))
+    return tuple(jnp.asarray(a, dtype=dtype) for a in arrays)
+
+
+def _host(arrays):
+    return tuple(np.asarray(a) for a in arrays)
+
+
+@pytest.mark.parametrize("method", ["zoh", "bilinear"])
+def test_ssm_kernel_diag_gradients(method):
+    """Complex Lambda, B, C and real dt (JAX's complex convention), under jit."""
+    args = _ssm_diag(np.random.default_rng(30))
+
+    def f(*a):
+        return sj.ssm_kernel_diag(*a, 9, method=method)
+
+    _check(f, args)
+    y = jax.jit(f)(*args)
+    assert y.dtype == jnp.float64 and y.shape == (2, 9)
+    np.testing.assert_array_equal(np.asarray(y),
+                                  sl.ssm_kernel_diag(*_host(args), 9, method=method))
+
+
+def test_ssm_kernel_diag_gradient_is_the_conjugate_of_structlins():
+    """A real loss: JAX's gradient of a complex argument is the conjugate of PyTorch's
+    convention, which :func:`structlin.ssm_kernel_diag_vjp` follows."""
+    rng = np.random.default_rng(31)
+    args = _ssm_diag(rng)
+    ct = rng.standard_normal((2, 8))
+    g = jax.grad(lambda *a: jnp.sum(sj.ssm_kernel_diag(*a, 8) * ct), argnums=(0, 1, 2, 3))(*args)
+    want = sl.ssm_kernel_diag_vjp(*_host(args), 8, ct)
+    for got, w in zip(g, want, strict=True):
+        np.testing.assert_allclose(np.asarray(got), np.conj(w), rtol=1e-12, atol=1e-12)
+
+
+def test_ssm_kernel_diag_single_precision_in_and_out():
+    args = _ssm_diag(np.random.default_rng(32), "complex64", "float32")
+    y = jax.jit(lambda *a: sj.ssm_kernel_diag(*a, 8))(*args)
+    assert y.dtype == jnp.float32
+    np.testing.assert_array_equal(np.asarray(y), sl.ssm_kernel_diag(*_host(args), 8))
+    g = jax.grad(lambda *a: jnp.sum(sj.ssm_kernel_diag(*a, 8) ** 2), argnums=(0, 1, 2, 3))(*args)
+    assert [x.dtype for x in g] == [jnp.complex64] * 3 + [jnp.float32]
+
+
+@pytest.mark.parametrize("softplus", [False, True])
+def test_selective_scan_gradients(softplus):
+    """Real float64, B and C shared (b, n, l): with D, z and delta_bias, and without them."""
+    args = _selective(np.random.default_rng(33))
+
+    def f(*a):
+        return sj.selective_scan(*a, delta_softplus=softplus)
+
+    _check(f, args)
+    _check(f, args[:5])
+    for given in (args, args[:5]):
+        y = jax.jit(f)(*given)
+        assert y.dtype == jnp.float64 and y.shape == given[0].shape
+        np.testing.assert_array_equal(
+            np.asarray(y), sl.selective_scan(*_host(given), delta_softplus=softplus))
+
+
+def test_selective_scan_grouped_b_c_and_only_some_optional_arguments():
+    u, delta, A, B, C, D, z, bias = _selective(np.random.default_rng(34), groups=2)
+    _check(lambda *a: sj.selective_scan(*a[:5], z=a[5]), (u, delta, A, B, C, z))
+    _check(lambda u, D, bias: sj.selective_scan(u, delta, A, B, C, D=D, delta_bias=bias,
+                                                delta_softplus=True), (u, D, bias))
+    y = jax.jit(lambda *a: sj.selective_scan(*a, D=D, delta_softplus=True))(u, delta, A, B, C)
+    want = sl.selective_scan(*_host((u, delta, A, B, C)), D=np.asarray(D), delta_softplus=True)
+    np.testing.assert_array_equal(np.asarray(y), want)
+
+
+def test_selective_scan_single_precision_in_and_out():
+    args = _selective(np.random.default_rng(35), "float32")
+    y = jax.jit(lambda *a: sj.selective_scan(*a, delta_softplus=True))(*args)
+    assert y.dtype == jnp.float32
+    np.testing.assert_array_equal(np.asarray(y),
+                                  sl.selective_scan(*_host(args), delta_softplus=True))
+    g = jax.grad(lambda *a: jnp.sum(sj.selective_scan(*a) ** 2), argnums=tuple(range(8)))(*args)
+    assert all(x.dtype == jnp.float32 for x in g)
+
+
+@pytest.mark.parametrize("chunk_size", [3, 16])
+def test_ssd_gradients(chunk_size):
+    """With and without initial_states; a chunk that does not divide the length and one
+    longer than it; two heads sharing one group of B and C."""
+    X, A, B, C, S0 = _ssd_args(np.random.default_rng(36), groups=1)
+    _check(lambda *a: sj.ssd(*a, chunk_size), (X, A, B, C))
+    _check(lambda *a: sj.ssd(*a[:4], chunk_size, initial_states=a[4]), (X, A, B, C, S0))
+    for s0 in (None, S0):
+        y = jax.jit(lambda *a, s0=s0: sj.ssd(*a, chunk_size, initial_states=s0))(X, A, B, C)
+        assert y.dtype == jnp.float64 and y.shape == X.shape
+        want = sl.ssd(*_host((X, A, B, C)), chunk_size,
+                      initial_states=None if s0 is None else np.asarray(s0))
+        np.testing.assert_array_equal(np.asarray(y), want)
+
+
+def test_ssd_single_precision_in_and_out():
+    args = _ssd_args(np.random.default_rng(37), "float32")
+    y = jax.jit(lambda *a: sj.ssd(*a[:4], 4, initial_states=a[4]))(*args)
+    assert y.dtype == jnp.float32
+    np.testing.assert_array_equal(np.asarray(y),
+                                  sl.ssd(*_host(args[:4]), 4, initial_states=np.asarray(args[4])))
+    g = jax.grad(lambda *a: jnp.sum(sj.ssd(*a[:4], 4, initial_states=a[4]) ** 2),
+                 argnums=tuple(range(5)))(*args)
+    assert all(x.dtype == jnp.float32 for x in g)

@@ -270,3 +270,141 @@ def test_precision_errors_are_the_numpy_functions(name):
     with pytest.raises(ValueError, match=numpy_error(name, doubles, case.tensor_core)):
         case.call(getattr(st, name), [torch.tensor(a) for a in doubles],
                   precision=case.tensor_core)
+
+
+# ---- ssm family ----------------------------------------------------------------------------
+
+
+def _ssm_diag(rng, dtype=CPLX, real=REAL, grad=True):
+    """``(Lambda, B, C, dt)`` of ``ssm_kernel_diag``: H = 2 channels of N = 3 decaying modes."""
+    H, N = 2, 3
+    lam = -0.5 - rng.uniform(0.0, 1.0, (H, N)) + 1j * rng.standard_normal((H, N))
+    lam = torch.tensor(lam, dtype=dtype, requires_grad=grad)
+    B, C = _t(rng, (H, N), dtype, grad), _t(rng, (H, N), dtype, grad)
+    dt = torch.tensor(rng.uniform(0.05, 0.3, H), dtype=real, requires_grad=grad)
+    return lam, B, C, dt
+
+
+def _selective(rng, dtype=REAL, grad=True, groups=None):
+    """``(u, delta, A, B, C, D, z, delta_bias)`` of ``selective_scan``: (b, d, l, n) =
+    (2, 4, 6, 3), B and C shared ``(b, n, l)`` (or ``(b, g, n, l)`` for ``groups``)."""
+    b, d, l, n = 2, 4, 6, 3
+
+    def t(a):
+        return torch.tensor(a, dtype=dtype, requires_grad=grad)
+
+    bc = (b, n, l) if groups is None else (b, groups, n, l)
+    return (t(rng.standard_normal((b, d, l))), t(rng.uniform(0.05, 0.5, (b, d, l))),
+            t(-np.exp(rng.uniform(-0.5, 0.5, (d, n)))), t(rng.standard_normal(bc)),
+            t(rng.standard_normal(bc)), t(rng.standard_normal(d)),
+            t(rng.standard_normal((b, d, l))), t(0.1 * rng.standard_normal(d)))
+
+
+def _ssd_args(rng, dtype=REAL, grad=True, groups=2):
+    """``(X, A, B, C, initial_states)`` of ``ssd``: (b, l, h, p, n) = (1, 7, 2, 3, 4)."""
+    b, l, h, p, n = 1, 7, 2, 3, 4
+
+    def t(a):
+        return torch.tensor(a, dtype=dtype, requires_grad=grad)
+
+    return (t(rng.standard_normal((b, l, h, p))), t(-rng.uniform(0.0, 0.5, (b, l, h))),
+            t(rng.standard_normal((b, l, groups, n))), t(rng.standard_normal((b, l, groups, n))),
+            t(rng.standard_normal((b, h, p, n))))
+
+
+def _np(tensors):
+    return tuple(None if t is None else t.detach().numpy() for t in tensors)
+
+
+@pytest.mark.parametrize("method", ["zoh", "bilinear"])
+def test_ssm_kernel_diag_gradcheck(method):
+    """Complex Lambda, B, C and real dt; the kernel is real."""
+    args = _ssm_diag(np.random.default_rng(30))
+    _gradcheck(lambda *a: st.ssm_kernel_diag(*a, 9, method=method), args)
+    y = st.ssm_kernel_diag(*args, 9, method=method)
+    assert y.dtype == REAL and y.shape == (2, 9)
+    np.testing.assert_array_equal(y.detach().numpy(),
+                                  sl.ssm_kernel_diag(*_np(args), 9, method=method))
+
+
+def test_ssm_kernel_diag_single_precision_in_and_out():
+    args = _ssm_diag(np.random.default_rng(31), torch.complex64, torch.float32)
+    y = st.ssm_kernel_diag(*args, 8)
+    assert y.dtype == torch.float32
+    np.testing.assert_array_equal(y.detach().numpy(), sl.ssm_kernel_diag(*_np(args), 8))
+    y.square().sum().backward()
+    assert [a.grad.dtype for a in args] == [torch.complex64] * 3 + [torch.float32]
+
+
+@pytest.mark.parametrize("softplus", [False, True])
+def test_selective_scan_gradcheck(softplus):
+    """Real float64, B and C shared (b, n, l): with D, z and delta_bias, and without them."""
+    args = _selective(np.random.default_rng(32))
+    _gradcheck(lambda *a: st.selective_scan(*a, delta_softplus=softplus), args)
+    _gradcheck(lambda *a: st.selective_scan(*a, delta_softplus=softplus), args[:5])
+    for given in (args, args[:5]):
+        y = st.selective_scan(*given, delta_softplus=softplus)
+        assert y.dtype == REAL and y.shape == given[0].shape
+        np.testing.assert_array_equal(
+            y.detach().numpy(), sl.selective_scan(*_np(given), delta_softplus=softplus))
+
+
+def test_selective_scan_grouped_b_c_and_only_some_optional_arguments():
+    u, delta, A, B, C, D, z, bias = _selective(np.random.default_rng(33), groups=2)
+    _gradcheck(lambda *a: st.selective_scan(*a[:5], z=a[5]), (u, delta, A, B, C, z))
+    y = st.selective_scan(u, delta, A, B, C, D=D, delta_softplus=True)
+    want = sl.selective_scan(*_np((u, delta, A, B, C)), D=D.detach().numpy(),
+                             delta_softplus=True)
+    np.testing.assert_array_equal(y.detach().numpy(), want)
+    y.sum().backward()
+    assert z.grad is None and bias.grad is None and D.grad is not None
+
+
+def test_selective_scan_single_precision_in_and_out():
+    args = _selective(np.random.default_rng(34), torch.float32)
+    y = st.selective_scan(*args, delta_softplus=True)
+    assert y.dtype == torch.float32
+    np.testing.assert_array_equal(y.detach().numpy(),
+                                  sl.selective_scan(*_np(args), delta_softplus=True))
+    y.square().sum().backward()
+    assert all(a.grad.dtype == torch.float32 for a in args)
+
+
+@pytest.mark.parametrize("chunk_size", [3, 16])
+def test_ssd_gradcheck(chunk_size):
+    """With and without initial_states; a chunk that does not divide the length and one
+    longer than it; two heads sharing one group of B and C."""
+    X, A, B, C, S0 = _ssd_args(np.random.default_rng(35), groups=1)
+    _gradcheck(lambda *a: st.ssd(*a, chunk_size), (X, A, B, C))
+    _gradcheck(lambda *a: st.ssd(*a[:4], chunk_size, initial_states=a[4]), (X, A, B, C, S0))
+    for s0 in (None, S0):
+        y = st.ssd(X, A, B, C, chunk_size, initial_states=s0)
+        assert y.dtype == REAL and y.shape == X.shape
+        want = sl.ssd(*_np((X, A, B, C)), chunk_size,
+                      initial_states=None if s0 is None else s0.detach().numpy())
+        np.testing.assert_array_equal(y.detach().numpy(), want)
+
+
+def test_ssd_single_precision_in_and_out():
+    args = _ssd_args(np.random.default_rng(36), torch.float32)
+    y = st.ssd(*args[:4], 4, initial_states=args[4])
+    assert y.dtype == torch.float32
+    np.testing.assert_array_equal(y.detach().numpy(),
+                                  sl.ssd(*_np(args[:4]), 4, initial_states=_np(args[4:])[0]))
+    y.square().sum().backward()
+    assert all(a.grad.dtype == torch.float32 for a in args)
+
+
+def test_selective_scan_complex_a_gradcheck():
+    """Complex A with complex time-varying C and a time-invariant complex B (d, n); the
+    output is real."""
+    rng = np.random.default_rng(37)
+    u, delta = _selective(rng)[:2]
+    d, n, (b, _, l) = 4, 3, u.shape
+    A = torch.tensor(-np.exp(rng.uniform(-0.5, 0.5, (d, n))) + 1j * rng.standard_normal((d, n)),
+                     requires_grad=True)
+    B, C = _t(rng, (d, n), CPLX), _t(rng, (b, n, l), CPLX)
+    _gradcheck(st.selective_scan, (u, delta, A, B, C))
+    y = st.selective_scan(u, delta, A, B, C)
+    assert y.dtype == REAL
+    np.testing.assert_array_equal(y.detach().numpy(), sl.selective_scan(*_np((u, delta, A, B, C))))

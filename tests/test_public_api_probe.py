@@ -50,6 +50,27 @@ def _calls() -> dict[str, Callable[[], tuple[tuple, dict]]]:
     A8 = lambda: _r(8, 8)  # noqa: E731
     ssmA = lambda: _r(2, 3) * 0.3  # noqa: E731  (H, N): a diagonal state matrix per channel
     dctp = lambda: sl.butterfly_dct(8)  # noqa: E731
+
+    # the ssm family: (H, N) = (2, 3) complex diagonal systems (Re < 0), dt one per channel
+    def cx(*shape, seed=0):
+        return _r(*shape, seed=seed) + 1j * _r(*shape, seed=seed + 1)
+
+    lam = lambda: -0.5 - np.abs(_r(2, 3, seed=3)) + 1j * _r(2, 3, seed=4)  # noqa: E731
+    dt2 = lambda: np.array([0.1, 0.2])  # noqa: E731
+    ssm4 = lambda: (lam(), cx(2, 3, seed=5), cx(2, 3, seed=7), dt2())  # noqa: E731
+    vx = lambda: 0.9 * np.exp(1j * _r(2, 3, seed=9))  # noqa: E731  Vandermonde nodes
+    cy = lambda: _r(2, 3, seed=10) + 1j * (1 + np.abs(_r(2, 3, seed=11)))  # noqa: E731  poles
+    # ssd: (b, l, h, p, n) = (1, 6, 2, 3, 4); semiseparable: (l, n, p) = (6, 4, 3)
+    ssdX = lambda: (_r(1, 6, 2, 3), -np.abs(_r(1, 6, 2, seed=1)), _r(1, 6, 2, 4, seed=2),  # noqa: E731
+                    _r(1, 6, 2, 4, seed=3))
+    sep = lambda: (-np.abs(_r(6, seed=1)), _r(6, 4, seed=2), _r(6, 4, seed=3))  # noqa: E731
+    qsep = lambda: (*sep(), -np.abs(_r(6, seed=5)), _r(6, 4, seed=6), _r(6, 4, seed=7),  # noqa: E731
+                    _r(6, seed=4))
+    # selective scan: (b, d, l, n) = (1, 2, 8, 4), B and C shared (b, n, l)
+    sel = lambda: (_r(1, 2, 8), np.abs(_r(1, 2, 8, seed=1)), -np.abs(_r(2, 4, seed=2)),  # noqa: E731
+                   _r(1, 4, 8, seed=3), _r(1, 4, 8, seed=4))
+    selopt = lambda: {"D": _r(2, seed=5), "z": _r(1, 2, 8, seed=6),  # noqa: E731
+                      "delta_bias": _r(2, seed=7), "delta_softplus": True}
     return {
         "bit_reversal_permutation": lambda: ((8,), {}),
         "bit_reverse": lambda: ((_r(3, 8),), {}),
@@ -147,6 +168,46 @@ def _calls() -> dict[str, Callable[[], tuple[tuple, dict]]]:
         "fastfood_features": lambda: ((_r(3, 3), *sl.fastfood_parameters(3, 8, random_state=0)),
                                       {}),
         "fastfood_nodes": lambda: ((*sl.fastfood_parameters(3, 8, random_state=0), 3), {}),
+        "hippo": lambda: (("legs", 4), {}),
+        "hippo_nplr": lambda: (("legs", 4, 1), {"half": True}),
+        "s4d_init": lambda: ((4, "lin"), {}),
+        "discretize": lambda: ((_r(3, 3) * 0.1 - np.eye(3), _r(3, 2), 0.1, "zoh"),
+                               {"diagonal": False}),
+        "ssm_kernel_vjp": lambda: ((ssmA(), _r(2, 3), _r(2, 3), 8, _r(2, 8)), {}),
+        "ssm_kernel_diag": lambda: ((*ssm4(), 8), {"method": "zoh"}),
+        "ssm_kernel_diag_vjp": lambda: ((*ssm4(), 8, _r(2, 8)), {"method": "zoh"}),
+        "ssm_kernel_dplr": lambda: ((lam(), 0.3 * cx(2, 3, seed=12), *ssm4()[1:], 8), {}),
+        "ssm_kernel_dplr_vjp": lambda: ((lam(), 0.3 * cx(2, 3, seed=12), *ssm4()[1:], 8,
+                                         _r(2, 8)), {}),
+        "ssm_scan": lambda: ((*ssm4(), _r(1, 2, 8)),
+                             {"method": "zoh", "D": _r(2), "state": cx(1, 2, 3, seed=13),
+                              "return_state": False}),
+        "ssm_scan_vjp": lambda: ((*ssm4(), _r(1, 2, 8), _r(1, 2, 8, seed=1)),
+                                 {"method": "zoh", "D": _r(2), "state": cx(1, 2, 3, seed=13)}),
+        "ssm_step": lambda: ((*ssm4(), _r(1, 2), cx(1, 2, 3, seed=13)),
+                             {"method": "zoh", "D": _r(2)}),
+        "matmul_vandermonde": lambda: ((vx(), cx(2, 3), 5), {"transpose": False}),
+        "matmul_vandermonde_vjp": lambda: ((vx(), cx(2, 3), 5, cx(2, 5, seed=2)),
+                                           {"transpose": False}),
+        "vandermonde_to_dense": lambda: ((vx(), 5), {}),
+        "matmul_cauchy": lambda: ((_r(2, 4), cy(), cx(2, 3)), {}),
+        "matmul_cauchy_vjp": lambda: ((_r(2, 4), cy(), cx(2, 3), cx(2, 4, seed=2)), {}),
+        "cauchy_to_dense": lambda: ((_r(2, 4), cy()), {}),
+        "ssd": lambda: ((*ssdX(), 4), {"initial_states": _r(1, 2, 3, 4, seed=4),
+                                       "return_final_states": False}),
+        "ssd_vjp": lambda: ((*ssdX(), 4, _r(1, 6, 2, 3, seed=5)),
+                            {"initial_states": _r(1, 2, 3, 4, seed=4),
+                             "grad_final_states": _r(1, 2, 3, 4, seed=6)}),
+        "semiseparable_to_dense": lambda: (sep(), {}),
+        "semiseparable_multiply": lambda: ((*sep(), _r(6, 3)), {"chunk_size": 4}),
+        "semiseparable_multiply_vjp": lambda: ((*sep(), _r(6, 3), _r(6, 3, seed=1)),
+                                               {"chunk_size": 4}),
+        "quasiseparable_to_dense": lambda: (qsep(), {}),
+        "quasiseparable_multiply": lambda: ((*qsep(), _r(6, 3)), {"chunk_size": 4}),
+        "quasiseparable_multiply_vjp": lambda: ((*qsep(), _r(6, 3), _r(6, 3, seed=1)),
+                                                {"chunk_size": 4}),
+        "selective_scan": lambda: (sel(), {**selopt(), "return_last_state": False}),
+        "selective_scan_vjp": lambda: ((*sel(), _r(1, 2, 8, seed=8)), selopt()),
     }
 
 
@@ -174,7 +235,8 @@ def _bad_values(value) -> list[tuple[str, object, tuple]]:
             ("string array", value.astype(str), (TypeError,)),
             ("list", value.tolist(), ALLOWED),
             ("None", None, ALLOWED),
-            ("float16", value.astype(np.float16), ALLOWED),
+            # (the real part of a complex value: the cast alone would warn)
+            ("float16", np.real(value).astype(np.float16), ALLOWED),
             ("big-endian", value.astype(value.dtype.newbyteorder(">")), ()),
             ("non-contiguous", np.repeat(value, 2, axis=-1)[..., ::2] if value.ndim else value,
              ()),
