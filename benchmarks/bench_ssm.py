@@ -156,15 +156,25 @@ def ssd_case(b, l, h, p, n, Q, baseline: str, dtype=np.float32, goal=None) -> Ca
     )
 
 
-def scan_vs_conv_case(batch: int, H: int, N: int, L: int, dtype=np.float32) -> Case:
+def scan_vs_conv_case(batch: int, H: int, N: int, L: int, dtype=np.float32,
+                      kernel_given: bool = False) -> Case:
+    """The recurrence against the convolution, with the kernel computed in the call (one
+    forward pass of a layer) or ``kernel_given`` (precomputed, as for a fixed model)."""
     Lam, B, C, dt = _diag_inputs(H, N, np.result_type(dtype, np.complex64))
     u = np.random.default_rng(SEED + L).standard_normal((batch, H, L)).astype(dtype)
+    if kernel_given:
+        K = structlin.ssm_kernel_diag(Lam, B, C, dt, L)
+        base = lambda: structlin.fftconv(u, K)  # noqa: E731
+        what = "structlin.fftconv(u, K), K precomputed"
+    else:
+        base = lambda: structlin.fftconv(u, structlin.ssm_kernel_diag(Lam, B, C, dt, L))  # noqa: E731
+        what = "structlin.fftconv(u, structlin.ssm_kernel_diag(...)) (kernel included)"
     return Case(
-        name=f"ssm_scan {np.dtype(dtype).name} vs fftconv",
+        name=f"ssm_scan {np.dtype(dtype).name} vs fftconv" + (" (K given)" if kernel_given else ""),
         size=f"batch={batch} H={H} N={N} L={L}",
         fn=lambda: structlin.ssm_scan(Lam, B, C, dt, u),
-        baseline=lambda: structlin.fftconv(u, structlin.ssm_kernel_diag(Lam, B, C, dt, L)),
-        baseline_name="structlin.fftconv(u, structlin.ssm_kernel_diag(...)) (kernel included)",
+        baseline=base,
+        baseline_name=what,
         work=8.0 * batch * H * N * L,
         unit="flop",
         dtype=np.dtype(dtype).name,
@@ -235,6 +245,7 @@ def cases(quick: bool) -> Iterator[Case]:
         yield ssd_case(1, 256, 4, 16, 8, 32, "minimal")
         yield ssd_case(1, 256, 4, 16, 8, 32, "selective_scan")
         yield scan_vs_conv_case(2, 32, 16, 512)
+        yield scan_vs_conv_case(2, 32, 16, 512, kernel_given=True)
         yield dplr_case(16, 16, 256)
         yield cauchy_case(1, 512, goal=5)
         return
@@ -246,6 +257,8 @@ def cases(quick: bool) -> Iterator[Case]:
     yield ssd_case(2, 2048, 24, 64, 16, 64, "selective_scan")
     for L in (64, 256, 1024, 4096, 16384):
         yield scan_vs_conv_case(4, 256, 32, L)
+    for L in (64, 256, 1024, 4096, 16384):
+        yield scan_vs_conv_case(4, 256, 32, L, kernel_given=True)
     yield dplr_case(256, 64, 4096)
     yield cauchy_case(1, 4096, goal=5)
     yield cauchy_case(16, 1024)
