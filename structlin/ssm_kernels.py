@@ -29,6 +29,7 @@ from structlin._validate import (
     prepare,
 )
 from structlin.conv_fft import _check_length, fftconv, fftconv_plan
+from structlin.ssm_hippo import _exp_expm1
 
 __all__ = [
     "ssm_conv_chunked",
@@ -348,19 +349,11 @@ def _chunks_by_vandermonde(xp, u3, y, x, Ad, B, C, D, plan, chunk, dt):
 # ----------------------------------------------------------------------------- S4D kernel
 
 
-def _expm1(xp: Any, z: Any) -> Any:
-    """``exp(z) - 1`` for complex ``z`` without cancellation near 0 (``expm1`` of the real part,
-    ``cos y - 1 = -2 sin(y/2)**2``)."""
-    x, y = z.real, z.imag
-    re = xp.expm1(x) * xp.cos(y) - 2.0 * xp.sin(0.5 * y) ** 2
-    return re + 1j * (xp.exp(x) * xp.sin(y))
-
-
 def _phi1(xp: Any, z: Any) -> Any:
     """``(exp(z) - 1) / z`` (1 at 0)."""
     zero = z == 0
     safe = xp.where(zero, 1.0, z)
-    return xp.where(zero, 1.0, _expm1(xp, safe) / safe)
+    return xp.where(zero, 1.0, _exp_expm1(xp, safe)[1] / safe)
 
 
 def _dphi1(xp: Any, z: Any, A: Any, phi: Any) -> Any:
