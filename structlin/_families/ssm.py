@@ -9,10 +9,10 @@ import numpy as np
 
 from structlin._registry import Family, Kernel, Op, Row
 
-# Each part of the family declares its kernel modules in its own block below (edit only your
-# block): a tuple of Kernel(...) contracts.
+# The kernel contracts, one per kernel module (structlin/_cpu/<module>.py and
+# structlin/gpu/<module>.py), by the part of the family that calls it.
 
-# --- block: hippo + ssm_scan ---
+# the diagonal scan and its VJP (structlin.ssm_scan)
 _SCAN: tuple[Kernel, ...] = (
     Kernel("ssm_scan", {
         "scan": ("ab", "bb", "c", "d", "u", "x0", "y", "xT"),
@@ -20,9 +20,8 @@ _SCAN: tuple[Kernel, ...] = (
                      "gx0"),
     }),
 )
-# --- end block: hippo + ssm_scan ---
 
-# --- block: vandermonde + ssm_kernel_diag ---
+# fused Vandermonde products (structlin.vandermonde, the S4D kernel of structlin.ssm_kernels)
 _VANDERMONDE: tuple[Kernel, ...] = (
     Kernel("vandermonde", {
         "vandermonde": ("x", "v", "out"),
@@ -31,18 +30,16 @@ _VANDERMONDE: tuple[Kernel, ...] = (
         "exp_vandermonde_t_re": ("z", "w", "out", "dout"),
     }),
 )
-# --- end block: vandermonde + ssm_kernel_diag ---
 
-# --- block: cauchy + ssm_kernel_dplr ---
+# fused Cauchy products (structlin.cauchy, the S4 kernel of structlin.ssm_dplr)
 _CAUCHY: tuple[Kernel, ...] = (
     Kernel("cauchy", {
         "cauchy": ("x", "y", "v", "out"),
         "cauchy_square": ("x", "y", "v", "out", "out_sq"),
     }),
 )
-# --- end block: cauchy + ssm_kernel_dplr ---
 
-# --- block: selective_scan ---
+# Mamba's selective scan and its VJP (structlin.selective_scan)
 _SELECTIVE: tuple[Kernel, ...] = (
     Kernel("selective_scan", {
         "scan": ("u", "delta", "A", "B", "C", "D", "z", "delta_bias", "softplus", "has_z",
@@ -51,15 +48,13 @@ _SELECTIVE: tuple[Kernel, ...] = (
                      "g", "gu", "gdelta", "gA", "gB", "gC", "gD", "gz", "gbias"),
     }),
 )
-# --- end block: selective_scan ---
 
-# --- block: ssd + semiseparable ---
+# the chunked semiseparable scan (structlin.ssd, structlin.semiseparable)
 _SSD: tuple[Kernel, ...] = (
     Kernel("ssd", {
         "chunk_scan": ("x", "a", "b", "c", "s0", "chunk", "reverse", "y", "s_final"),
     }),
 )
-# --- end block: ssd + semiseparable ---
 
 
 def tour_rows(rng: np.random.Generator) -> list[Row]:
