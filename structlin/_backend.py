@@ -177,6 +177,20 @@ def grad_like(xp: ModuleType, g: Any, arg: Any) -> Any:
     return grad_as(xp, g, result_dtype(a=arg))
 
 
+def sum_to_shape(g: Any, shape: tuple[int, ...]) -> Any:
+    """The gradient ``g`` of an argument that NumPy broadcast to ``g.shape``, summed back to
+    the argument's ``shape`` (over the leading axes broadcasting added and the axes of length 1
+    it stretched)."""
+    shape = tuple(shape)
+    extra = g.ndim - len(shape)
+    if extra:
+        g = g.sum(axis=tuple(range(extra)))
+    axes = tuple(i for i, s in enumerate(shape) if s == 1 and g.shape[i] != 1)
+    if axes:
+        g = g.sum(axis=axes, keepdims=True)
+    return g.reshape(shape)
+
+
 def flatten_batch(a: Any, core_ndim: int = 1) -> tuple[Any, tuple[int, ...]]:
     """View ``a`` of shape ``(*batch, *core)`` as ``(prod(batch), *core)``.
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from structlin._backend import as_kernel_array, grad_like, kernels
+from structlin._backend import as_kernel_array, grad_like, kernels, sum_to_shape
 from structlin._validate import ABSENT, check_int, check_min_ndim, check_shape, prepare
 
 __all__ = ["cauchy_to_dense", "matmul_cauchy", "matmul_cauchy_vjp"]
@@ -192,18 +192,6 @@ def matmul_cauchy(x_nodes: Any, y_nodes: Any, v: Any) -> Any:
     return out.reshape((*plan.batch, plan.m))
 
 
-def _sum_to(xp: Any, g: Any, shape: tuple) -> Any:
-    """Sum the broadcast gradient ``g`` down to the argument's ``shape``."""
-    extra = g.ndim - len(shape)
-    if extra:
-        g = g.sum(axis=tuple(range(extra)))
-    axes = tuple(a for a, (s, t) in enumerate(zip(g.shape, shape, strict=True))
-                 if t == 1 and s != 1)
-    if axes:
-        g = g.sum(axis=axes, keepdims=True)
-    return g.reshape(shape)
-
-
 def matmul_cauchy_vjp(x_nodes: Any, y_nodes: Any, v: Any, grad: Any) -> tuple:
     """Return the gradients of :func:`matmul_cauchy` for the output gradient ``grad``.
 
@@ -275,9 +263,9 @@ def matmul_cauchy_vjp(x_nodes: Any, y_nodes: Any, v: Any, grad: Any) -> tuple:
     gv = -xp.conj(t1)
     batch = plan.batch
     return (
-        grad_like(xp, _sum_to(xp, gx.reshape((*batch, m)), p.x_nodes.shape), p.x_nodes),
-        grad_like(xp, _sum_to(xp, gy.reshape((*batch, n)), p.y_nodes.shape), p.y_nodes),
-        grad_like(xp, _sum_to(xp, gv.reshape((*batch, n)), p.v.shape), p.v),
+        grad_like(xp, sum_to_shape(gx.reshape((*batch, m)), p.x_nodes.shape), p.x_nodes),
+        grad_like(xp, sum_to_shape(gy.reshape((*batch, n)), p.y_nodes.shape), p.y_nodes),
+        grad_like(xp, sum_to_shape(gv.reshape((*batch, n)), p.v.shape), p.v),
     )
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from structlin._backend import sum_to_shape
 from structlin._validate import ABSENT, check_int, check_min_ndim, prepare
 from structlin.ssd import MAX_CHUNK, _backward, _forward, _real
 
@@ -159,17 +160,6 @@ def _kernel_layout(xp: Any, p: Any, dt: Any, batch: tuple, l: int, n: int) -> tu
     return lay(p.A, (l,)), lay(p.B, (l, n)), lay(p.C, (l, n)), lay(p.x, (l, hp))
 
 
-def _unbroadcast(xp: Any, g: Any, shape: tuple) -> Any:
-    """Sum ``g`` over the axes that broadcasting added or stretched to give ``shape``."""
-    extra = g.ndim - len(shape)
-    if extra:
-        g = g.sum(axis=tuple(range(extra)))
-    axes = tuple(i for i, s in enumerate(shape) if s == 1 and g.shape[i] != 1)
-    if axes:
-        g = g.sum(axis=axes, keepdims=True)
-    return xp.ascontiguousarray(g)
-
-
 def semiseparable_multiply(A: Any, B: Any, C: Any, x: Any, *, chunk_size: Any = 64) -> Any:
     """Return ``M x`` for the semiseparable matrix ``M`` of ``(A, B, C)``, without forming it.
 
@@ -284,10 +274,10 @@ def semiseparable_multiply_vjp(A: Any, B: Any, C: Any, x: Any, grad: Any, *,
     G = a.shape[0]
     g = xp.ascontiguousarray(p.grad, dtype=dt).reshape(G, l, 1, hp)
     gx, ga, gb, gc, _ = _backward(xp, xk, a, b, c, None, chunk, g, None)
-    return (_unbroadcast(xp, ga.reshape(*batch, l), tuple(p.A.shape)),
-            _unbroadcast(xp, gb.reshape(*batch, l, n), tuple(p.B.shape)),
-            _unbroadcast(xp, gc.reshape(*batch, l, n), tuple(p.C.shape)),
-            _unbroadcast(xp, gx.reshape(*batch, l, hp), tuple(p.x.shape)))
+    return (xp.ascontiguousarray(sum_to_shape(ga.reshape(*batch, l), tuple(p.A.shape))),
+            xp.ascontiguousarray(sum_to_shape(gb.reshape(*batch, l, n), tuple(p.B.shape))),
+            xp.ascontiguousarray(sum_to_shape(gc.reshape(*batch, l, n), tuple(p.C.shape))),
+            xp.ascontiguousarray(sum_to_shape(gx.reshape(*batch, l, hp), tuple(p.x.shape))))
 
 
 # ------------------------------------------------------------------ quasiseparable (Hydra)
@@ -565,5 +555,7 @@ def quasiseparable_multiply_vjp(A_fwd: Any, B_fwd: Any, C_fwd: Any, A_bwd: Any, 
         (gbb, (*batch, l, n_b), p.B_bwd), (gcb, (*batch, l, n_b), p.C_bwd),
         (gd, (*batch, l), p.D), (gx, (*batch, l, hp), p.x),
     )
-    return tuple(_unbroadcast(xp, t.reshape(shape), tuple(arg.shape)).astype(dt, copy=False)
-                 for t, shape, arg in out)
+    return tuple(
+        xp.ascontiguousarray(sum_to_shape(t.reshape(shape), tuple(arg.shape))).astype(
+            dt, copy=False)
+        for t, shape, arg in out)

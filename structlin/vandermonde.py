@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from structlin._backend import flatten_batch, grad_like, kernels, restore_batch
+from structlin._backend import flatten_batch, grad_like, kernels, restore_batch, sum_to_shape
 from structlin._validate import check_bool, check_int, check_min_ndim, check_shape, prepare
 
 __all__ = ["matmul_vandermonde", "matmul_vandermonde_vjp", "vandermonde_to_dense"]
@@ -35,17 +35,6 @@ def _rows(xp: Any, a: Any, batch: tuple[int, ...], dtype: Any) -> Any:
     """``a`` broadcast to ``(*batch, len)``, as a C-contiguous ``(prod(batch), len)`` array."""
     full = xp.broadcast_to(a.astype(dtype, copy=False), (*batch, a.shape[-1]))
     return xp.ascontiguousarray(flatten_batch(full)[0] if batch else full.reshape(1, -1))
-
-
-def _sum_to(xp: Any, g: Any, shape: tuple[int, ...]) -> Any:
-    """The gradient ``g`` of a broadcast argument summed back to the argument's ``shape``."""
-    lead = g.ndim - len(shape)
-    if lead:
-        g = g.sum(axis=tuple(range(lead)))
-    axes = tuple(i for i, s in enumerate(shape) if s == 1 and g.shape[i] != 1)
-    if axes:
-        g = g.sum(axis=axes, keepdims=True)
-    return g
 
 
 def _prepare(x: Any, v: Any, m: Any, transpose: Any, grad: Any = None):
@@ -237,8 +226,8 @@ def matmul_vandermonde_vjp(
         if m >= 2:
             k.vandermonde_t(x2, _shifted_derivative_weights(xp, v2), s2)
         gx2 = g2 * (xp.conj(s2) if np.dtype(dt).kind == "c" else s2)
-    gx = _sum_to(xp, gx2.reshape((*batch, n)), tuple(p.x.shape))
-    gv = _sum_to(xp, gv2.reshape((*batch, gv2.shape[-1])), tuple(p.v.shape))
+    gx = sum_to_shape(gx2.reshape((*batch, n)), tuple(p.x.shape))
+    gv = sum_to_shape(gv2.reshape((*batch, gv2.shape[-1])), tuple(p.v.shape))
     return grad_like(xp, gx, p.x), grad_like(xp, gv, p.v)
 
 
