@@ -55,6 +55,7 @@ FAMILY_NAMES: tuple[str, ...] = (
     "kaleidoscope",
     "kernel_features",
     "ssm",
+    "toeplitz",
 )
 
 

@@ -1,4 +1,5 @@
-"""Circulant and Toeplitz products through two DFT butterflies and a diagonal.
+"""Circulant and Toeplitz products through two DFT butterflies and a diagonal, and
+circulant solves by FFT (:func:`solve_circulant`, SciPy's function).
 
 :func:`circulant_multiply` / :func:`toeplitz_multiply`: ``C = B_2 diag(d) B_1`` with a
 decimation-in-frequency butterfly ``B_1`` (bit-reversed output) and a decimation-in-time
@@ -20,9 +21,19 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from structlin._backend import as_kernel_array, flatten_batch, restore_batch, result_dtype
+from structlin._backend import (
+    as_kernel_array,
+    flatten_batch,
+    grad_like,
+    restore_batch,
+    result_dtype,
+    sum_to_shape,
+)
 from structlin._validate import (
     ABSENT,
+    check_choice,
+    check_float,
+    check_int,
     check_last_axis,
     check_min_ndim,
     check_not_none,
@@ -44,6 +55,8 @@ __all__ = [
     "butterfly_toeplitz",
     "circulant_multiply",
     "circulant_multiply_vjp",
+    "solve_circulant",
+    "solve_circulant_vjp",
     "toeplitz_multiply",
     "toeplitz_multiply_vjp",
 ]
@@ -554,3 +567,295 @@ def toeplitz_multiply_vjp(column: Any, row: Any, x: Any, grad: Any) -> tuple[Any
     return (_real_if(xp, gcol, result_dtype(column=column)),
             _real_if(xp, grow, result_dtype(row=row)),
             _real_if(xp, gxp[..., :n], result_dtype(x=x)))
+
+
+# ------------------------------------------------------------------------------ solves
+#
+# SciPy's solve_circulant: x = ifft(fft(b) / fft(c)) along the vector axes, with its near-
+# singularity rule, axes and broadcasting; the transforms are scipy.fft's (NumPy) or
+# cupy.fft's (CuPy), real-to-complex ones for real data.
+
+#: elements above which scipy.fft runs the batch of transforms on every core
+_FFT_PARALLEL_ELEMENTS = 1 << 16
+
+
+class _Spectra(NamedTuple):
+    xp: Any
+    dtype: Any  # the compute dtype
+    real: bool  # real data: half spectra (rfft)
+    n: int
+    fc: Any  # (*cbatch, nf) the eigenvalues, near-zero ones replaced by 1
+    near: Any  # (*cbatch, nf) bool, or None when none is near zero
+    fb: Any  # (*bbatch, nf)
+    cshape: tuple  # c moved to (..., n), after atleast_1d
+    bshape: tuple
+    batch: tuple  # the broadcast batch of the solution
+
+
+def _fft_pair(xp: Any, real: bool, size: int):
+    """Forward and inverse transforms along the last axis (``n`` given to the inverse)."""
+    if xp is np:
+        import scipy.fft as sf
+
+        w = -1 if size >= _FFT_PARALLEL_ELEMENTS else None
+        if real:
+            return (lambda a: sf.rfft(a, axis=-1, workers=w),
+                    lambda a, n: sf.irfft(a, n, axis=-1, workers=w))
+        return (lambda a: sf.fft(a, axis=-1, workers=w),
+                lambda a, n: sf.ifft(a, n, axis=-1, workers=w))
+    if real:
+        return (lambda a: xp.fft.rfft(a, axis=-1), lambda a, n: xp.fft.irfft(a, n, axis=-1))
+    return (lambda a: xp.fft.fft(a, axis=-1), lambda a, n: xp.fft.ifft(a, n, axis=-1))
+
+
+def _vector_axis(a: Any, axis: Any, name: str) -> int:
+    """``axis`` (an int, SciPy's ``caxis``/``baxis``) normalized for ``a``, or ValueError."""
+    axis = check_int(axis, name, minimum=None, maximum=None)
+    if not -a.ndim <= axis < a.ndim:
+        raise ValueError(
+            f"{name} must be in [{-a.ndim}, {a.ndim}) for an array of shape {tuple(a.shape)}, "
+            f"got {axis}"
+        )
+    return axis % a.ndim
+
+
+def _prepare_solve_circulant(c, b, singular, tol, caxis, baxis, grad=ABSENT):
+    check_not_none(c=c, b=b)
+    p = prepare(c=c, b=b, grad=grad, dtype_of=("c", "b"))
+    singular = check_choice(singular, "singular", ("raise", "lstsq"))
+    if tol is not None:
+        tol = check_float(tol, "tol")
+    xp = p.xp
+    c1 = xp.atleast_1d(p.c)
+    b1 = xp.atleast_1d(p.b)
+    ca = _vector_axis(c1, caxis, "caxis")
+    ba = _vector_axis(b1, baxis, "baxis")
+    n = int(c1.shape[ca])
+    if int(b1.shape[ba]) != n:
+        raise ValueError(
+            f"b must have length {n} along baxis (the length of c along caxis), got b of "
+            f"shape {tuple(b1.shape)} with baxis={baxis} and c of shape {tuple(c1.shape)} with "
+            f"caxis={caxis}"
+        )
+    cm = xp.moveaxis(c1, ca, -1)
+    bm = xp.moveaxis(b1, ba, -1)
+    try:
+        batch = tuple(np.broadcast_shapes(tuple(cm.shape[:-1]), tuple(bm.shape[:-1])))
+    except ValueError:
+        raise ValueError(
+            f"the collections of c and b do not broadcast: c has shape {tuple(c1.shape)} "
+            f"(caxis={caxis}) and b has shape {tuple(b1.shape)} (baxis={baxis})"
+        ) from None
+    return p, singular, tol, cm, bm, b1, n, batch
+
+
+def _spectra(p, singular, tol, cm, bm, n, batch) -> _Spectra:
+    xp, dt = p.xp, p.dtype
+    real = np.dtype(dt).kind != "c"
+    fwd, _ = _fft_pair(xp, real, int(np.prod(batch, dtype=np.int64)) * n)
+    fc = fwd(cm.astype(dt, copy=False))
+    fb = fwd(bm.astype(dt, copy=False))
+    abs_fc = xp.abs(fc)
+    if tol is None:
+        # numpy.linalg.matrix_rank's tolerance, in the precision of the computation
+        rtol = abs_fc.max(axis=-1, keepdims=True) * (n * float(np.finfo(dt).eps))
+        near = abs_fc <= rtol
+    else:
+        near = abs_fc <= tol
+    if bool(near.any()):
+        if singular == "raise":
+            raise np.linalg.LinAlgError("near singular circulant matrix.")
+        fc = xp.where(near, fc.dtype.type(1), fc)
+    else:
+        near = None
+    return _Spectra(xp, dt, real, n, fc, near, fb, tuple(cm.shape), tuple(bm.shape), batch)
+
+
+def _masked(xp, s: _Spectra, q: Any) -> Any:
+    return q if s.near is None else xp.where(s.near, q.dtype.type(0), q)
+
+
+def solve_circulant(
+    c: Any, b: Any, singular: str = "raise", tol: float | None = None, caxis: int = -1,
+    baxis: int = 0, outaxis: int = 0,
+) -> Any:
+    """Return the solution ``x`` of ``C x = b`` for the circulant matrix ``C`` with first column
+    ``c`` (``C[i, j] = c[(i - j) mod n]``), by FFTs: ``scipy.linalg.solve_circulant``.
+
+    The signature, the axis arguments, the broadcasting of collections of vectors and the
+    near-singularity rule are SciPy 1.17's (see Notes for the few differences).
+
+    Parameters
+    ----------
+    c : array_like
+        The first column of the circulant matrix; with more than one dimension, a collection of
+        them, the coefficients along ``caxis``.
+    b : array_like
+        The right-hand side; with more than one dimension, a collection of vectors along
+        ``baxis``. The collections of ``c`` and ``b`` (their shapes without the vector axes)
+        broadcast against each other.
+    singular : {"raise", "lstsq"}, default "raise"
+        What to do with a near singular matrix: raise ``LinAlgError``, or return the
+        least-squares (minimum norm) solution, dropping the eigenvalues ``<= tol``.
+    tol : float, optional
+        The eigenvalues (``fft(c)``) of modulus ``<= tol`` are near zero. Default: ``max|fft(c)|
+        * n * eps`` per matrix, ``eps`` the machine epsilon of the computation's precision.
+    caxis, baxis : int, default -1 and 0
+        The axes of ``c`` and ``b`` that hold the vectors.
+    outaxis : int, default 0
+        The axis of the result that holds the solution vectors.
+
+    Returns
+    -------
+    x : ndarray
+        The solutions, shape the broadcast collection with the vector axis at ``outaxis``; in
+        the promoted dtype of ``c`` and ``b`` (float32 and complex64 kept, integers as float64;
+        real when both are real). An empty ``b`` gives an empty array of ``b``'s shape, as in
+        SciPy.
+
+    Raises
+    ------
+    numpy.linalg.LinAlgError
+        A near singular matrix with ``singular="raise"`` (one in a collection is enough, as in
+        SciPy).
+    ValueError
+        Vector lengths that differ, an axis out of bounds (named), collections that do not
+        broadcast, ``singular`` not one of its two values, ``tol`` not finite.
+    TypeError
+        A non-numeric input (named), an axis that is not an integer, ``tol`` not a real
+        number, NumPy and CuPy arrays mixed.
+
+    See Also
+    --------
+    solve_circulant_vjp : its gradients.
+    circulant_multiply : the product with ``C``.
+    scipy.linalg.solve_circulant : the reference.
+
+    Notes
+    -----
+    ``C = F^-1 diag(fft(c)) F``, so ``x = ifft(fft(b) / fft(c))``: ``O(n log n)`` per vector
+    and ``O(n)`` memory per vector, with real-to-complex transforms (``rfft``, half the work)
+    when ``c`` and ``b`` are real. The transforms are ``scipy.fft``'s for NumPy input (on
+    every core above ``2**16`` elements) and ``cupy.fft``'s (cuFFT) for CuPy input.
+
+    Differences from SciPy 1.17.1: (1) the default ``tol`` uses the epsilon of the
+    computation's precision (``numpy.linalg.matrix_rank``'s rule, which SciPy's comment
+    cites) where SciPy always uses float64's: identical for float64 and complex128, while in
+    float32 SciPy's threshold lies far below the transforms' rounding and misses singular
+    matrices. Float32 data is computed and returned in float32 by both (with NumPy 2).
+    (2) ``singular`` must be ``"raise"`` or ``"lstsq"`` (SciPy treats every other string
+    as ``"lstsq"``). (3) With ``"lstsq"`` the near-zero eigenvalues are masked in the
+    broadcast result, for any ``baxis``: SciPy masks with an array of ``b``'s unmoved shape,
+    which raises a broadcasting error, or masks the wrong entries, when ``b`` has two or more
+    dimensions and ``baxis`` is not the last axis. (4) Errors name the argument, and an
+    ``outaxis`` out of bounds is a ``ValueError`` (NumPy's ``AxisError``, a ``ValueError``
+    too, in SciPy). NaN and infinity propagate as in SciPy, within their vector.
+
+    References
+    ----------
+    .. [1] P. J. Davis, Circulant Matrices, Wiley 1979.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from structlin.circulant import solve_circulant
+    >>> solve_circulant(np.array([2.0, 2.0, 4.0]), np.array([1.0, 2.0, 3.0]))
+    array([ 0.75, -0.25,  0.25])
+    >>> solve_circulant(np.array([1.0, 1.0, 0.0, 0.0]), np.array([1.0, 2.0, 3.0, 4.0]),
+    ...                 singular="lstsq")
+    array([0.25, 1.25, 2.25, 1.25])
+    """
+    p, singular, tol, cm, bm, b1, n, batch = _prepare_solve_circulant(
+        c, b, singular, tol, caxis, baxis)
+    xp, dt = p.xp, p.dtype
+    outaxis = check_int(outaxis, "outaxis", minimum=None, maximum=None)
+    out_ndim = len(batch) + 1
+    if b1.size != 0 and not -out_ndim <= outaxis < out_ndim:
+        raise ValueError(f"outaxis must be in [{-out_ndim}, {out_ndim}) for a result of "
+                         f"{out_ndim} dimension(s), got {outaxis}")
+    if b1.size == 0:
+        return xp.empty(b1.shape, dtype=dt)
+    s = _spectra(p, singular, tol, cm, bm, n, batch)
+    _, inv = _fft_pair(xp, s.real, int(np.prod(batch, dtype=np.int64)) * n)
+    with np.errstate(invalid="ignore", divide="ignore"):  # non-finite b: NaN in its vector
+        q = s.fb / s.fc
+    x = inv(_masked(xp, s, q), n).astype(dt, copy=False)
+    return x if outaxis in (-1, out_ndim - 1) else xp.moveaxis(x, -1, outaxis)
+
+
+def solve_circulant_vjp(
+    c: Any, b: Any, grad: Any, singular: str = "raise", tol: float | None = None,
+    caxis: int = -1, baxis: int = 0, outaxis: int = 0,
+) -> tuple[Any, Any]:
+    """Return the gradients ``(gc, gb)`` of a real loss through :func:`solve_circulant`, given
+    its gradient ``grad`` with respect to the solution.
+
+    Parameters
+    ----------
+    c, b, singular, tol, caxis, baxis, outaxis
+        As for :func:`solve_circulant`.
+    grad : array_like, shape of the solution
+        The gradient with respect to ``solve_circulant(c, b, singular, tol, caxis, baxis,
+        outaxis)``.
+
+    Returns
+    -------
+    gc : ndarray, shape of ``c``
+    gb : ndarray, shape of ``b``
+        Each in its argument's dtype (float32 and complex64 kept; the real part for a real
+        argument), summed over the collection dimensions it was broadcast along. Complex
+        gradients follow PyTorch's convention ``dl/dRe z + 1j dl/dIm z``.
+
+    Raises
+    ------
+    numpy.linalg.LinAlgError, ValueError, TypeError
+        As :func:`solve_circulant`, and ``grad`` of the wrong shape (both shapes named).
+
+    See Also
+    --------
+    solve_circulant
+
+    Notes
+    -----
+    With ``x = C^-1 b``: ``gb = C^-H grad = ifft(fft(grad) / conj(fft(c)))`` (``C^H`` is the
+    circulant of the conjugate eigenvalues) and ``gC = -gb x^H``, whose sums along the
+    wrapped diagonals are a circular cross-correlation: ``gc = -ifft(fft(gb) *
+    conj(fft(x)))``. Three transforms per vector beyond the solve's. With ``singular="lstsq"``
+    the dropped eigenvalues stay dropped (the gradient of the masked formula: the
+    pseudo-inverse's derivative along the kept eigenvectors).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from structlin.circulant import solve_circulant_vjp
+    >>> gc, gb = solve_circulant_vjp([2.0], [6.0], [1.0])    # x = b / c = 3
+    >>> gc, gb                                               # (-b / c**2, 1 / c)
+    (array([-1.5]), array([0.5]))
+    """
+    p, singular, tol, cm, bm, b1, n, batch = _prepare_solve_circulant(
+        c, b, singular, tol, caxis, baxis, grad=grad)
+    xp, dt = p.xp, p.dtype
+    outaxis = check_int(outaxis, "outaxis", minimum=None, maximum=None)
+    out_ndim = len(batch) + 1
+    if b1.size == 0:
+        check_shape(p.grad, tuple(b1.shape), "grad", "the solution's shape")
+        return (grad_like(xp, xp.zeros(p.c.shape, dt), p.c),
+                grad_like(xp, xp.zeros(p.b.shape, dt), p.b))
+    if not -out_ndim <= outaxis < out_ndim:
+        raise ValueError(f"outaxis must be in [{-out_ndim}, {out_ndim}) for a result of "
+                         f"{out_ndim} dimension(s), got {outaxis}")
+    out_shape = list(batch)
+    out_shape.insert(outaxis % out_ndim, n)
+    check_shape(p.grad, tuple(out_shape), "grad", "the solution's shape")
+    s = _spectra(p, singular, tol, cm, bm, n, batch)
+    fwd, inv = _fft_pair(xp, s.real, int(np.prod(batch, dtype=np.int64)) * n)
+    g = xp.moveaxis(p.grad, outaxis % out_ndim, -1).astype(dt, copy=False)
+    with np.errstate(invalid="ignore", divide="ignore"):  # non-finite data: NaN in its vector
+        q = _masked(xp, s, s.fb / s.fc)
+        fgb = _masked(xp, s, fwd(g) / xp.conj(s.fc))
+        fgc = fgb * xp.conj(q)
+    gb = inv(fgb, n)
+    gc = -inv(fgc, n)
+    gc = xp.moveaxis(sum_to_shape(gc, s.cshape), -1, caxis % max(len(s.cshape), 1))
+    gb = xp.moveaxis(sum_to_shape(gb, s.bshape), -1, baxis % max(len(s.bshape), 1))
+    return (grad_like(xp, gc.reshape(p.c.shape), p.c), grad_like(xp, gb.reshape(p.b.shape), p.b))

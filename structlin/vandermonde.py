@@ -1,5 +1,6 @@
 """Products with Vandermonde matrices ``V[i, j] = x_j**i``, fused (the ``m x n`` matrix is never
-formed), and their vector-Jacobian products.
+formed), solves of square Vandermonde systems by Björck-Pereyra, and their vector-Jacobian
+products.
 
 The Vandermonde product is the kernel under the diagonal state space models (S4D's convolution
 kernel ``K[l] = sum_n W_n A_n**l`` is ``V @ W``, see :func:`structlin.ssm_kernel_diag`) and one of
@@ -13,9 +14,22 @@ from typing import Any
 import numpy as np
 
 from structlin._backend import flatten_batch, grad_like, kernels, restore_batch, sum_to_shape
-from structlin._validate import check_bool, check_int, check_min_ndim, check_shape, prepare
+from structlin._validate import (
+    check_bool,
+    check_finite,
+    check_int,
+    check_min_ndim,
+    check_shape,
+    prepare,
+)
 
-__all__ = ["matmul_vandermonde", "matmul_vandermonde_vjp", "vandermonde_to_dense"]
+__all__ = [
+    "matmul_vandermonde",
+    "matmul_vandermonde_vjp",
+    "solve_vandermonde",
+    "solve_vandermonde_vjp",
+    "vandermonde_to_dense",
+]
 
 #: most rows (``m``) a Vandermonde matrix may have
 MAX_ROWS = 1 << 34
@@ -278,3 +292,256 @@ def vandermonde_to_dense(x: Any, m: int) -> Any:
     rdt = np.empty(0, dt).real.dtype
     base = p.x.astype(dt)[..., None, :]
     return xp.power(base, xp.arange(m, dtype=rdt)[:, None]).astype(dt, copy=False)
+
+
+# ------------------------------------------------------------------------------ solves
+
+
+def _prepare_solve(x: Any, b: Any, transpose: Any, grad: Any = None):
+    p = prepare(x=x, b=b, grad=grad, dtype_of=("x", "b"), optional=("grad",))
+    transpose = check_bool(transpose, "transpose")
+    check_min_ndim(p.x, 1, "x", "(..., n)")
+    check_min_ndim(p.b, 1, "b", "(..., n)")
+    n = int(p.x.shape[-1])
+    if int(p.b.shape[-1]) != n:
+        raise ValueError(
+            f"b must have length {n} along its last axis (x's n = {n}: V is n x n), got shape "
+            f"{tuple(p.b.shape)} (x has shape {tuple(p.x.shape)})"
+        )
+    batch = _broadcast_batch(p.x, p.b, "b")
+    check_finite(p.x, "x")
+    return p, n, transpose, batch
+
+
+def _raise_repeated(xp: Any, x: Any, info: Any, batch: tuple[int, ...]) -> None:
+    """ValueError naming the first row with two equal nodes and the pair (found by sorting that
+    row: ``O(n log n)``)."""
+    flags = info if xp is np else info.get()
+    if not flags.any():
+        return
+    row = int(np.flatnonzero(flags)[0])
+    n = x.shape[-1]
+    xr = xp.broadcast_to(x, (*batch, n)).reshape(len(flags), n)[row]
+    xr = xr if xp is np else xr.get()
+    order = np.argsort(xr, kind="stable")
+    same = np.flatnonzero(xr[order][1:] == xr[order][:-1])
+    i, j = (sorted((int(order[same[0]]), int(order[same[0] + 1]))) if same.size else (0, 0))
+    index = tuple(int(q) for q in np.unravel_index(row, batch))
+    where = f" (batch index {index})" if batch else ""
+    raise ValueError(
+        f"x must have distinct nodes: x[..., {i}] == x[..., {j}] == {xr[i].item()!r}{where}; a "
+        f"Vandermonde matrix with a repeated node is singular"
+    )
+
+
+def _ordered_nodes(xp: Any, k: Any, x: Any, batch: tuple[int, ...], dt: Any):
+    """The nodes as ``(B, n)`` rows in the order the solves take them, and that order
+    (computed once per row of ``x`` itself, then broadcast over the batch)."""
+    n = x.shape[-1]
+    own = xp.ascontiguousarray(x.astype(dt, copy=False).reshape(
+        int(np.prod(x.shape[:-1], dtype=np.int64)), n))
+    perm = xp.empty(own.shape, dtype=np.int64)
+    k.vandermonde_order(own, perm, xp.empty(own.shape, dtype=np.float64))
+    ordered = xp.take_along_axis(own, perm, axis=1).reshape(x.shape)
+    return _rows(xp, ordered, batch, dt), _rows(xp, perm.reshape(x.shape), batch, np.int64)
+
+
+def _bp(xp: Any, k: Any, xs: Any, perm: Any, b2: Any, transpose: bool) -> tuple[Any, Any]:
+    """``V^-1 b`` (``V^-T b``) on ordered nodes ``xs`` (order ``perm``), in the caller's order;
+    and the repeated-node flags."""
+    rows = xp.arange(b2.shape[0])[:, None]
+    out = xp.empty_like(b2)
+    info = xp.empty(b2.shape[0], dtype=np.int32)
+    if transpose:  # the equations permuted, the coefficients not
+        k.solve_vandermonde_t(xs, xp.ascontiguousarray(b2[rows, perm]), out, info)
+        return out, info
+    k.solve_vandermonde(xs, b2, out, info)  # the unknowns permuted
+    a = xp.empty_like(out)
+    a[rows, perm] = out
+    return a, info
+
+
+def solve_vandermonde(x: Any, b: Any, *, transpose: bool = False) -> Any:
+    """Return the solution ``a`` of ``V a = b`` with the square Vandermonde matrix ``V[i, j] =
+    x_j**i`` (of ``V^T a = b``, polynomial interpolation, with ``transpose=True``), by
+    Björck-Pereyra's ``O(n^2)`` algorithms.
+
+    The matrix is the one of :func:`matmul_vandermonde` with ``m = n``, so that
+    ``solve_vandermonde(x, matmul_vandermonde(x, a, n, transpose=t), transpose=t)`` is ``a``.
+
+    Parameters
+    ----------
+    x : array_like, shape (..., n)
+        The nodes (real or complex), distinct and finite.
+    b : array_like, shape (..., n)
+        The right-hand side. The batch dimensions of ``x`` and ``b`` broadcast against each
+        other: one set of nodes for a batch of right-hand sides is ``x`` of shape ``(n,)`` (or
+        ``(..., 1, n)``) with ``b`` of shape ``(..., k, n)``.
+    transpose : bool, default False
+        Solve ``V^T a = b`` (not conjugated): ``sum_j a_j x_i**j = b_i``, i.e. the
+        coefficients ``a`` of the polynomial of degree ``< n`` through the points
+        ``(x_i, b_i)``.
+
+    Returns
+    -------
+    ndarray, shape (..., n)
+        ``a``, in the promoted dtype of ``x`` and ``b`` (float32 and complex64 kept; integers
+        as float64), batch dimensions broadcast.
+
+    Raises
+    ------
+    ValueError
+        Two equal nodes in a row of ``x`` (the pair and the batch index named: ``V`` is
+        singular), a NaN or infinity in ``x``, ``b`` of the wrong length, batch dimensions that
+        do not broadcast, ``x`` or ``b`` 0-d.
+    TypeError
+        A non-numeric input (named), ``transpose`` not a bool, NumPy and CuPy arrays mixed.
+
+    See Also
+    --------
+    solve_vandermonde_vjp : its gradients.
+    matmul_vandermonde : the product with the same matrix.
+    vandermonde_to_dense : the matrix (the reference).
+
+    Notes
+    -----
+    Björck and Pereyra factor ``V^(-1)`` (and ``V^(-T)``) into ``2 (n - 1)`` bidiagonal
+    matrices and apply them in turn: for ``V^T a = f`` (their *dual* algorithm, Newton
+    interpolation) the divided differences of ``f``, then the Newton form turned into monomial
+    coefficients; for ``V a = b`` (the *primal* algorithm) the transposed steps in reverse
+    order. Cost ``5 n^2 / 2`` operations (``n^2 / 2`` divisions) per system, ``O(n)`` memory
+    beyond the output, never the matrix. The algorithms are often far more accurate than
+    ``cond(V)`` suggests: for real nodes ``0 <= x_0 < x_1 < ... < x_(n-1)`` and a right-hand
+    side of alternating sign (``(-1)**i b_i >= 0``) the computed solution satisfies ``|a -
+    fl(a)| <= 5 n u |a| + O(u^2)`` componentwise (Higham, Corollary 22.5), where Gaussian
+    elimination on the dense matrix, backward stable only, loses ``log10 cond(V)`` digits.
+    For other nodes (Chebyshev points, points on the unit circle) the accuracy is that of a
+    backward stable solver in practice (with the order below). Repeated nodes are found by
+    the algorithm itself (a zero denominator ``x_i - x_j``: every pair occurs) and reported
+    after the call.
+    Non-finite values of ``b`` propagate within their row only.
+
+    The order of the nodes matters to these algorithms (Higham, section 22.3), so they take
+    them in a chosen order (the solution is returned in the caller's): increasing for real
+    nonnegative nodes, which gives the componentwise bound above, and otherwise Leja's order
+    (each node the farthest, in the product of distances, from the ones before it; Reichel
+    1990 [3]_), which keeps the divided differences bounded where the natural order of, e.g.,
+    the roots of unity makes them grow like ``2**n`` (a relative residual of 0.9 at
+    ``n = 64``). The order costs ``O(n^2)`` per row of ``x`` (once for nodes shared by a
+    batch).
+
+    Many right-hand sides sharing one small set of nodes are faster through a dense LU
+    (``O(n^3)`` once, then matrix-matrix products): measured 0.2x of
+    ``numpy.linalg.solve(V, B)`` for 1000 right-hand sides at ``n = 64``; the solves here win
+    for nodes per system (2-2.5x numpy's batched dense solve at ``1000 x 64``), in memory
+    (``O(n)``, never ``V``), and in accuracy on monotone nodes.
+
+    On the CPU the rows of the batch are the vector lanes of the kernel (chunks of 32 rows per
+    task, in parallel); on the GPU each thread solves one system (unverified on a GPU).
+
+    References
+    ----------
+    .. [1] A. Björck and V. Pereyra, "Solution of Vandermonde systems of equations", Math.
+       Comp. 24 (1970), 893-903.
+    .. [2] N. J. Higham, Accuracy and Stability of Numerical Algorithms, 2nd ed., SIAM 2002,
+       chapter 22.
+    .. [3] L. Reichel, "Newton interpolation at Leja points", BIT 30 (1990), 332-346.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from structlin.vandermonde import solve_vandermonde, matmul_vandermonde
+    >>> x = np.array([0.5, -1.0, 2.0])
+    >>> a = np.array([1.0, 2.0, 3.0])
+    >>> bool(np.allclose(solve_vandermonde(x, matmul_vandermonde(x, a, 3)), a))
+    True
+    >>> solve_vandermonde(x, x**2 + 1, transpose=True)   # interpolate 1 + t**2
+    array([1., 0., 1.])
+    """
+    p, _, transpose, batch = _prepare_solve(x, b, transpose)
+    xp, dt = p.xp, p.dtype
+    k = kernels(xp, "vandermonde")
+    xs, perm = _ordered_nodes(xp, k, p.x, batch, dt)
+    out, info = _bp(xp, k, xs, perm, _rows(xp, p.b, batch, dt), transpose)
+    _raise_repeated(xp, p.x, info, batch)
+    return restore_batch(out, batch) if batch else out[0]
+
+
+def solve_vandermonde_vjp(
+    x: Any, b: Any, grad: Any, *, transpose: bool = False
+) -> tuple[Any, Any]:
+    """Return the gradients ``(gx, gb)`` of a real loss through :func:`solve_vandermonde`,
+    given its gradient ``grad`` with respect to the solution.
+
+    Parameters
+    ----------
+    x, b, transpose
+        As for :func:`solve_vandermonde`.
+    grad : array_like, shape of the solution
+        The gradient with respect to ``solve_vandermonde(x, b, transpose=transpose)``.
+
+    Returns
+    -------
+    gx : ndarray, shape of ``x``
+    gb : ndarray, shape of ``b``
+        Each in its argument's dtype (float32 and complex64 kept; the real part for a real
+        argument), summed over the dimensions it was broadcast along. Complex gradients follow
+        PyTorch's convention ``dl/dRe z + 1j dl/dIm z``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`solve_vandermonde`, and ``grad`` of the wrong shape (both shapes named).
+
+    See Also
+    --------
+    solve_vandermonde, matmul_vandermonde_vjp
+
+    Notes
+    -----
+    With ``M = V`` (``V^T`` for ``transpose=True``) and ``a = M^(-1) b``: ``gb = M^(-H) grad``,
+    one Björck-Pereyra solve with the other algorithm on the nodes ``conj(x)``
+    (``V^H = V(conj x)^T``), and ``gM = -gb a^H``, which the derivative ``d x_j**i / d x_j =
+    i x_j**(i-1)`` turns into one fused Vandermonde product with shifted weights: ``gx =
+    -conj(a) V'(conj x)^T gb'`` with ``gb'_k = (k + 1) gb_(k+1)`` for ``V a = b``, and ``gx =
+    -gb conj(V'(x)^T a')`` for ``V^T a = b``. Cost: two solves and one product, ``O(n^2)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from structlin.vandermonde import solve_vandermonde_vjp
+    >>> # n = 2, V^T a = b: a_0 + a_1 x_i = b_i; loss a_1 = (b_1 - b_0) / (x_1 - x_0)
+    >>> gx, gb = solve_vandermonde_vjp([0.0, 1.0], [1.0, 3.0], [0.0, 1.0], transpose=True)
+    >>> gx, gb
+    (array([ 2., -2.]), array([-1.,  1.]))
+    """
+    p, n, transpose, batch = _prepare_solve(x, b, transpose, grad=grad)
+    xp, dt = p.xp, p.dtype
+    if p.grad is None:
+        raise TypeError("grad must be an array of numbers (an ndarray, a list or a scalar), "
+                        "got None")
+    check_shape(p.grad, (*batch, n), "grad", "the solution's shape")
+    k = kernels(xp, "vandermonde")
+    x2 = _rows(xp, p.x, batch, dt)
+    b2 = _rows(xp, p.b, batch, dt)
+    g2 = _rows(xp, p.grad, batch, dt)
+    cplx = np.dtype(dt).kind == "c"
+    xc = xp.ascontiguousarray(xp.conj(x2)) if cplx else x2
+    xs, perm = _ordered_nodes(xp, k, p.x, batch, dt)
+    a2, info = _bp(xp, k, xs, perm, b2, transpose)
+    _raise_repeated(xp, p.x, info, batch)
+    # V^H = V(conj x)^T: the conjugate nodes, in the same order (the same distances)
+    xsc = xp.ascontiguousarray(xp.conj(xs)) if cplx else xs
+    gb2, _ = _bp(xp, k, xsc, perm, g2, not transpose)
+    s2 = xp.zeros_like(a2)
+    if not transpose:
+        if n >= 2:
+            k.vandermonde_t(xc, _shifted_derivative_weights(xp, gb2), s2)
+        gx2 = -(xp.conj(a2) if cplx else a2) * s2
+    else:
+        if n >= 2:
+            k.vandermonde_t(x2, _shifted_derivative_weights(xp, a2), s2)
+        gx2 = -gb2 * (xp.conj(s2) if cplx else s2)
+    gx = sum_to_shape(gx2.reshape((*batch, n)), tuple(p.x.shape))
+    gb = sum_to_shape(gb2.reshape((*batch, n)), tuple(p.b.shape))
+    return grad_like(xp, gx, p.x), grad_like(xp, gb, p.b)

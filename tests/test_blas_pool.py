@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -16,6 +19,28 @@ def _pthreads_openblas_loaded() -> bool:
 
     return any(c.internal_api == "openblas" and getattr(c, "threading_layer", "") == "pthreads"
                for c in ThreadpoolController().lib_controllers)
+
+
+#: pytest-xdist's workers run execnet's I/O thread, and with another Python thread running the
+#: library never parks (by design, see ``park_blas_threads``): the tests below that need a
+#: process where this thread is alone are skipped there and run by
+#: :func:`test_lone_thread_tests_in_a_fresh_process` in a fresh pytest process instead
+_XDIST_WORKER = "PYTEST_XDIST_WORKER" in os.environ
+lone_thread = pytest.mark.skipif(
+    _XDIST_WORKER, reason="another Python thread (xdist's); run in a fresh process instead")
+
+
+def test_lone_thread_tests_in_a_fresh_process():
+    if not _XDIST_WORKER:
+        pytest.skip("not under pytest-xdist: the lone-thread tests ran in this process")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+    env.pop("PYTEST_CURRENT_TEST", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-o", "addopts=", "-p", "no:cacheprovider",
+         "-p", "no:xdist", __file__, "-k", "not test_lone_thread_tests_in_a_fresh_process"],
+        env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert " passed" in proc.stdout, proc.stdout[-2000:]
 
 
 class _Recorder:
@@ -35,6 +60,7 @@ def recorder(monkeypatch):
     return rec
 
 
+@lone_thread
 def test_a_parallel_kernel_parks_and_a_small_one_does_not(recorder):
     with _schedule.threads_for(_schedule.SERIAL_ELEMENTS) as t:
         assert t == 2
@@ -44,6 +70,7 @@ def test_a_parallel_kernel_parks_and_a_small_one_does_not(recorder):
     assert recorder.calls == 1
 
 
+@lone_thread
 @pytest.mark.parametrize("start", ["threading", "_thread"])
 def test_nothing_is_parked_while_another_python_thread_runs(recorder, start):
     import _thread
@@ -78,6 +105,7 @@ def test_nothing_is_parked_while_another_python_thread_runs(recorder, start):
     assert _blas_pool.park_blas_threads() == 1 and recorder.calls == 1
 
 
+@lone_thread
 @pytest.mark.skipif(not _pthreads_openblas_loaded(),
                     reason="NumPy's BLAS here is not a pthreads OpenBLAS")
 def test_the_real_shutdown_is_found_and_blas_restarts_after_it():

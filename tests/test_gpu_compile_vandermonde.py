@@ -6,7 +6,9 @@ of :mod:`structlin.gpu.vandermonde` drives it through NumPy arrays, against the 
 of the kernel contract (powers in extended precision, then the sums). Shapes cover one node,
 several node tiles (``n > TILE``), several blocks per row (``m > THREADS * R``), ``m`` not a
 multiple of ``R``, several exponent chunks of the transposed kernels (their atomic partial
-sums; the chunk made small for the emulator), zero nodes, and a NaN row. NVRTC compilation
+sums; the chunk made small for the emulator), zero nodes, and a NaN row; the Björck-Pereyra
+solves (one system per thread, several blocks of threads, n = 1, repeated nodes flagged per
+row) against NumPy's dense solve. NVRTC compilation
 (compute_80 and compute_90) is checked by ``tests/test_gpu_compile.py``. The last test runs the
 launcher on a real GPU (skipped without one).
 """
@@ -39,6 +41,15 @@ def _source() -> str:
             "int nchunks",
             f"{NS}::vandermonde_t_kernel<{q}>(({q}*)x, ({q}*)w, ({q}*)out, rows, n, m, chunk, "
             f"nchunks)"))
+        for bp in ("solve_vandermonde_kernel", "solve_vandermonde_t_kernel"):
+            entries.append(emu.entry_point(
+                f"{bp}_{code}", "void* x, void* b, void* out, void* info, long long rows, int n",
+                f"{NS}::{bp}<{q}>(({q}*)x, ({q}*)b, ({q}*)out, (int*)info, rows, n)"))
+        entries.append(emu.entry_point(
+            f"vandermonde_order_kernel_{code}",
+            "void* x, void* perm, void* work, long long rows, int n",
+            f"{NS}::vandermonde_order_kernel<{q}>(({q}*)x, (long long*)perm, (double*)work, "
+            f"rows, n)"))
         if t in REAL_OF:
             r = REAL_OF[t]
             entries.append(emu.entry_point(
@@ -176,6 +187,69 @@ def test_empty_inputs_launch_nothing(emulated):
     np.testing.assert_array_equal(o, 0)
 
 
+# ------------------------------------------------------------------ Björck-Pereyra
+
+
+def _cheb(B, n, dtype):
+    """Chebyshev points (roots of unity for complex), shuffled per row: well conditioned."""
+    rng = np.random.default_rng(B + n)
+    if np.dtype(dtype).kind == "c":
+        base = np.exp(2j * np.pi * (np.arange(n) + 0.25) / n)
+    else:
+        base = np.cos(np.pi * (np.arange(n) + 0.5) / n)
+    return np.stack([rng.permutation(base) for _ in range(B)]).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("B,n", [(1, 1), (3, 7), (130, 5)])
+def test_bjorck_pereyra_kernels_in_host_emulation(emulated, B, n, dtype):
+    rng = np.random.default_rng(B * 10 + n)
+    x = _cheb(B, n, dtype)
+    b = _vec(rng, (B, n), dtype)
+    V = np.power(x.astype(np.complex128)[:, None, :], np.arange(n)[None, :, None])
+    for name, M in (("solve_vandermonde", V), ("solve_vandermonde_t", np.swapaxes(V, 1, 2))):
+        out = np.full((B, n), np.nan, dtype)
+        info = np.full(B, 7, np.int32)
+        getattr(emulated, name)(x, b, out, info)
+        np.testing.assert_array_equal(info, 0)
+        want = np.linalg.solve(M, b.astype(np.complex128)[..., None])[..., 0]
+        _close(out, want, np.abs(want).max(), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_order_kernel_matches_the_cpu_kernel_in_host_emulation(emulated, dtype):
+    """Increasing for real nonnegative rows, Leja's order otherwise (roots of unity, real
+    nodes of both signs), the same permutation as the Numba kernel; rows in several blocks."""
+    from structlin._cpu import vandermonde as cpu
+
+    rng = np.random.default_rng(3)
+    B, n = 131, 9
+    x = _cheb(B, n, dtype)
+    if np.dtype(dtype).kind != "c":
+        x[::2] = np.abs(x[::2]) + np.arange(n) * 1e-3  # nonnegative rows: sorted
+    x[5] = _vec(rng, (n,), dtype)
+    want = np.empty((B, n), np.int64)
+    cpu.vandermonde_order(x, want, np.empty((B, n)))
+    got = np.full((B, n), -1, np.int64)
+    emulated.vandermonde_order(x, got, np.full((B, n), np.nan))
+    np.testing.assert_array_equal(got, want)
+    if np.dtype(dtype).kind != "c":
+        np.testing.assert_array_equal(got[0], np.argsort(x[0]))
+
+
+def test_bjorck_pereyra_kernels_flag_repeated_nodes_per_row(emulated):
+    x = np.array([[0.0, 1.0, 2.0], [0.5, 1.0, 0.5], [1.0, -1.0, 3.0]])
+    b = np.ones((3, 3))
+    for name in ("solve_vandermonde", "solve_vandermonde_t"):
+        out = np.zeros((3, 3))
+        info = np.zeros(3, np.int32)
+        getattr(emulated, name)(x, b, out, info)
+        np.testing.assert_array_equal(info, [0, 1, 0])
+        assert np.isfinite(out[[0, 2]]).all()
+    out = np.ones((0, 3))
+    emulated.solve_vandermonde(np.ones((0, 3)), np.ones((0, 3)), out, np.ones(0, np.int32))
+
+
 # ------------------------------------------------------------------ on a real GPU
 
 
@@ -205,3 +279,15 @@ def test_kernels_on_gpu(dtype):
         gv.vandermonde_t(cupy.asarray(x), cupy.asarray(w), o)
         _close(cupy.asnumpy(o), np.einsum("bij,bi->bj", P, w.astype(np.clongdouble)),
                np.abs(w).sum(axis=1).max(), dtype)
+    for B, n in [(1, 1), (3, 7), (300, 16)]:
+        x = _cheb(B, n, dtype)
+        b = _vec(np.random.default_rng(B + n), (B, n), dtype)
+        V = np.power(x.astype(np.complex128)[:, None, :], np.arange(n)[None, :, None])
+        for name, M in (("solve_vandermonde", V),
+                        ("solve_vandermonde_t", np.swapaxes(V, 1, 2))):
+            out = cupy.full((B, n), np.nan, dtype)
+            info = cupy.full(B, 7, np.int32)
+            getattr(gv, name)(cupy.asarray(x), cupy.asarray(b), out, info)
+            np.testing.assert_array_equal(cupy.asnumpy(info), 0)
+            want = np.linalg.solve(M, b.astype(np.complex128)[..., None])[..., 0]
+            _close(cupy.asnumpy(out), want, np.abs(want).max(), dtype)

@@ -29,6 +29,10 @@ SCIPY_OPERATORS = {
     "pixelfly_operator": "pixelfly_multiply",
     "fftconv_operator": "fftconv",
     "kaleidoscope_operator": "kaleidoscope_multiply",
+    "toeplitz_operator": "matmul_toeplitz",
+    "hankel_operator": "matmul_hankel",
+    "cauchy_operator": "matmul_cauchy",
+    "ldr_operator": "ldr_multiply",
 }
 
 

@@ -211,7 +211,25 @@ def _calls() -> dict[str, Callable[[], tuple[tuple, dict]]]:
     }
 
 
-CALLS = _calls()
+#: test modules that keep their family's probe entries next to their tests, in a ``PROBE`` dict
+#: of the same form as the table above (the toeplitz family's parts)
+PROBE_MODULES = ("test_toeplitz", "test_hankel", "test_gko", "test_toeplitz_pcg",
+                 "test_vandermonde", "test_solve_circulant", "test_ldr")
+
+
+def _module_calls() -> dict[str, Callable[[], tuple[tuple, dict]]]:
+    import importlib
+
+    calls: dict[str, Callable[[], tuple[tuple, dict]]] = {}
+    for name in PROBE_MODULES:
+        probe = importlib.import_module(f"tests.{name}").PROBE
+        assert not set(probe) & set(calls), f"{name}: a function probed twice"
+        calls.update(probe)
+    return calls
+
+
+CALLS = {**_calls(), **_module_calls()}
+assert len(CALLS) == len(_calls()) + len(_module_calls()), "a function probed twice"
 #: public names that are result or plan types, built by the functions above
 NOT_CALLED = {"ButterflyFactorization", "ButterflyFit", "CirculantButterfly", "DCTButterfly",
               "FFTConvPlan", "FFTConvStream", "KaleidoscopeFit"}
@@ -282,6 +300,9 @@ def _call(name, args, kwargs):
 def _replace(args, kwargs, params, arg, value):
     args = list(args)
     kwargs = dict(kwargs)
+    if arg in kwargs:  # a keyword argument (also one collected by ``**operator_params``)
+        kwargs[arg] = value
+        return tuple(args), kwargs
     i = params.index(arg)
     if i < len(args) and arg not in kwargs:
         args[i] = value

@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import itertools
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
@@ -635,22 +634,6 @@ def _forward_by_classes(u2, k, K, pre2, has_pre, post2, has_post, D, has_D, H, n
 
 # ---- driver -----------------------------------------------------------------------------------
 
-_POOL: ThreadPoolExecutor | None = None
-_POOL_SIZE = 0
-_POOL_LOCK = threading.Lock()
-
-
-def _pool(n: int) -> ThreadPoolExecutor:
-    global _POOL, _POOL_SIZE
-    with _POOL_LOCK:
-        if _POOL is None or _POOL_SIZE < n:
-            if _POOL is not None:
-                _POOL.shutdown(wait=False)
-            _POOL = ThreadPoolExecutor(max_workers=n, thread_name_prefix="structlin-conv")
-            _POOL_SIZE = n
-        return _POOL
-
-
 def _plan_chunks(nrows: int, nfft: int, itemsize: int, budget: int | None = None,
                  buffers: int = 3):
     """Row chunks, the number of threads that share them and scipy.fft workers per thread.
@@ -690,13 +673,26 @@ def _run_chunks(nthreads: int, chunks, work) -> None:
         while (i := next(counter)) < len(chunks):
             work(worker, *chunks[i])
 
-    # the calling thread is worker 0: one hand-off fewer
-    futures = [_pool(nthreads - 1).submit(loop, w) for w in range(1, nthreads)]
-    try:
-        loop(0)
-    finally:
-        for f in futures:
-            f.result()
+    errors: list = []
+
+    def guarded(worker):
+        try:
+            loop(worker)
+        except BaseException as e:  # re-raised on the calling thread
+            errors.append(e)
+
+    # the calling thread is worker 0: one hand-off fewer. The others are started for this call
+    # and joined before it returns: a persistent pool would count as "another Python thread"
+    # for the rest of the process and stop structlin._cpu._blas_pool.park_blas_threads
+    others = [threading.Thread(target=guarded, args=(w,), daemon=True)
+              for w in range(1, nthreads)]
+    for t in others:
+        t.start()
+    guarded(0)
+    for t in others:
+        t.join()
+    if errors:
+        raise errors[0]
 
 
 def _transforms(dtype):

@@ -13,6 +13,14 @@ Contract (shared with ``structlin.gpu.vandermonde``); rows ``b`` independent, al
                                    out, dout (B, n) complex
         out[b, j]  = sum_i exp(i z[b, j]) w[b, i]
         dout[b, j] = sum_i i exp((i - 1) z[b, j]) w[b, i]
+    solve_vandermonde(x, b, out, info):    x, b, out (B, n) one dtype, info (B,) int32
+        out[b] = a with sum_j x[b, j]**i a[j] = b[b, i]    (V a = b, Björck-Pereyra primal)
+        info[b] = 1 where two nodes of row b are equal (out[b] then undefined), else 0
+    solve_vandermonde_t(x, b, out, info):  the same for V^T a = b:
+        sum_i x[b, j]**i a[i] = b[b, j]     (interpolation, Björck-Pereyra dual)
+    vandermonde_order(x, perm, work):      x (B, n), perm (B, n) int64, work (B, n) float64
+        perm[b] = the order the solves take the nodes of row b in: increasing for real
+        nonnegative nodes, Leja's order otherwise (work: scratch)
 
 The ``exp_`` variants take the nodes by their logarithms (S4D's ``dt * Lambda``), so that the
 exact anchors below are ``exp(i z)`` of the given ``z``, not powers of a rounded ``exp(z)``.
@@ -50,7 +58,15 @@ from numba import njit, prange
 
 from structlin._cpu._schedule import threads_for
 
-__all__ = ["exp_vandermonde_re", "exp_vandermonde_t_re", "vandermonde", "vandermonde_t"]
+__all__ = [
+    "exp_vandermonde_re",
+    "exp_vandermonde_t_re",
+    "solve_vandermonde",
+    "solve_vandermonde_t",
+    "vandermonde",
+    "vandermonde_order",
+    "vandermonde_t",
+]
 
 #: exponents per block between two anchors (a power of two: x**BLOCK by squaring); the
 #: systematic rounding of the node grows over a block, so short blocks keep float32 at a few
@@ -424,3 +440,176 @@ def exp_vandermonde_t_re(z, w, out, dout):
     out.imag = _reduce(acci, B, nch)
     dout.real = _reduce(daccr, B, nch)
     dout.imag = _reduce(dacci, B, nch)
+
+
+# ------------------------------------------------------------------------------ Björck-Pereyra
+#
+# The solves run on the transposed layout ``(n, B)``: the rows of the batch are the lanes of the
+# innermost loop, so every step (one subtraction, multiplication or division per lane) is a
+# unit-stride loop LLVM vectorizes, divisions included; a task is a chunk of LANES rows. The
+# recurrences themselves are the papers' (Björck and Pereyra 1970; Higham, Accuracy and
+# Stability, Algorithms 22.2 and 22.3), in the given order and in the data's precision: no
+# fastmath, so that their componentwise error bounds hold. Divisions by zero (two equal nodes:
+# the denominators x_i - x_(i-k-1) run over every pair) use NumPy's error model and are flagged
+# in ``info``.
+
+#: rows per task of the solves (the vector lanes of the innermost loops)
+LANES = 32
+
+
+@njit(cache=True, inline="always")
+def _lanes(B, c):
+    j0 = c * LANES
+    return j0, min(B, j0 + LANES)
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _bp_primal(xt, a, info):
+    """``V a = b`` in place on ``a`` (n, B): ``a`` holds ``b`` on entry."""
+    n, B = a.shape
+    for c in prange((B + LANES - 1) // LANES):
+        j0, j1 = _lanes(B, c)
+        # the bidiagonal eliminations by x_k (descending i reads the previous stage)
+        for k in range(n - 1):
+            xk = xt[k]
+            for i in range(n - 1, k, -1):
+                ai = a[i]
+                am = a[i - 1]
+                for j in range(j0, j1):
+                    ai[j] -= xk[j] * am[j]
+        # then the divided differences of the transposed Newton form, backwards; the zero test
+        # is arithmetic (no branch), so that the lane loop stays vectorized
+        for k in range(n - 2, -1, -1):
+            for i in range(k + 1, n):
+                ai = a[i]
+                xi = xt[i]
+                xm = xt[i - k - 1]
+                for j in range(j0, j1):
+                    d = xi[j] - xm[j]
+                    info[j] |= np.int32(d == 0)
+                    ai[j] = ai[j] / d
+            for i in range(k, n - 1):
+                ai = a[i]
+                ap = a[i + 1]
+                for j in range(j0, j1):
+                    ai[j] -= ap[j]
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _bp_dual(xt, a, info):
+    """``V^T a = f`` in place on ``a`` (n, B): ``a`` holds ``f`` on entry (interpolation)."""
+    n, B = a.shape
+    for c in prange((B + LANES - 1) // LANES):
+        j0, j1 = _lanes(B, c)
+        # Newton's divided differences of f (descending i reads the previous stage's a[i-1])
+        for k in range(n - 1):
+            for i in range(n - 1, k, -1):
+                ai = a[i]
+                am = a[i - 1]
+                xi = xt[i]
+                xm = xt[i - k - 1]
+                for j in range(j0, j1):
+                    d = xi[j] - xm[j]
+                    info[j] |= np.int32(d == 0)
+                    ai[j] = (ai[j] - am[j]) / d
+        # Newton form to monomial coefficients (Horner's nested multiplication)
+        for k in range(n - 2, -1, -1):
+            xk = xt[k]
+            for i in range(k, n - 1):
+                ai = a[i]
+                ap = a[i + 1]
+                for j in range(j0, j1):
+                    ai[j] -= xk[j] * ap[j]
+
+
+def _solve(kernel, x, b, out, info):
+    B, n = b.shape
+    info[...] = 0
+    if B == 0 or n == 0:
+        return
+    xt = np.ascontiguousarray(x.T)
+    a = b.T.copy()  # C order: (n, B), never a view of b
+    with threads_for(B * n * n):
+        kernel(xt, a, info)
+    out[...] = a.T
+
+
+def solve_vandermonde(x, b, out, info):
+    """``out[b] = V(x[b])^(-1) b[b]`` by Björck-Pereyra's primal algorithm; ``info[b] = 1``
+    where row ``b`` has two equal nodes (see the module docstring)."""
+    _solve(_bp_primal, x, b, out, info)
+
+
+def solve_vandermonde_t(x, b, out, info):
+    """``out[b] = V(x[b])^(-T) b[b]`` (interpolation) by Björck-Pereyra's dual algorithm;
+    ``info[b] = 1`` where row ``b`` has two equal nodes (see the module docstring)."""
+    _solve(_bp_dual, x, b, out, info)
+
+
+# The order of the nodes matters to Björck-Pereyra's accuracy (Higham, section 22.3): for real
+# nonnegative nodes the increasing order gives the componentwise bound of Higham's Corollary
+# 22.5; for other nodes (real of both signs, complex, the roots of unity above all, where the
+# natural order makes the divided differences grow like 2**n) Leja's order, each node the one
+# farthest from the previous ones in the product sense, keeps them bounded (Reichel, "Newton
+# interpolation at Leja points", BIT 30, 1990). O(n^2) per row, like the solve.
+
+
+@njit(cache=True, parallel=True)
+def _order(xr, xi, perm, work):
+    """Selection on arrays kept in position order (the swaps move the parts, the score and
+    the index together), so that the inner loops are unit-stride; Leja's products of squared
+    distances (the same order as of distances), rescaled at every step."""
+    B, n = xr.shape
+    for b in prange(B):
+        p = perm[b]
+        w = work[b]
+        pr = xr[b]
+        pi = xi[b]
+        sorted_real = True
+        for j in range(n):
+            p[j] = j
+            if pi[j] != 0.0 or pr[j] < 0.0:
+                sorted_real = False
+        for j in range(n):
+            # the score picked (largest first): -x for the increasing order, |x|**2 for the
+            # first Leja point
+            w[j] = -pr[j] if sorted_real else pr[j] * pr[j] + pi[j] * pi[j]
+        for k in range(n):
+            best = k
+            top = w[k]
+            for q in range(k + 1, n):
+                if w[q] > top:
+                    top = w[q]
+                    best = q
+            p[k], p[best] = p[best], p[k]
+            w[k], w[best] = w[best], w[k]
+            pr[k], pr[best] = pr[best], pr[k]
+            pi[k], pi[best] = pi[best], pi[k]
+            if sorted_real or k + 1 == n:
+                continue
+            cr = pr[k]
+            ci = pi[k]
+            top = 0.0
+            if k == 0:
+                for q in range(1, n):
+                    w[q] = 1.0
+            for q in range(k + 1, n):
+                dr = pr[q] - cr
+                di = pi[q] - ci
+                w[q] *= dr * dr + di * di
+                top = max(top, w[q])
+            if top > 0.0:  # rescaled: the products neither overflow nor underflow
+                s = 1.0 / top
+                for q in range(k + 1, n):
+                    w[q] *= s
+
+
+def vandermonde_order(x, perm, work):
+    """``perm[b]``: the order of the nodes of row ``b`` for the solves (see the module
+    docstring)."""
+    B, n = x.shape
+    if B == 0 or n == 0:
+        return
+    x64 = x.astype(np.complex128)  # the parts are scratch too (reordered in place)
+    with threads_for(B * n * n):
+        _order(np.ascontiguousarray(x64.real), np.ascontiguousarray(x64.imag), perm, work)

@@ -1,6 +1,7 @@
 """The ssm family's declaration (see :mod:`structlin._registry`): state space models (HiPPO,
 discretization, S4D and S4 convolution kernels, diagonal and selective scans, Mamba-2's SSD,
-semiseparable and quasiseparable matrices) and the Vandermonde and Cauchy products under them.
+semiseparable and quasiseparable matrices). The Vandermonde and Cauchy products under the S4D and
+S4 kernels belong to the toeplitz family.
 """
 
 from __future__ import annotations
@@ -18,24 +19,6 @@ _SCAN: tuple[Kernel, ...] = (
         "scan": ("ab", "bb", "c", "d", "u", "x0", "y", "xT"),
         "scan_vjp": ("ab", "bb", "c", "d", "u", "x0", "g", "gu", "gab", "gbb", "gc", "gd",
                      "gx0"),
-    }),
-)
-
-# fused Vandermonde products (structlin.vandermonde, the S4D kernel of structlin.ssm_kernels)
-_VANDERMONDE: tuple[Kernel, ...] = (
-    Kernel("vandermonde", {
-        "vandermonde": ("x", "v", "out"),
-        "vandermonde_t": ("x", "w", "out"),
-        "exp_vandermonde_re": ("z", "v", "out"),
-        "exp_vandermonde_t_re": ("z", "w", "out", "dout"),
-    }),
-)
-
-# fused Cauchy products (structlin.cauchy, the S4 kernel of structlin.ssm_dplr)
-_CAUCHY: tuple[Kernel, ...] = (
-    Kernel("cauchy", {
-        "cauchy": ("x", "y", "v", "out"),
-        "cauchy_square": ("x", "y", "v", "out", "out_sq"),
     }),
 )
 
@@ -130,9 +113,8 @@ FAMILY = Family(
     name="ssm",
     modules=("structlin.ssm_hippo", "structlin.ssm_scan", "structlin.ssm_kernels",
              "structlin.ssm_dplr", "structlin.selective_scan", "structlin.ssd",
-             "structlin.semiseparable",
-             "structlin.vandermonde", "structlin.cauchy"),
-    kernels=(*_SCAN, *_VANDERMONDE, *_CAUCHY, *_SELECTIVE, *_SSD),
+             "structlin.semiseparable"),
+    kernels=(*_SCAN, *_SELECTIVE, *_SSD),
     tutorial="docs/tutorials/ssm.md",
     tour=tour_rows,
     bench="bench_ssm",

@@ -6,6 +6,11 @@
 //     exp_vandermonde_re_kernel:    out[b, i] = Re sum_j exp(i z[b, j]) v[b, j]     (B, m) real
 //     exp_vandermonde_t_re_kernel:  out[b, j] += sum_i exp(i z) w[b, i]             (B, n)
 //                                   dout[b, j] += sum_i i exp((i - 1) z) w[b, i]    w real
+//     solve_vandermonde_kernel:     out[b] = V(x[b])^-1 b[b], Björck-Pereyra primal (B, n)
+//     solve_vandermonde_t_kernel:   out[b] = V(x[b])^-T b[b], Björck-Pereyra dual   (B, n)
+//                                   info[b] = 1 where row b has two equal nodes, else 0
+//     vandermonde_order_kernel:     perm[b] = the order the solves take row b's nodes in:
+//                                   increasing for real nonnegative nodes, else Leja's
 //
 // Powers by multiplication in the data's precision, re-anchored every R = 16 exponents: an
 // anchor x^i0 is computed exactly in double precision, exp(i0 log|x|) (cos i0 arg x,
@@ -24,6 +29,14 @@
 // a double multiplication with x^R (exact every EXACT exponents). Partial sums of the chunks
 // are added with atomics into out, which the launcher zero-fills. Grid: B * ceil(n / THREADS) *
 // nchunks blocks.
+//
+// Björck-Pereyra kernels: one thread per system, working in place on its row of out (copied
+// from b first); the recurrences in the CPU kernels' order (structlin._cpu.vandermonde), in
+// the data's precision. O(n^2) operations and no memory beyond the output per system.
+// Grid: ceil(B / THREADS) blocks, no shared memory. The rows are strided between the threads
+// of a warp (n elements apart): the accesses are not coalesced, which the L1/L2 caches absorb
+// for the small n these solves are for (Vandermonde systems are exponentially ill-conditioned
+// in n for real nodes).
 //
 // Unverified: none of this code has run on a GPU (NVRTC compile and the host emulator only).
 #include "_common.cuh"
@@ -206,7 +219,139 @@ __device__ __forceinline__ void add_to(sl::complex<Rl>* p, sl::complex<Rl> v, bo
     if (atomic) sl::atomic_add(p, v); else *p += v;
 }
 
+// a / d, and whether d is zero (a repeated node). Complex: Smith's algorithm (no overflow of
+// |d|^2 for large or tiny d).
+__device__ __forceinline__ float bp_div(float a, float d) { return a / d; }
+__device__ __forceinline__ double bp_div(double a, double d) { return a / d; }
+template <typename Rl>
+__device__ __forceinline__ sl::complex<Rl> bp_div(sl::complex<Rl> a, sl::complex<Rl> d) {
+    if (fabs(d.re) >= fabs(d.im)) {
+        const Rl r = d.im / d.re;
+        const Rl t = Rl(1) / (d.re + d.im * r);
+        return sl::complex<Rl>((a.re + a.im * r) * t, (a.im - a.re * r) * t);
+    }
+    const Rl r = d.re / d.im;
+    const Rl t = Rl(1) / (d.re * r + d.im);
+    return sl::complex<Rl>((a.re * r + a.im) * t, (a.im * r - a.re) * t);
+}
+__device__ __forceinline__ bool bp_zero(float d) { return d == 0.0f; }
+__device__ __forceinline__ bool bp_zero(double d) { return d == 0.0; }
+template <typename Rl>
+__device__ __forceinline__ bool bp_zero(sl::complex<Rl> d) {
+    return d.re == Rl(0) && d.im == Rl(0);
+}
+
 }  // namespace
+
+// x, b, out (B, n); info (B,). Grid: ceil(B / THREADS) blocks of THREADS threads, no shared
+// memory. V a = b with V[i, j] = x_j^i (the primal algorithm).
+template <typename T>
+__global__ void __launch_bounds__(THREADS)
+    solve_vandermonde_kernel(const T* __restrict__ x, const T* __restrict__ b,
+                             T* __restrict__ out, int* __restrict__ info, long long rows,
+                             int n) {
+    const long long r = (long long)blockIdx.x * THREADS + threadIdx.x;
+    if (r >= rows) return;
+    const T* xs = x + r * n;
+    T* a = out + r * n;
+    for (int i = 0; i < n; ++i) a[i] = b[r * n + i];
+    int bad = 0;
+    for (int k = 0; k < n - 1; ++k) {
+        const T xk = xs[k];
+        for (int i = n - 1; i > k; --i) a[i] = a[i] - xk * a[i - 1];
+    }
+    for (int k = n - 2; k >= 0; --k) {
+        for (int i = k + 1; i < n; ++i) {
+            const T d = xs[i] - xs[i - k - 1];
+            bad |= bp_zero(d);
+            a[i] = bp_div(a[i], d);
+        }
+        for (int i = k; i < n - 1; ++i) a[i] = a[i] - a[i + 1];
+    }
+    info[r] = bad;
+}
+
+// As solve_vandermonde_kernel, for V^T a = b (interpolation, the dual algorithm).
+template <typename T>
+__global__ void __launch_bounds__(THREADS)
+    solve_vandermonde_t_kernel(const T* __restrict__ x, const T* __restrict__ b,
+                               T* __restrict__ out, int* __restrict__ info, long long rows,
+                               int n) {
+    const long long r = (long long)blockIdx.x * THREADS + threadIdx.x;
+    if (r >= rows) return;
+    const T* xs = x + r * n;
+    T* a = out + r * n;
+    for (int i = 0; i < n; ++i) a[i] = b[r * n + i];
+    int bad = 0;
+    for (int k = 0; k < n - 1; ++k) {
+        for (int i = n - 1; i > k; --i) {
+            const T d = xs[i] - xs[i - k - 1];
+            bad |= bp_zero(d);
+            a[i] = bp_div(a[i] - a[i - 1], d);
+        }
+    }
+    for (int k = n - 2; k >= 0; --k) {
+        const T xk = xs[k];
+        for (int i = k; i < n - 1; ++i) a[i] = a[i] - xk * a[i + 1];
+    }
+    info[r] = bad;
+}
+
+// x (B, n); perm (B, n) int64; work (B, n) double scratch. One thread per row, O(n^2): the
+// CPU kernel's selection (structlin._cpu.vandermonde._order) with the same arithmetic (scores
+// in position order, swapped with perm; Leja's products of squared distances, rescaled by
+// the reciprocal of their maximum at every step), so the two give the same permutation.
+template <typename T>
+__global__ void __launch_bounds__(THREADS)
+    vandermonde_order_kernel(const T* __restrict__ x, long long* __restrict__ perm,
+                             double* __restrict__ work, long long rows, int n) {
+    const long long r = (long long)blockIdx.x * THREADS + threadIdx.x;
+    if (r >= rows) return;
+    const T* xs = x + r * n;
+    long long* p = perm + r * n;
+    double* w = work + r * n;
+    bool sorted_real = true;
+    for (int j = 0; j < n; ++j) {
+        p[j] = j;
+        if (traits<T>::im(xs[j]) != 0.0 || traits<T>::re(xs[j]) < 0.0) sorted_real = false;
+    }
+    for (int j = 0; j < n; ++j) {
+        const double re = traits<T>::re(xs[j]);
+        const double im = traits<T>::im(xs[j]);
+        w[j] = sorted_real ? -re : re * re + im * im;
+    }
+    for (int k = 0; k < n; ++k) {
+        int best = k;
+        double top = w[k];
+        for (int q = k + 1; q < n; ++q)
+            if (w[q] > top) {
+                top = w[q];
+                best = q;
+            }
+        const long long t = p[k];
+        p[k] = p[best];
+        p[best] = t;
+        const double tw = w[k];
+        w[k] = w[best];
+        w[best] = tw;
+        if (sorted_real || k + 1 == n) continue;
+        const double cr = traits<T>::re(xs[p[k]]);
+        const double ci = traits<T>::im(xs[p[k]]);
+        if (k == 0)
+            for (int q = 1; q < n; ++q) w[q] = 1.0;
+        top = 0.0;
+        for (int q = k + 1; q < n; ++q) {
+            const double dr = traits<T>::re(xs[p[q]]) - cr;
+            const double di = traits<T>::im(xs[p[q]]) - ci;
+            w[q] *= dr * dr + di * di;
+            top = top > w[q] ? top : w[q];
+        }
+        if (top > 0.0) {
+            const double sc = 1.0 / top;
+            for (int q = k + 1; q < n; ++q) w[q] *= sc;
+        }
+    }
+}
 
 // x, v (B, n); out (B, m). Grid: B * ceil(m / (THREADS R)) blocks of THREADS threads;
 // shared memory TILE * (2 sizeof(double) + 2 sizeof(T)) bytes.

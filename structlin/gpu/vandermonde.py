@@ -14,13 +14,19 @@ nothing::
                                    out, dout (B, n) complex
         out[b, j]  = sum_i exp(i z[b, j]) w[b, i]
         dout[b, j] = sum_i i exp((i - 1) z[b, j]) w[b, i]
+    solve_vandermonde(x, b, out, info):    x, b, out (B, n) one dtype, info (B,) int32
+        out[b] = V(x[b])^(-1) b[b] (Björck-Pereyra primal); info[b] = 1: repeated node
+    solve_vandermonde_t(x, b, out, info):  the same for V^T (the dual algorithm)
+    vandermonde_order(x, perm, work):      x (B, n), perm (B, n) int64, work (B, n) float64
+        perm[b] = the solves' order of row b's nodes (increasing or Leja's)
 
 Each function is one launch (plus a zero fill of the transposed products' outputs, which the
 chunks' partial sums are added to atomically): the forward kernels give each thread
 :data:`R` consecutive exponents of one row, the transposed ones a node and a chunk of
 :data:`CHUNK` exponents; the powers are formed by multiplication and re-anchored exactly (in
-double precision) every ``R`` exponents (see ``vandermonde.cu``). No host-device
-synchronisation.
+double precision) every ``R`` exponents (see ``vandermonde.cu``); the Björck-Pereyra
+solves give each thread one system. No host-device synchronisation (the public
+:func:`structlin.solve_vandermonde` reads ``info`` back to raise on repeated nodes).
 
 Unverified: none of this code has run on a GPU. The kernels are compiled by NVRTC
 (compute_80 and compute_90, ``tests/test_gpu_compile.py``) and run in the host emulator of
@@ -38,13 +44,19 @@ __all__ = [
     "NAME_EXPRESSIONS",
     "exp_vandermonde_re",
     "exp_vandermonde_t_re",
+    "solve_vandermonde",
+    "solve_vandermonde_t",
     "vandermonde",
+    "vandermonde_order",
     "vandermonde_t",
 ]
 
 NAME_EXPRESSIONS = (
     *instantiations("vandermonde_kernel"),
     *instantiations("vandermonde_t_kernel"),
+    *instantiations("solve_vandermonde_kernel"),
+    *instantiations("solve_vandermonde_t_kernel"),
+    *instantiations("vandermonde_order_kernel"),
     *(f"{t}<{type_name(dt)}>" for t in ("exp_vandermonde_re_kernel",
                                         "exp_vandermonde_t_re_kernel")
       for dt in (np.complex64, np.complex128)),
@@ -106,3 +118,37 @@ def exp_vandermonde_t_re(z, w, out, dout):
     """Write ``out[b, j] = sum_i exp(i z) w[b, i]`` and ``dout[b, j] = sum_i i exp((i-1) z)
     w[b, i]`` for real ``w`` (see the module docstring)."""
     _transposed("exp_vandermonde_t_re_kernel", z, w, (out, dout), 2 * TILE * w.itemsize)
+
+
+def _bp(name, x, b, out, info):
+    rows, n = b.shape
+    info[...] = 0
+    if rows == 0 or n == 0:
+        return
+    kernel = get_kernel("vandermonde", NAME_EXPRESSIONS, f"{name}<{type_name(x.dtype)}>")
+    launch(kernel, -(-rows // THREADS), THREADS, (x, b, out, info, np.int64(rows), np.int32(n)),
+           0)
+
+
+def solve_vandermonde(x, b, out, info):
+    """Write ``out[b] = V(x[b])^(-1) b[b]`` (Björck-Pereyra, one system per thread) and
+    ``info[b] = 1`` where row ``b`` has two equal nodes (see the module docstring)."""
+    _bp("solve_vandermonde_kernel", x, b, out, info)
+
+
+def solve_vandermonde_t(x, b, out, info):
+    """Write ``out[b] = V(x[b])^(-T) b[b]`` (interpolation, Björck-Pereyra's dual algorithm)
+    and ``info[b]`` as :func:`solve_vandermonde` (see the module docstring)."""
+    _bp("solve_vandermonde_t_kernel", x, b, out, info)
+
+
+def vandermonde_order(x, perm, work):
+    """Write ``perm[b]``, the order of row ``b``'s nodes for the solves (increasing for real
+    nonnegative nodes, Leja's otherwise; one row per thread); ``work`` is scratch."""
+    rows, n = x.shape
+    if rows == 0 or n == 0:
+        return
+    kernel = get_kernel("vandermonde", NAME_EXPRESSIONS,
+                        f"vandermonde_order_kernel<{type_name(x.dtype)}>")
+    launch(kernel, -(-rows // THREADS), THREADS, (x, perm, work, np.int64(rows), np.int32(n)),
+           0)

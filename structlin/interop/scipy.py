@@ -29,10 +29,14 @@ from structlin.pixelfly import _check_blocks, _check_low_rank, _host_mask, pixel
 __all__ = [
     "butterfly_inverse_operator",
     "butterfly_operator",
+    "cauchy_operator",
     "fftconv_operator",
+    "hankel_operator",
     "kaleidoscope_operator",
+    "ldr_operator",
     "monarch_operator",
     "pixelfly_operator",
+    "toeplitz_operator",
 ]
 
 
@@ -462,4 +466,320 @@ def kaleidoscope_operator(twiddle: Any) -> LinearOperator:
         "kaleidoscope_operator", (n, n), dtype,
         lambda x: kaleidoscope_multiply(tw, x),
         lambda x: kaleidoscope_multiply(adj, x),
+    )
+
+
+# ---- the toeplitz family: Toeplitz, Hankel, Cauchy (FFT products and the fused Cauchy kernel)
+
+
+def _structured_vectors(x: Any, n: int, name: str, *dtype_of: Any) -> tuple[Any, np.dtype]:
+    x = np.asarray(x)
+    dt = result_dtype(x=x, **{f"a{i}": a for i, a in enumerate(dtype_of)})
+    if x.ndim < 1 or x.shape[-1] != n:
+        raise ValueError(f"{name} must have length {n} along its last axis, got shape {x.shape}")
+    return x, dt
+
+
+def _toeplitz_product(c: np.ndarray, r: np.ndarray, name: str) -> Callable[[Any], Any]:
+    """``x -> T x`` over the last axis for the ``m x n`` Toeplitz matrix of first column ``c``
+    and first row ``r``: an FFT pair on the embedding circulant, its spectrum computed once per
+    dtype the products meet."""
+    from structlin.toeplitz_pcg import _Toeplitz
+
+    m, n = c.shape[0], r.shape[0]
+    spectra: dict[np.dtype, Any] = {}
+
+    def apply(x):
+        x, dt = _structured_vectors(x, n, name, c, r)
+        op = spectra.get(dt)
+        if op is None:
+            op = spectra[dt] = _Toeplitz(np, c.astype(dt)[None], r.astype(dt)[None],
+                                         dt.kind != "c")
+        xs = np.ascontiguousarray(x, dtype=dt).reshape(1, -1, n)
+        return op(xs).reshape((*x.shape[:-1], m))
+
+    return apply
+
+
+def _vector_argument(a: Any, name: str) -> np.ndarray:
+    from structlin._validate import check_finite, check_int, prepare
+
+    arr = getattr(prepare(**{name: a}), name)
+    if not isinstance(arr, np.ndarray):
+        raise TypeError(f"{name} must be a NumPy array (SciPy's solvers are NumPy-only), got "
+                        f"{type(arr).__name__}")
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-d (one matrix per operator), got shape {arr.shape}")
+    check_int(arr.shape[0], f"the length of {name}", minimum=1)
+    check_finite(arr, name)
+    return arr
+
+
+def _column_and_row(c_or_cr: Any, default_row: Callable[[np.ndarray], np.ndarray]) -> tuple:
+    if isinstance(c_or_cr, tuple):
+        if len(c_or_cr) != 2:
+            raise ValueError(
+                f"c_or_cr must be c or a tuple (c, r), got a tuple of {len(c_or_cr)} items"
+            )
+        c = _vector_argument(c_or_cr[0], "c")
+        r = _vector_argument(c_or_cr[1], "r")
+    else:
+        c = _vector_argument(c_or_cr, "c")
+        r = default_row(c)
+    return c, r, result_dtype(c=c, r=r)
+
+
+def toeplitz_operator(c_or_cr: Any) -> LinearOperator:
+    """Return the Toeplitz matrix ``T`` of ``c_or_cr`` as a ``LinearOperator``.
+
+    Parameters
+    ----------
+    c_or_cr : array_like or tuple of array_like
+        ``c`` of shape (m,), the first column of ``T``, or a tuple ``(c, r)`` with ``r`` of
+        shape (n,) its first row (``r[0]`` is ignored); ``c`` alone means ``r = conj(c)``, the
+        convention of :func:`scipy.linalg.matmul_toeplitz` (``T[i, j] = c[i - j]`` for
+        ``i >= j``, ``r[j - i]`` for ``j > i``, :func:`scipy.linalg.toeplitz`).
+
+    Returns
+    -------
+    scipy.sparse.linalg.LinearOperator, shape (m, n)
+        ``matvec``/``matmat`` compute ``T x``; ``rmatvec``/``rmatmat`` compute ``T^H y``, the
+        Toeplitz product with first column ``conj(r)`` and first row ``conj(c)``. The dtype
+        is NumPy's promotion of ``c`` and ``r`` (integers to float64).
+
+    Raises
+    ------
+    ValueError
+        ``c`` or ``r`` not 1-d and non-empty, or holding NaN or infinity; a tuple that is not
+        ``(c, r)``; vectors of the wrong length at a product.
+    TypeError
+        Non-numeric or non-NumPy arrays.
+
+    Notes
+    -----
+    ``T`` is the top-left block of a circulant of a fast FFT length ``L >= m + n - 1``; each
+    product is one FFT pair of length ``L`` (real FFTs for real data) against the circulant's
+    spectrum, computed once per dtype: ``O(L log L)`` per vector, ``O(L)`` memory, the matrix
+    never formed. The adjoint is built the same way from ``(conj(r), conj(c))``.
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.linalg
+    >>> from structlin.interop.scipy import toeplitz_operator
+    >>> c, r = np.array([1.0, 2.0, 3.0]), np.array([1.0, 4.0])
+    >>> T = toeplitz_operator((c, r))
+    >>> T
+    <3x2 toeplitz_operator with dtype=float64>
+    >>> x = np.array([1.0, -1.0])
+    >>> bool(np.allclose(T @ x, scipy.linalg.toeplitz(c, r) @ x))
+    True
+    >>> bool(np.allclose(T.H @ c, scipy.linalg.toeplitz(c, r).T @ c))
+    True
+    """
+    c, r, dtype = _column_and_row(c_or_cr, np.conj)
+    c, r = c.astype(dtype), r.astype(dtype)  # copies: the operator holds its own data
+    r[0] = c[0]  # the diagonal is c's (r[0] ignored), also in the adjoint's first column
+    return _StructuredOperator(
+        "toeplitz_operator", (c.shape[0], r.shape[0]), dtype,
+        _toeplitz_product(c, r, "x"),
+        _toeplitz_product(np.conj(r), np.conj(c), "y"),
+    )
+
+
+def _hankel_product(h: np.ndarray, m: int, n: int, name: str) -> Callable[[Any], Any]:
+    """``x -> H x`` for ``H[i, j] = h[i + j]`` (m x n): ``H = T J`` with ``J`` the reversal and
+    ``T`` the Toeplitz matrix ``T[i, l] = h[i + n - 1 - l]``."""
+    toeplitz = _toeplitz_product(h[n - 1:n - 1 + m], h[n - 1::-1], name)
+    return lambda x: toeplitz(np.asarray(x)[..., ::-1])
+
+
+def hankel_operator(c_or_cr: Any) -> LinearOperator:
+    """Return the Hankel matrix ``H`` of ``c_or_cr`` as a ``LinearOperator``.
+
+    Parameters
+    ----------
+    c_or_cr : array_like or tuple of array_like
+        ``c`` of shape (m,), the first column of ``H``, or a tuple ``(c, r)`` with ``r`` of
+        shape (n,) its last row (``r[0]`` is ignored); ``c`` alone means ``r = zeros(m)``: the
+        convention of :func:`scipy.linalg.hankel` (``H[i, j] = c[i + j]`` for ``i + j < m``,
+        ``r[i + j - m + 1]`` otherwise).
+
+    Returns
+    -------
+    scipy.sparse.linalg.LinearOperator, shape (m, n)
+        ``matvec``/``matmat`` compute ``H x``; ``rmatvec``/``rmatmat`` compute ``H^H y``, the
+        ``n x m`` Hankel matrix of the conjugated entries. The dtype is NumPy's promotion of
+        ``c`` and ``r``.
+
+    Raises
+    ------
+    ValueError
+        ``c`` or ``r`` not 1-d and non-empty, or holding NaN or infinity; a tuple that is not
+        ``(c, r)``; vectors of the wrong length at a product.
+    TypeError
+        Non-numeric or non-NumPy arrays.
+
+    Notes
+    -----
+    ``H = T J`` with ``J`` the reversal of the entries and ``T`` a Toeplitz matrix on the same
+    ``m + n - 1`` values ``h = (c, r[1:])``, so each product is the FFT product of
+    :func:`toeplitz_operator` on the reversed vector, ``O(L log L)`` with ``L >= m + n - 1``;
+    ``H^H`` is the Hankel matrix of ``conj(h)``, transposed shape.
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.linalg
+    >>> from structlin.interop.scipy import hankel_operator
+    >>> c, r = np.array([1.0, 2.0, 3.0]), np.array([3.0, 4.0, 5.0, 6.0])
+    >>> H = hankel_operator((c, r))
+    >>> H.shape
+    (3, 4)
+    >>> x = np.arange(4.0)
+    >>> bool(np.allclose(H @ x, scipy.linalg.hankel(c, r) @ x))
+    True
+    """
+    c, r, dtype = _column_and_row(c_or_cr, np.zeros_like)
+    m, n = c.shape[0], r.shape[0]
+    h = np.concatenate([c.astype(dtype), r[1:].astype(dtype)])
+    return _StructuredOperator(
+        "hankel_operator", (m, n), dtype,
+        _hankel_product(h, m, n, "x"),
+        _hankel_product(np.conj(h), n, m, "y"),
+    )
+
+
+def cauchy_operator(x_nodes: Any, y_nodes: Any) -> LinearOperator:
+    """Return the Cauchy matrix ``C[i, j] = 1 / (x_i - y_j)`` as a ``LinearOperator``.
+
+    Parameters
+    ----------
+    x_nodes : array_like, shape (m,)
+        The nodes of the rows.
+    y_nodes : array_like, shape (n,)
+        The nodes of the columns; none may equal an ``x_i``.
+
+    Returns
+    -------
+    scipy.sparse.linalg.LinearOperator, shape (m, n)
+        ``matvec``/``matmat`` compute ``C v`` with :func:`structlin.matmul_cauchy`;
+        ``rmatvec``/``rmatmat`` compute ``C^H w = -matmul_cauchy(conj(y), conj(x), w)`` on the
+        same fused kernel. The dtype is NumPy's promotion of the nodes.
+
+    Raises
+    ------
+    ValueError
+        Nodes not 1-d and non-empty, holding NaN or infinity, or some ``x_i == y_j`` (checked
+        here by one product, naming both nodes); vectors of the wrong length at a product.
+    TypeError
+        Non-numeric or non-NumPy arrays.
+
+    Notes
+    -----
+    ``conj(1 / (x_i - y_j)) = -1 / (conj(y_j) - conj(x_i))``: the adjoint is the Cauchy matrix
+    of the conjugated nodes with the roles exchanged, times -1, so both products are the fused
+    ``O(m n)``-time, ``O(m + n)``-memory kernel of :func:`structlin.matmul_cauchy`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from structlin import cauchy_to_dense
+    >>> from structlin.interop.scipy import cauchy_operator
+    >>> x, y = np.array([1.0, 2.0, 3.0]), np.array([0.5, -0.5])
+    >>> C = cauchy_operator(x, y)
+    >>> w = np.array([1.0, 0.0, -1.0])
+    >>> bool(np.allclose(C.H @ w, cauchy_to_dense(x, y).T @ w))
+    True
+    """
+    from structlin.cauchy import matmul_cauchy
+
+    x = _vector_argument(x_nodes, "x_nodes")
+    y = _vector_argument(y_nodes, "y_nodes")
+    dtype = result_dtype(x_nodes=x, y_nodes=y)
+    m, n = x.shape[0], y.shape[0]
+    matmul_cauchy(x, y, np.ones(n, dtype))  # x_i == y_j refused now, not at the first product
+    xh, yh = np.conj(x), np.conj(y)
+
+    def apply(v):
+        v, _ = _structured_vectors(v, n, "x", x, y)
+        return matmul_cauchy(x, y, v)
+
+    def apply_adjoint(w):
+        w, _ = _structured_vectors(w, m, "y", x, y)
+        return -matmul_cauchy(yh, xh, w)
+
+    return _StructuredOperator("cauchy_operator", (m, n), dtype, apply, apply_adjoint)
+
+
+def ldr_operator(G: Any, H: Any, kind: str, **operator_params: Any) -> LinearOperator:
+    """Return the matrix ``M`` of low displacement rank with generators ``G``, ``H`` as a
+    ``LinearOperator``.
+
+    Parameters
+    ----------
+    G, H : array_like, shape (r, n)
+        The generators of one matrix (``displacement = G^T H``), in the convention of
+        :func:`structlin.ldr.ldr_multiply`.
+    kind : {"toeplitz", "hankel", "vandermonde", "cauchy", "subdiagonal"}
+        The displacement structure (the operators of :func:`structlin.ldr.ldr_to_dense`).
+    **operator_params
+        The kind's operator parameters, as for :func:`structlin.ldr.ldr_multiply`
+        (``nodes``, ``f``; ``s``, ``t``; ``subdiag_A``, ``subdiag_B``, ``f_A``, ``f_B``),
+        each for one matrix.
+
+    Returns
+    -------
+    scipy.sparse.linalg.LinearOperator, shape (n, n)
+        ``matvec``/``matmat`` compute ``M x`` with :func:`structlin.ldr.ldr_multiply`;
+        ``rmatvec``/``rmatmat`` compute ``M^H y`` as the ``x`` gradient of
+        :func:`structlin.ldr.ldr_multiply_vjp` (the VJP of a linear map is its adjoint). The
+        dtype is NumPy's promotion of ``G``, ``H`` and the array operator parameters.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As for :func:`structlin.ldr.ldr_multiply` (checked here by one product), and ``G``
+        with batch dimensions.
+
+    Notes
+    -----
+    Both products run on the fast kernels of :mod:`structlin.ldr` (``O(r n log n)`` for
+    "toeplitz" and "hankel", ``O(r n log^2 n)`` for "subdiagonal", the fused ``O(r n^2)``
+    kernels for "cauchy" and "vandermonde"); the adjoint costs the VJP, a few forward products
+    (it also forms the generators' gradients, which are dropped).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from structlin.ldr import ldr_to_dense
+    >>> from structlin.interop.scipy import ldr_operator
+    >>> rng = np.random.default_rng(0)
+    >>> G, H = rng.standard_normal((2, 6)), rng.standard_normal((2, 6))
+    >>> A = ldr_operator(G, H, "toeplitz")
+    >>> y = np.arange(6.0)
+    >>> bool(np.allclose(A.H @ y, ldr_to_dense(G, H, "toeplitz").T @ y))
+    True
+    """
+    from structlin.ldr import ldr_multiply, ldr_multiply_vjp
+
+    params = dict(operator_params)
+    # every check, once: a product with a zero vector (float32 takes no part in the promotion)
+    shape = np.shape(G)
+    n = shape[-1] if shape else 1  # a 0-d G is refused by ldr_multiply, naming it
+    probe = ldr_multiply(G, H, np.zeros(n, np.float32), kind, **params)
+    if not isinstance(probe, np.ndarray):
+        raise TypeError("G, H and the operator parameters must be NumPy arrays (SciPy's "
+                        "solvers are NumPy-only)")
+    if probe.ndim != 1:
+        raise ValueError(f"G, H and the operator parameters must describe one matrix (no batch "
+                         f"dimensions), got a batch of shape {probe.shape[:-1]}")
+    dtype = probe.dtype
+
+    def apply_adjoint(y):
+        y = np.asarray(y)
+        dt = result_dtype(a=probe, y=y)
+        return ldr_multiply_vjp(G, H, np.zeros(y.shape, dt), y, kind, **params)[2]
+
+    return _StructuredOperator(
+        "ldr_operator", (n, n), dtype,
+        lambda x: ldr_multiply(G, H, x, kind, **params), apply_adjoint,
     )

@@ -1,0 +1,132 @@
+"""The toeplitz family's declaration (see :mod:`structlin._registry`): Toeplitz, Hankel,
+circulant, Vandermonde and Cauchy matrices and matrices of low displacement rank (LDR): fast
+products, stable solvers (batched Levinson, GKO with partial pivoting, preconditioned Krylov
+methods, Björck-Pereyra) and the displacement operators and generators.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from structlin._registry import Family, Kernel, Op, Row
+
+# The kernel contracts, one per kernel module (structlin/_cpu/<module>.py and
+# structlin/gpu/<module>.py), by the part of the family that calls it.
+
+# --- BEGIN part A: batched Levinson (structlin.toeplitz, structlin.hankel) ---
+# the Levinson-Trench-Zohar recursion for batches of general Toeplitz systems: solution,
+# reflection coefficients, log|det| and sign, breakdown flag, a lower bound of ||T^{-1}||_1
+_LEVINSON: tuple[Kernel, ...] = (
+    Kernel("levinson", {
+        "levinson": ("c", "r", "b", "x", "reflection", "logdet", "sign", "info", "invnorm",
+                     "tol"),
+    }),
+)
+# --- END part A ---
+
+# --- BEGIN part B: GKO on Cauchy-like matrices (structlin.gko) ---
+# GKO: Gaussian elimination with partial pivoting on Cauchy-like generators (structlin.gko:
+# solve_cauchy_like, solve_cauchy, the Toeplitz solver gko_solve_toeplitz)
+_GKO: tuple[Kernel, ...] = (
+    Kernel("gko", {
+        "gko": ("s", "t", "G", "H", "b", "x", "sign", "logabs", "pivots", "info"),
+    }),
+)
+# --- END part B ---
+
+# --- BEGIN part C: preconditioned Krylov solvers (structlin.toeplitz_pcg) ---
+_PCG: tuple[Kernel, ...] = ()
+# --- END part C ---
+
+# --- BEGIN part D: Vandermonde products and Björck-Pereyra (structlin.vandermonde) ---
+# fused Vandermonde products (structlin.vandermonde, the S4D kernel of structlin.ssm_kernels)
+_VANDERMONDE: tuple[Kernel, ...] = (
+    Kernel("vandermonde", {
+        "vandermonde": ("x", "v", "out"),
+        "vandermonde_t": ("x", "w", "out"),
+        "exp_vandermonde_re": ("z", "v", "out"),
+        "exp_vandermonde_t_re": ("z", "w", "out", "dout"),
+        # Björck-Pereyra solves of V a = b and V^T a = b; info (B,) int32: 1 = repeated node
+        "solve_vandermonde": ("x", "b", "out", "info"),
+        "solve_vandermonde_t": ("x", "b", "out", "info"),
+        # the order of the nodes for the solves: increasing (real >= 0) or Leja's
+        "vandermonde_order": ("x", "perm", "work"),
+    }),
+)
+# --- END part D ---
+
+# --- BEGIN part E: low displacement rank (structlin.ldr) ---
+# subdiagonal (LDR-SD) Krylov products: the leaves of the divide-and-conquer and the linear
+# recurrence that differentiates its prefix/suffix products
+_LDR: tuple[Kernel, ...] = (
+    Kernel("ldr", {
+        "krylov_leaf": ("a", "u", "g", "out", "leaf"),
+        "krylov_t_leaf": ("a", "w", "g", "out", "leaf"),
+        "krylov_grad_leaf": ("a", "w", "u", "g", "out", "leaf"),
+        "linear_scan": ("c", "d", "out"),
+    }),
+)
+# --- END part E ---
+
+# fused Cauchy products (structlin.cauchy, the S4 kernel of structlin.ssm_dplr)
+_CAUCHY: tuple[Kernel, ...] = (
+    Kernel("cauchy", {
+        "cauchy": ("x", "y", "v", "out"),
+        "cauchy_square": ("x", "y", "v", "out", "out_sq"),
+    }),
+)
+
+
+def tour_rows(rng: np.random.Generator) -> list[Row]:
+    import scipy.linalg
+
+    import structlin as sl
+
+    batch, n = 200, 256
+    c = 1.0 / (1.0 + np.arange(n)) ** 2 * rng.uniform(0.5, 1.0, (batch, 1))
+    c[:, 0] += 1.0
+    b = rng.standard_normal((batch, n, 1))
+    m = 1024
+    cg, rg = rng.standard_normal((2, m))
+    rg[0] = cg[0]
+    bg = rng.standard_normal(m)
+    T = scipy.linalg.toeplitz(cg, rg)
+    # the Toeplitz-like generators of a Toeplitz matrix (Z_1 T - T Z_{-1} = G^T H, rank 2)
+    from structlin.gko import _toeplitz_generators
+
+    N = 4096
+    ct, rt = rng.standard_normal((2, 1, N))
+    G, H = _toeplitz_generators(ct, rt)
+    x = rng.standard_normal((16, N))
+    TN = scipy.linalg.toeplitz(ct[0], np.r_[ct[0, 0], rt[0, 1:]])
+    return [
+        Row("solve_toeplitz float64 (auto)", f"batch={batch}, n={n}",
+            lambda: sl.solve_toeplitz(c, b),
+            "scipy.linalg.solve_toeplitz (Levinson, a loop)",
+            lambda: scipy.linalg.solve_toeplitz(c, b)),
+        Row("solve_toeplitz float64 (GKO)", f"n={m}, nonsymmetric",
+            lambda: sl.solve_toeplitz((cg, rg), bg, method="gko"),
+            "scipy.linalg.solve on the dense T (LU)",
+            lambda: scipy.linalg.solve(T, bg)),
+        Row("ldr_multiply Toeplitz-like r=2", f"n={N}, batch=16",
+            lambda: sl.ldr_multiply(G[0], H[0], x, "toeplitz"),
+            "dense x @ T.T (BLAS)",
+            lambda: x @ TN.T),
+    ]
+
+
+def operations() -> tuple[Op, ...]:
+    return ()
+
+
+FAMILY = Family(
+    name="toeplitz",
+    modules=("structlin.toeplitz", "structlin.hankel", "structlin.gko",
+             "structlin.toeplitz_pcg", "structlin.vandermonde", "structlin.cauchy",
+             "structlin.ldr"),
+    kernels=(*_LEVINSON, *_GKO, *_PCG, *_VANDERMONDE, *_LDR, *_CAUCHY),
+    tutorial="docs/tutorials/toeplitz_ldr.md",
+    tour=tour_rows,
+    bench="bench_toeplitz",
+    ops=operations,
+)
