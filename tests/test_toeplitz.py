@@ -487,3 +487,121 @@ def test_multiply_after_solve_is_identity(n, k, seed, cplx, hermitian):
     x = T.solve_toeplitz(c_or_cr, b)
     np.testing.assert_allclose(T.matmul_toeplitz(c_or_cr, x), b,
                                atol=tolerance(np.float64, n) * 10)
+
+
+# ---------------------------------------------------------------------------------------------
+# Many right-hand sides: the Gohberg-Semencul-Heinig path of method="auto"
+
+
+@pytest.fixture(params=["fft", "gemm"])
+def gs_calls(monkeypatch, request):
+    """Counts the Gohberg-Semencul applications; the thresholds lowered so that small systems
+    take the path, applied by FFTs or by the formed inverse (one matrix product)."""
+    calls = []
+    apply = T._gs_apply
+
+    def counted(xp, gs, v3, rows=None, tinv=None):
+        calls.append(v3.shape)
+        assert (tinv is not None) == (request.param == "gemm")
+        return apply(xp, gs, v3, rows, tinv=tinv)
+
+    monkeypatch.setattr(T, "AUTO_GEMM_MAX_ORDER", 1 << 20 if request.param == "gemm" else 0)
+
+    monkeypatch.setattr(T, "_gs_apply", counted)
+    monkeypatch.setattr(T, "AUTO_GS_MIN_ORDER", 8)
+    monkeypatch.setattr(T, "AUTO_GS_MIN_RHS", 4)
+    monkeypatch.setattr(T, "AUTO_GS_MIN_WORK", 0)
+    return calls
+
+
+def _nonsymmetric(rng, n, dtype, shape=()):
+    c, r = _column(rng, n, dtype, shape), _column(rng, n, dtype, shape)
+    r[..., 1:] *= -0.7  # far from (Hermitian) symmetric
+    return c, r
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128, np.float32, np.complex64])
+def test_many_rhs_path_equals_a_dense_solve(gs_calls, dtype):
+    rng = np.random.default_rng(31)
+    n, k = 12, 6
+    c, r = _nonsymmetric(rng, n, dtype, (3,))
+    b = random_array(rng, (3, n, k), dtype)
+    x = T.solve_toeplitz((c, r), b)
+    assert gs_calls and x.dtype == dtype and x.shape == (3, n, k)
+    tol = 1e-12 if np.finfo(dtype).eps < 1e-10 else 2e-5
+    wide = np.complex128 if np.dtype(dtype).kind == "c" else np.float64
+    for i in range(3):
+        want = sla.solve(sla.toeplitz(c[i], r[i]).astype(wide), b[i].astype(wide))
+        np.testing.assert_allclose(x[i], want, rtol=tol, atol=tol * np.abs(want).max())
+    # one matrix shared by a batch of b (the batch folded into right-hand sides), SciPy's 1-d b
+    gs_calls.clear()
+    bb = random_array(rng, (2, n, 3), dtype)
+    got = T.solve_toeplitz((c[0], r[0]), bb)
+    assert gs_calls and got.shape == (2, n, 3)
+    for j in range(2):
+        want = sla.solve(sla.toeplitz(c[0], r[0]).astype(wide), bb[j].astype(wide))
+        np.testing.assert_allclose(got[j], want, rtol=tol, atol=tol * np.abs(want).max())
+
+
+def test_many_rhs_path_is_taken_for_many_rhs_only(monkeypatch):
+    calls = []
+    apply = T._gs_apply
+
+    def counted(xp, gs, v3, rows=None, tinv=None):
+        calls.append(v3.shape)
+        return apply(xp, gs, v3, rows, tinv=tinv)
+
+    monkeypatch.setattr(T, "_gs_apply", counted)
+    n = T.AUTO_GS_MIN_ORDER
+    k = max(T.AUTO_GS_MIN_RHS, -(-T.AUTO_GS_MIN_WORK // n))
+    kk = np.arange(n)
+    c, r = (-1.0) ** kk / (1.0 + kk) ** 2, 0.5 / (1.0 + kk) ** 2
+    c[0] = 2.0
+    rng = np.random.default_rng(32)
+    b = rng.standard_normal((n, k))
+    x = T.solve_toeplitz((c, r), b)
+    assert len(calls) == 1 and calls[0] == (1, n, k)
+    np.testing.assert_allclose(x, sla.solve(sla.toeplitz(c, r), b), rtol=1e-10, atol=1e-12)
+    calls.clear()
+    for bk in (b[:, 0], b[:, :1], b[:, :T.AUTO_GS_MIN_RHS - 1]):
+        T.solve_toeplitz((c, r), bk)
+    T.solve_toeplitz((c, r), b, method="levinson")
+    assert calls == []
+
+
+def test_many_rhs_path_keeps_batch_rows_isolated(gs_calls):
+    """A NaN row gives NaN in its own row only; a row whose leading minor is zero (Levinson
+    breaks down) goes to GKO; a NaN column of b stays in its column."""
+    rng = np.random.default_rng(33)
+    n, k = 10, 5
+    c, r = _nonsymmetric(rng, n, np.float64, (4,))
+    c[1, 4] = np.nan
+    c[2, 0] = 0.0  # T[0, 0] = 0: Levinson breaks down at order 1
+    r[2, 0] = 0.0
+    assert abs(np.linalg.det(sla.toeplitz(c[2], r[2]))) > 1e-6
+    b = rng.standard_normal((4, n, k))
+    b[3, 2, 1] = np.nan
+    x = T.solve_toeplitz((c, r), b, check_finite=False)
+    assert gs_calls
+    assert np.isnan(x[1]).all()
+    assert np.isnan(x[3][:, 1]).all() and np.isfinite(np.delete(x[3], 1, axis=1)).all()
+    for i in (0, 2):
+        np.testing.assert_allclose(sla.toeplitz(c[i], r[i]) @ x[i], b[i], atol=1e-12)
+    good = T.solve_toeplitz((c[[0, 2]], r[[0, 2]]), b[[0, 2]])
+    np.testing.assert_allclose(x[[0, 2]], good, rtol=1e-14, atol=1e-15)
+    keep = [0, 2, 3, 4]
+    np.testing.assert_allclose(np.delete(x[3], 1, axis=1),
+                               sla.solve(sla.toeplitz(c[3], r[3]), b[3][:, keep]),
+                               rtol=1e-12, atol=1e-13)
+
+
+def test_many_rhs_path_refines_a_poor_row_with_the_same_formula(gs_calls):
+    """A tiny leading minor: the recursion loses digits in row 1; the refinement step applies
+    the Gohberg-Semencul formula of that row only, and the residual becomes small."""
+    c = np.array([[9.0, *[0.5] * 7], [1e-8, 1.0, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01]])
+    r = np.array([[9.0, *[0.3] * 7], [1e-8, 2.0, -1.0, 0.3, 0.7, 0.1, 0.2, 0.1]])
+    b = np.random.default_rng(34).standard_normal((2, 8, 5))
+    x = T.solve_toeplitz((c, r), b)
+    assert gs_calls == [(2, 8, 5), (1, 8, 5)]
+    for i in range(2):
+        np.testing.assert_allclose(sla.toeplitz(c[i], r[i]) @ x[i], b[i], atol=1e-13)
