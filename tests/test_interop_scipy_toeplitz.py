@@ -16,19 +16,7 @@ from structlin.interop.scipy import (
     ldr_operator,
     toeplitz_operator,
 )
-
-DTYPES = [np.float32, np.float64, np.complex64, np.complex128]
-
-
-def _tol(dtype):
-    return 1e-4 if np.dtype(dtype) in (np.float32, np.complex64) else 1e-11
-
-
-def _random(rng, shape, dtype):
-    a = rng.standard_normal(shape)
-    if np.dtype(dtype).kind == "c":
-        a = a + 1j * rng.standard_normal(shape)
-    return a.astype(dtype)
+from tests.test_interop_scipy import DTYPES, _random, _tol
 
 
 def _cases(dtype):
