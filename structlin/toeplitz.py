@@ -58,6 +58,8 @@ AUTO_GS_MIN_WORK = 16000
 #: ... and up to this order, with at least ``n / 8`` right-hand sides, ``T^{-1}`` is formed from
 #: the same two columns (O(n^2)) and applied by one matrix product (BLAS-3)
 AUTO_GEMM_MAX_ORDER = 2048
+#: ... as long as the inverses of a call hold at most this many entries (256 MiB of float64)
+AUTO_GEMM_MAX_ELEMENTS = 1 << 25
 METHODS = ("auto", "levinson", "gko", "pcg")
 
 
@@ -618,10 +620,12 @@ def _gs_dense_inverse(xp: Any, gs: _GS) -> Any:
     return inv
 
 
-def _use_gemm(n: int, k: int) -> bool:
+def _use_gemm(B: int, n: int, k: int) -> bool:
     """Whether the many-right-hand-side path forms ``T^{-1}`` (O(n^2)) and applies it by one
-    BLAS-3 product (``2 n^2 k`` flops at the machine's GEMM rate) instead of six FFT passes."""
-    return n <= AUTO_GEMM_MAX_ORDER and 8 * k >= n
+    BLAS-3 product (``2 n^2 k`` flops at the machine's GEMM rate) instead of six FFT passes;
+    never for more than :data:`AUTO_GEMM_MAX_ELEMENTS` entries of the ``B`` inverses (and as
+    many of the matrices, formed for the residual check)."""
+    return n <= AUTO_GEMM_MAX_ORDER and 8 * k >= n and B * n * n <= AUTO_GEMM_MAX_ELEMENTS
 
 
 def _use_gs(n: int, k: int) -> bool:
@@ -650,7 +654,7 @@ def _solve_auto(xp: Any, c2: Any, r2: Any, b3: Any, hermitian: bool) -> Any:
     if _use_gs(n, K):
         gs = _gs_factors(xp, c2, r2)
         lev = gs.lev
-        tinv = _gs_dense_inverse(xp, gs) if _use_gemm(n, K) else None
+        tinv = _gs_dense_inverse(xp, gs) if _use_gemm(c2.shape[0], n, K) else None
         # with the inverse formed, the residuals are one matrix product too
         tdense = None if tinv is None else _dense_toeplitz(xp, c2, r2)
         x = _gs_apply(xp, gs, b3, tinv=tinv)

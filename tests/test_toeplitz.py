@@ -605,3 +605,12 @@ def test_many_rhs_path_refines_a_poor_row_with_the_same_formula(gs_calls):
     assert gs_calls == [(2, 8, 5), (1, 8, 5)]
     for i in range(2):
         np.testing.assert_allclose(sla.toeplitz(c[i], r[i]) @ x[i], b[i], atol=1e-13)
+
+
+def test_formed_inverse_is_bounded_in_memory():
+    """The formed-inverse path is taken for n = 500, k = 500 and not when the inverses of the
+    batch would exceed AUTO_GEMM_MAX_ELEMENTS (then the FFT application is used)."""
+    assert T._use_gemm(1, 500, 500)
+    assert not T._use_gemm(1000, 500, 500)
+    assert not T._use_gemm(1, 500, 8)
+    assert not T._use_gemm(1, T.AUTO_GEMM_MAX_ORDER + 1, 10**6)
