@@ -36,10 +36,12 @@ __all__ = [
     "Kernel",
     "Op",
     "Row",
+    "ShapeMismatch",
     "families",
     "family",
     "kernel_contract",
     "operations",
+    "shape_check",
 ]
 
 #: every family, in the order of the tour; one line per family
@@ -174,6 +176,19 @@ def kernel_contract(module: str) -> Kernel:
         return _contracts()[module][1]
     except KeyError:
         raise KeyError(f"no family declares the kernel module {module!r}") from None
+
+
+class ShapeMismatch(ValueError):
+    """The error of :func:`shape_check`: shapes that an op's arguments cannot have."""
+
+
+def shape_check(condition: bool, message: str) -> None:
+    """Raise :class:`ShapeMismatch` (a ``ValueError``) with ``message`` unless ``condition``:
+    the shape checks of the ops' ``out_shape`` functions, which the framework wrappers run
+    before any kernel (at trace time under ``torch.compile`` and ``jax.jit``), worded as the
+    functions' own errors."""
+    if not condition:
+        raise ShapeMismatch(message)
 
 
 @functools.cache

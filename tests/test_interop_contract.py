@@ -33,16 +33,26 @@ SCIPY_OPERATORS = {
     "hankel_operator": "matmul_hankel",
     "cauchy_operator": "matmul_cauchy",
     "ldr_operator": "ldr_multiply",
+    "fwht_operator": "fwht",
+    "dct_operator": "dct",
+    "dst_operator": "dst",
+    "circulant_operator": "circulant_multiply",
+    "xd_operator": "xd_multiply",
 }
 
 
+def _source(module: str) -> Path:
+    package = INTEROP / module / "__init__.py"
+    return package if package.exists() else INTEROP / f"{module}.py"
+
+
 def _functions(module: str) -> dict[str, ast.FunctionDef]:
-    tree = ast.parse((INTEROP / f"{module}.py").read_text())
+    tree = ast.parse(_source(module).read_text())
     return {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
 
 
 def _all(module: str) -> list[str]:
-    tree = ast.parse((INTEROP / f"{module}.py").read_text())
+    tree = ast.parse(_source(module).read_text())
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__"
                                                 for t in node.targets):

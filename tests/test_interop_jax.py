@@ -1,11 +1,17 @@
 """structlin.interop.jax: custom_vjp wrappers over pure_callback, checked under jax.jit against
 finite differences (jax.test_util.check_grads, reverse mode) and against jnp dense references
-(including JAX's convention for complex cotangents)."""
+(including JAX's convention for complex cotangents); jax.vmap of every operation (over the
+vectors, a parameter, everything, nested) against a loop, with the number of structlin calls
+the callbacks make, and grad through vmap / vmap of grad against the loop's gradients."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 import pytest
+from scipy.linalg import toeplitz as scipy_toeplitz
 
 jax = pytest.importorskip("jax")
 
@@ -15,6 +21,7 @@ from jax.test_util import check_grads  # noqa: E402
 import structlin as sl  # noqa: E402
 from structlin.butterfly import _reference_apply  # noqa: E402
 from structlin.interop import jax as sj  # noqa: E402
+from structlin.interop._ops import OPS  # noqa: E402
 from structlin.monarch import _reference_monarch  # noqa: E402
 from tests.interop_cases import PRECISION_CASES, numpy_error  # noqa: E402
 
@@ -368,3 +375,329 @@ def test_ssd_single_precision_in_and_out():
     g = jax.grad(lambda *a: jnp.sum(sj.ssd(*a[:4], 4, initial_states=a[4]) ** 2),
                  argnums=tuple(range(5)))(*args)
     assert all(x.dtype == jnp.float32 for x in g)
+
+
+# ---- the Toeplitz / LDR family -------------------------------------------------------------
+
+
+def _toeplitz_args(rng, n=5):
+    """A diagonally dominant nonsymmetric Toeplitz matrix (its first column and row)."""
+    c, r = 0.3 * rng.standard_normal(n), 0.3 * rng.standard_normal(n)
+    c[0] = r[0] = 3.0
+    return jnp.asarray(c), jnp.asarray(r)
+
+
+def test_matmul_and_solve_toeplitz_equal_structlin_and_have_gradients():
+    rng = np.random.default_rng(40)
+    c, r = _toeplitz_args(rng)
+    T = scipy_toeplitz(np.asarray(c), np.asarray(r))
+    for b in (_a(rng, (5,)), _a(rng, (2, 5, 3))):
+        y = jax.jit(sj.matmul_toeplitz)(c, r, b)
+        assert y.shape == b.shape
+        np.testing.assert_allclose(y, sl.matmul_toeplitz((np.asarray(c), np.asarray(r)),
+                                                         np.asarray(b)), atol=1e-12)
+        np.testing.assert_allclose(y, T @ np.asarray(b), atol=1e-12)
+        x = jax.jit(lambda c, r, b: sj.solve_toeplitz(c, r, b, method="gko"))(c, r, b)
+        np.testing.assert_allclose(T @ np.asarray(x), b, atol=1e-12)
+        _check(sj.matmul_toeplitz, (c, r, b))
+        _check(sj.solve_toeplitz, (c, r, b))
+    # r omitted: r = conj(c), a Hermitian T
+    cc = c.astype(jnp.complex128).at[1].add(0.2j)
+    b = _a(rng, (5,), "complex128")
+    np.testing.assert_allclose(sj.matmul_toeplitz(cc, None, b),
+                               sl.matmul_toeplitz(np.asarray(cc), np.asarray(b)), atol=1e-12)
+    _check(lambda c, b: sj.solve_toeplitz(c, None, b), (cc, b))
+
+
+def test_ldr_multiply_equals_structlin_and_has_gradients():
+    rng = np.random.default_rng(41)
+    G, H, x = _a(rng, (2, 8)), _a(rng, (2, 8)), _a(rng, (3, 8))
+    s = jnp.asarray(rng.uniform(0.0, 1.0, 8))
+    t = s + 2.0 + jnp.asarray(rng.uniform(0.0, 1.0, 8))
+    y = jax.jit(lambda *a: sj.ldr_multiply(*a[:3], "cauchy", s=a[3], t=a[4]))(G, H, x, s, t)
+    want = sl.ldr_multiply(*_host((G, H, x)), "cauchy", s=np.asarray(s), t=np.asarray(t))
+    np.testing.assert_allclose(y, want, atol=1e-12)
+    _check(lambda *a: sj.ldr_multiply(*a[:3], "cauchy", s=a[3], t=a[4]), (G, H, x, s, t))
+    _check(lambda *a: sj.ldr_multiply(*a, "subdiagonal", subdiag_A=s[1:], subdiag_B=t[1:],
+                                      f_A=0.5, f_B=-1.0), (G, H, x))
+    np.testing.assert_allclose(
+        sj.ldr_multiply(G, H, x, "vandermonde", nodes=s, f=2.0),
+        sl.ldr_multiply(*_host((G, H, x)), "vandermonde", nodes=np.asarray(s), f=2.0),
+        atol=1e-12)
+
+
+def test_toeplitz_family_errors_at_the_call():
+    rng = np.random.default_rng(42)
+    c, r = _toeplitz_args(rng)
+    with pytest.raises(ValueError, match="method"):
+        sj.solve_toeplitz(c, r, c, method="lu")
+    G = _a(rng, (2, 8))
+    with pytest.raises(ValueError, match="kind"):
+        jax.jit(lambda G: sj.ldr_multiply(G, G, G[0], "circulant"))(G)
+    with pytest.raises(ValueError, match="needs the operator parameter nodes"):
+        sj.ldr_multiply(G, G, G[0], "vandermonde")
+    with pytest.raises(TypeError, match="not an operator parameter"):
+        sj.ldr_multiply(G, G, G[0], "toeplitz", f=1.0)
+    with pytest.raises(TypeError, match="f must be a number"):
+        jax.jit(lambda f: sj.ldr_multiply(G, G, G[0], "vandermonde", nodes=G[0], f=f))(1.0)
+
+
+# ---- jax.vmap: one structlin call where the batch allows it --------------------------------
+
+
+@dataclass(frozen=True)
+class _Case:
+    #: ``make(rng)``: one element's arrays in the op table's order (None where omitted)
+    make: Any
+    #: ``call(function, arrays)``: calls the wrapper
+    call: Any
+
+
+def _kaleido_tw(rng, w=1):
+    return _a(rng, (w, 2, 3, 4, 2, 2))
+
+
+def _pixelfly(rng):
+    mask = sl.flat_block_butterfly_mask(8, 8, 2)
+    return (_a(rng, (int(mask.sum()), 2, 2)), jnp.asarray(mask), _a(rng, (8, 2)),
+            _a(rng, (8, 2)), _a(rng, (2, 8)))
+
+
+def _ldr(rng):
+    s = jnp.asarray(rng.uniform(0.0, 1.0, 8))
+    return (_a(rng, (2, 8)), _a(rng, (2, 8)), _a(rng, (2, 8)), None, s,
+            s + 2.0 + jnp.asarray(rng.uniform(0.0, 1.0, 8)), None, None)
+
+
+CASES = {
+    "butterfly_multiply": _Case(
+        lambda rng: (jnp.asarray(sl.random_butterfly(8, rng=rng)), _a(rng, (2, 8))),
+        lambda f, a: f(*a, transpose=True)),
+    "butterfly_solve": _Case(
+        lambda rng: (jnp.asarray(sl.random_butterfly(8, kind="orthogonal", rng=rng)),
+                     _a(rng, (2, 8))),
+        lambda f, a: f(*a)),
+    "monarch_multiply": _Case(
+        lambda rng: (_a(rng, (2, 3, 3)), _a(rng, (3, 4, 2)), _a(rng, (2, 6))),
+        lambda f, a: f(*a)),
+    "pixelfly_multiply": _Case(_pixelfly, lambda f, a: f(*a)),
+    "fftconv": _Case(
+        lambda rng: (_a(rng, (2, 3, 6)), _a(rng, (3, 4)), _a(rng, (3,)), _a(rng, (2, 3, 6)),
+                     None),
+        lambda f, a: f(a[0], a[1], a[2], pregate=a[3], causal=False)),
+    "circulant_multiply": _Case(lambda rng: (_a(rng, (8,)), _a(rng, (2, 8))),
+                                lambda f, a: f(*a)),
+    "toeplitz_multiply": _Case(lambda rng: (_a(rng, (5,)), _a(rng, (5,)), _a(rng, (2, 5))),
+                               lambda f, a: f(*a)),
+    "dct": _Case(lambda rng: (_a(rng, (2, 8)),), lambda f, a: f(a[0], 3, "ortho")),
+    "dst": _Case(lambda rng: (_a(rng, (2, 8)),), lambda f, a: f(a[0], 2)),
+    "fwht": _Case(lambda rng: (_a(rng, (2, 8)),), lambda f, a: f(a[0], normalize=True)),
+    "kernel_features": _Case(
+        lambda rng: (_a(rng, (2, 2)), _a(rng, (4, 2)), jnp.asarray(rng.uniform(0.2, 1.0, 4))),
+        lambda f, a: f(*a)),
+    "kaleidoscope_multiply": _Case(lambda rng: (_kaleido_tw(rng), _a(rng, (2, 8))),
+                                   lambda f, a: f(*a)),
+    "xd_multiply": _Case(
+        lambda rng: (_kaleido_tw(rng), _kaleido_tw(rng), _kaleido_tw(rng), _a(rng, (8,)),
+                     _a(rng, (2, 8))),
+        lambda f, a: f(*a)),
+    "ssm_kernel_diag": _Case(_ssm_diag, lambda f, a: f(*a, 6)),
+    "selective_scan": _Case(_selective, lambda f, a: f(*a, delta_softplus=True)),
+    "ssd": _Case(lambda rng: _ssd_args(rng), lambda f, a: f(*a[:4], 3, initial_states=a[4])),
+    "matmul_toeplitz": _Case(lambda rng: (*_toeplitz_args(rng), _a(rng, (5,))),
+                             lambda f, a: f(*a)),
+    "solve_toeplitz": _Case(lambda rng: (*_toeplitz_args(rng), _a(rng, (5, 2))),
+                            lambda f, a: f(*a, method="levinson")),
+    "ldr_multiply": _Case(_ldr, lambda f, a: f(*a[:3], "cauchy", s=a[4], t=a[5])),
+}
+
+V = 3
+
+
+def test_every_operation_has_a_batch_entry_and_a_vmap_case():
+    assert set(sj._BATCH) == set(OPS)
+    assert set(CASES) == set(OPS)
+    for name, table in sj._BATCH.items():
+        assert set(table) <= set(OPS[name].arrays), name
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """The structlin calls (forward or VJP) the callbacks make."""
+    seen = []
+    real = sj._run
+
+    def run(fn, *args, **kwargs):
+        def counted(arrays):
+            seen.append(1)
+            return fn(arrays)
+
+        return real(counted, *args, **kwargs)
+
+    monkeypatch.setattr(sj, "_run", run)
+    return seen
+
+
+def _elements(name, count, seed=50):
+    """``count`` independent elements' arrays, and which of them are vectors (the mapped axes
+    of those fold into structlin's batch axes) and which can be mapped at all."""
+    case, op = CASES[name], OPS[name]
+    elems = [case.make(np.random.default_rng(seed + i)) for i in range(count)]
+    present = [a is not None for a in elems[0]]
+    names = tuple(n for n, p in zip(op.arrays, present, strict=True) if p)
+    shapes = tuple(a.shape for a in elems[0] if a is not None)
+    if name in ("matmul_toeplitz", "solve_toeplitz") and len(shapes[-1]) == 1:
+        shapes = (*shapes[:-1], (*shapes[-1], 1))  # the wrappers pass a vector as a column
+    specs, _ = sj._plan(name, names, shapes)
+    it = iter(specs)
+    vector = [p and next(it) is not None for p in present]
+    mappable = [p and np.dtype(a.dtype) != np.bool_ for p, a in zip(present, elems[0],
+                                                                    strict=True)]
+    return elems, vector, mappable
+
+
+def _batched(elems, axes):
+    """The arrays with the mapped ones stacked along axis 0 (the others from element 0)."""
+    return tuple(jnp.stack([e[i] for e in elems]) if ax == 0 else elems[0][i]
+                 for i, ax in enumerate(axes))
+
+
+def _vmap_call(name, axes):
+    case = CASES[name]
+    return jax.vmap(lambda *a: case.call(getattr(sj, name), a), in_axes=tuple(axes))
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_vmap_equals_a_loop_with_one_call_when_only_vectors_are_mapped(name, calls):
+    """in_axes on the vectors (one structlin call), on a parameter (one call per element), on
+    every array, and nested (two mapped axes, the outer one not leading): each equals a loop
+    over the unbatched wrapper."""
+    case = CASES[name]
+    elems, vector, mappable = _elements(name, V)
+    wrapper = getattr(sj, name)
+
+    def loop(axes):
+        return np.stack([case.call(wrapper, tuple(e[i] if ax == 0 else elems[0][i]
+                                                  for i, ax in enumerate(axes)))
+                         for e in elems])
+
+    params = [i for i, (v, m) in enumerate(zip(vector, mappable, strict=True)) if m and not v]
+    # a mapped parameter: one call per element, or one in all if the op has channels
+    per = 1 if name in sj._CHANNELS else V
+    variants = {"vectors": ([0 if v else None for v in vector], 1),
+                "all": ([0 if m else None for m in mappable], per if params else 1)}
+    if params:
+        variants["parameter"] = ([0 if i == params[0] else None for i in range(len(vector))],
+                                 per)
+    for what, (axes, n_calls) in variants.items():
+        calls.clear()
+        y = _vmap_call(name, axes)(*_batched(elems, axes))
+        assert len(calls) == n_calls, what
+        np.testing.assert_allclose(y, loop(axes), rtol=1e-10, atol=1e-12, err_msg=what)
+    # nested: 2 x V elements, the outer map over axis 1
+    grid, _, _ = _elements(name, 2 * V, seed=60)
+    axes = [0 if v else None for v in vector]
+    args = tuple(jnp.stack([jnp.stack([grid[j * V + i][k] for j in range(2)])
+                            for i in range(V)]) if ax == 0 else grid[0][k]
+                 for k, ax in enumerate(axes))  # (V, 2, ...): outer axis 1, inner axis 0
+    inner = _vmap_call(name, axes)
+    outer = jax.jit(jax.vmap(inner, in_axes=tuple(1 if ax == 0 else None for ax in axes)))
+    calls.clear()
+    y = outer(*args)
+    assert len(calls) == 1
+    want = np.stack([np.stack([case.call(wrapper, tuple(grid[j * V + i][k] if ax == 0
+                                                        else grid[0][k]
+                                                        for k, ax in enumerate(axes)))
+                               for i in range(V)]) for j in range(2)])
+    np.testing.assert_allclose(y, want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_grad_through_vmap_equals_the_loop(name, calls):
+    """``grad`` of a loss over ``vmap`` (vectors mapped) in every differentiable argument, and
+    ``vmap`` of ``grad`` in the vectors only (one backward call), under jit, equal the loop's."""
+    case = CASES[name]
+    elems, vector, mappable = _elements(name, V)
+    wrapper = getattr(sj, name)
+    axes = [0 if v else None for v in vector]
+    args = _batched(elems, axes)
+    diff = tuple(i for i, m in enumerate(mappable) if m)
+
+    def loss(*a):
+        return jnp.sum(_vmap_call(name, axes)(*a) ** 2)
+
+    def loss_loop(*a):
+        return sum(jnp.sum(case.call(wrapper, tuple(a[k][i] if ax == 0 else a[k]
+                                                    for k, ax in enumerate(axes))) ** 2)
+                   for i in range(V))
+
+    calls.clear()
+    got = jax.jit(jax.grad(loss, argnums=diff))(*args)
+    params = any(mappable[i] and not vector[i] for i in diff)
+    assert len(calls) == 1 + (V if params and name not in sj._CHANNELS else 1)
+    want = jax.grad(loss_loop, argnums=diff)(*args)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-11)
+    # vmap of grad in the vectors only, parameters fixed
+    vec = tuple(i for i in diff if vector[i])
+
+    def one(*a):
+        return jnp.sum(case.call(wrapper, a) ** 2)
+
+    calls.clear()
+    got = jax.jit(jax.vmap(jax.grad(one, argnums=vec), in_axes=tuple(axes)))(*args)
+    assert len(calls) == 2
+    for i in range(V):
+        w = jax.grad(one, argnums=vec)(*(a[i] if ax == 0 else a for a, ax in zip(args, axes,
+                                                                                 strict=True)))
+        for g, wk in zip(got, w, strict=True):
+            np.testing.assert_allclose(g[i], wk, rtol=1e-9, atol=1e-11)
+
+
+def test_vmap_with_complex_arrays_and_a_mapped_twiddle_keeps_jaxs_convention(calls):
+    """Complex twiddles mapped with the vectors (one call per element) and a real loss: the
+    gradients are JAX's (the conjugate of structlin's), equal to the loop's."""
+    rng = np.random.default_rng(70)
+    tws = jnp.stack([jnp.asarray(sl.random_butterfly(8, rng=i, dtype="complex128"))
+                     for i in range(V)])
+    xs = _a(rng, (V, 2, 8), "complex128")
+
+    def one(t, x):
+        return jnp.sum(jnp.abs(sj.butterfly_multiply(t, x, conjugate=True)) ** 2)
+
+    got = jax.jit(jax.vmap(jax.grad(one, argnums=(0, 1))))(tws, xs)
+    assert len(calls) == 2 * V
+    for i in range(V):
+        want = jax.grad(lambda t, x: jnp.sum(jnp.abs(_ref_butterfly(t, x, True, False, True))
+                                             ** 2), argnums=(0, 1))(tws[i], xs[i])
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_allclose(g[i], w, rtol=1e-10, atol=1e-12)
+
+
+def test_benchmark_cases_run_and_agree_with_numpy():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    import bench_jax
+
+    cases = list(bench_jax.cases(True))
+    assert len(cases) == 4
+    for case in cases:
+        assert case.work > 0 and case.unit == "byte"
+        assert case.check(case.fn(), case.baseline()) <= case.tol, case.name
+
+
+def test_the_examples_of_docs_interop_jax_section_run():
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "interop.md").read_text()
+    section = text[text.index("## JAX:"):]
+    section = section[:section.index("\n## ", 1)]
+    blocks = re.findall(r"```\{code-block\} python\n(.*?)```", section, re.S)
+    assert blocks
+    for code in blocks:
+        namespace = {}
+        exec(compile(code, "docs/interop.md (JAX)", "exec"), namespace)
+    assert namespace["ys"].shape == (8, 32, 1024)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.fft
 import scipy.linalg
 import scipy.sparse.linalg as spla
 
@@ -284,3 +285,152 @@ def test_kaleidoscope_operator_solves_with_gmres_and_names_bad_twiddles():
     np.testing.assert_allclose(sl.kaleidoscope_to_dense(tw) @ x, b, atol=1e-8)
     with pytest.raises(ValueError, match="twiddle must have shape"):
         kaleidoscope_operator(np.ones((1, 2, 2, 2, 2)))
+
+
+# ---- the transforms, circulants and XD-operations -----------------------------------------
+
+
+def _transform_cases(dtype):
+    """(name, operator, dense matrix) for the operators of structlin.fwht, dct, dst,
+    circulant_multiply and xd_multiply, in ``dtype``."""
+    from structlin.interop.scipy import (
+        circulant_operator,
+        dct_operator,
+        dst_operator,
+        fwht_operator,
+        xd_operator,
+    )
+
+    rng = np.random.default_rng(30)
+    n = 8
+    eye = np.eye(n)
+    cases = [(f"fwht-{nz}", fwht_operator(n, normalize=nz, dtype=dtype),
+              scipy.linalg.hadamard(n) / (np.sqrt(n) if nz else 1.0)) for nz in (False, True)]
+    for kind, make in (("dct", dct_operator), ("dst", dst_operator)):
+        for type_, norm in ((2, None), (3, "ortho"), (4, "backward")):
+            dense = getattr(scipy.fft, kind)(eye, type=type_, norm=norm, axis=0)
+            cases.append((f"{kind}-{type_}-{norm}", make(n, type_, norm, dtype=dtype), dense))
+    c = _random(rng, n, dtype)
+    cases.append(("circulant", circulant_operator(c), scipy.linalg.circulant(c)))
+    tK, tL, tM = (sl.random_kaleidoscope(n, width, dtype=dtype, rng=s)
+                  for s, width in ((1, 2), (2, 1), (3, 1)))
+    w = _random(rng, n, dtype)
+    K, L, M = (sl.kaleidoscope_to_dense(t) for t in (tK, tL, tM))
+    cases.append(("xd", xd_operator(tK, tL, tM, w), K @ np.diag(L @ w) @ M))
+    return cases
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_transform_operators_equal_the_dense_matrix(dtype):
+    rng = np.random.default_rng(31)
+    for name, A, M in _transform_cases(dtype):
+        assert A.shape == M.shape and A.dtype == np.dtype(dtype), name
+        atol = _tol(dtype) * max(np.abs(M).max(), 1.0) * 20
+        x, X = _random(rng, M.shape[1], dtype), _random(rng, (M.shape[1], 3), dtype)
+        y, Y = _random(rng, M.shape[0], dtype), _random(rng, (M.shape[0], 2), dtype)
+        for got, want in ((A.matvec(x), M @ x), (A.matvec(x[:, None])[:, 0], M @ x),
+                          (A @ X, M @ X), (A.rmatvec(y), M.conj().T @ y),
+                          (A.H @ Y, M.conj().T @ Y), (A.rmatmat(Y), M.conj().T @ Y),
+                          (A.T @ y, M.T @ y)):
+            assert got.dtype == np.dtype(dtype), name
+            np.testing.assert_allclose(got, want, atol=atol, err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_transform_operators_pass_the_dot_test(dtype):
+    """<A x, y> == <x, A^H y>."""
+    rng = np.random.default_rng(32)
+    for name, A, _ in _transform_cases(dtype):
+        m, n = A.shape
+        x, y = _random(rng, n, dtype), _random(rng, m, dtype)
+        lhs, rhs = np.vdot(y, A @ x), np.vdot(A.H @ y, x)
+        assert abs(lhs - rhs) <= 50 * _tol(dtype) * max(abs(lhs), 1.0), (name, lhs, rhs)
+
+
+def test_real_transform_operators_act_on_complex_vectors():
+    from structlin.interop.scipy import dct_operator, fwht_operator
+
+    z = np.array([1.0, 2j, -1.0, 0.5 - 1j])
+    D = scipy.fft.dct(np.eye(4), type=2, axis=0)
+    A = dct_operator(4)
+    np.testing.assert_allclose(A @ z, D @ z, atol=1e-12)
+    np.testing.assert_allclose(A.H @ z, D.T @ z, atol=1e-12)
+    np.testing.assert_allclose(fwht_operator(4).H @ z, scipy.linalg.hadamard(4) @ z, atol=1e-12)
+
+
+def test_scipy_solvers_on_the_new_operators():
+    from structlin.interop.scipy import circulant_operator, dct_operator, xd_operator
+
+    rng = np.random.default_rng(33)
+    n = 64
+    # a symmetric positive definite circulant: its spectrum 4 + 2 cos(2 pi k / n) > 0
+    c = np.zeros(n)
+    c[0], c[1], c[-1] = 4.0, 1.0, 1.0
+    b = rng.standard_normal(n)
+    x, info = spla.cg(circulant_operator(c), b, rtol=1e-12, atol=0.0, maxiter=200)
+    assert info == 0
+    np.testing.assert_allclose(scipy.linalg.circulant(c) @ x, b, atol=1e-9)
+    # the XD-op of a circular convolution by a kernel with no zero in its spectrum
+    kernel = np.array([2.0, 0.5, -0.25])
+    tK, tL, tM, w = sl.xd_from_conv(kernel, n)
+    A = xd_operator(tK, tL, tM, w)
+    x, info = spla.gmres(A, b + 0j, rtol=1e-12, atol=0.0, restart=n, maxiter=10)
+    assert info == 0
+    np.testing.assert_allclose(A @ x, b, atol=1e-9)
+    np.testing.assert_allclose(x.real, np.linalg.solve(
+        scipy.linalg.circulant(np.r_[kernel, np.zeros(n - 3)]), b), atol=1e-9)
+    # least squares on an unnormalized DCT-II: lsqr needs the adjoint
+    D = dct_operator(n)
+    x = spla.lsqr(D, D @ b, atol=1e-14, btol=1e-14, iter_lim=500)[0]
+    np.testing.assert_allclose(x, b, atol=1e-8)
+
+
+def test_transform_operators_name_their_bad_arguments():
+    from structlin.interop.scipy import (
+        circulant_operator,
+        dct_operator,
+        dst_operator,
+        fwht_operator,
+        xd_operator,
+    )
+
+    for make in (fwht_operator, dct_operator, dst_operator):
+        with pytest.raises(ValueError, match="n must be a power of two"):
+            make(6)
+        with pytest.raises(ValueError, match="n must be at least 1"):
+            make(0)
+        with pytest.raises(TypeError, match="n must be an integer"):
+            make(4.0)
+        with pytest.raises(TypeError, match="dtype must be one of"):
+            make(4, dtype=np.float16)
+        with pytest.raises(TypeError, match="like must be None, a NumPy array or a CuPy"):
+            make(4, like=[1.0])
+        with pytest.raises(ValueError, match="dimension mismatch"):
+            make(4) @ np.ones(8)
+    with pytest.raises(TypeError, match="normalize must be True or False"):
+        fwht_operator(4, normalize=1)
+    with pytest.raises(ValueError, match="type must be one of"):
+        dct_operator(8, type=1)
+    with pytest.raises(ValueError, match="norm must be one of"):
+        dst_operator(8, norm="forward ")
+    with pytest.raises(ValueError, match="c must have a length n that is a power of two"):
+        circulant_operator(np.ones(6))
+    with pytest.raises(ValueError, match="c must be 1-d"):
+        circulant_operator(np.ones((2, 4)))
+    tw = sl.random_kaleidoscope(8, rng=0)
+    with pytest.raises(ValueError, match="w"):
+        xd_operator(tw, tw, tw, np.ones(4))
+    with pytest.raises(ValueError, match="tw_M"):
+        xd_operator(tw, tw, sl.random_kaleidoscope(4, rng=0), np.ones(8))
+    with pytest.raises(TypeError, match="tw_L"):
+        xd_operator(tw, tw.astype(str), tw, np.ones(8))
+
+
+def test_transpose_of_a_complex_operator_is_the_plain_transpose():
+    """A.T is built from the adjoint (A^T x = conj(A^H conj x)) and stays a structlin operator."""
+    tw = sl.random_butterfly(8, dtype=np.complex128, rng=12)
+    A, B = butterfly_operator(tw), sl.butterfly_to_dense(tw)
+    z = _random(np.random.default_rng(13), (8, 2), np.complex128)
+    np.testing.assert_allclose(A.T @ z, B.T @ z, atol=1e-12)
+    np.testing.assert_allclose(A.T.H @ z, B.conj() @ z, atol=1e-12)
+    assert "transpose of butterfly_operator" in repr(A.T)

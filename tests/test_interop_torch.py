@@ -215,7 +215,7 @@ def test_double_backward_is_refused():
 def test_works_inside_a_module_and_optimizer_step():
     tw = torch.nn.Parameter(torch.tensor(sl.random_butterfly(16, rng=0)))
     opt = torch.optim.SGD([tw], lr=0.1)
-    x = torch.randn(32, 16, dtype=torch.float64)
+    x = torch.randn(32, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     target = torch.tensor(sl.fwht(x.numpy(), normalize=True))
     losses = []
     for _ in range(20):

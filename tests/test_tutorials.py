@@ -63,6 +63,16 @@ def run_page(page: Path) -> dict:
     return namespace
 
 
+_REQUIRES = re.compile(r"^<!-- requires: (?P<modules>[\w., ]+) -->$", re.MULTILINE)
+
+
+def required_modules(page: Path) -> list[str]:
+    """The optional modules a page declares in a ``<!-- requires: torch, sklearn -->`` line
+    (the page is skipped where one is missing)."""
+    m = _REQUIRES.search(page.read_text(encoding="utf-8"))
+    return [s.strip() for s in m.group("modules").split(",")] if m else []
+
+
 def _ids(pages: list[Path]) -> list[str]:
     return [p.relative_to(DOCS).as_posix() for p in pages]
 
@@ -79,6 +89,8 @@ def test_tutorial_has_python_code(page):
 @pytest.mark.parametrize("page", TUTORIAL_PAGES, ids=_ids(TUTORIAL_PAGES))
 def test_tutorial_runs(page, tmp_path, monkeypatch):
     pytest.importorskip("matplotlib", reason="the tutorials draw figures (test extra)")
+    for module in required_modules(page):
+        pytest.importorskip(module, reason=f"{page.name} needs {module}")
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.chdir(tmp_path)
     (tmp_path / "img").mkdir()
@@ -95,6 +107,11 @@ def test_tutorial_figures_are_committed(page):
         f"{page.name} shows {missing}, which are not committed; run "
         "`python tests/test_tutorials.py --write-figures`"
     )
+
+
+def test_required_modules_are_read():
+    page = TUTORIALS / "training.md"
+    assert required_modules(page) == ["torch", "sklearn"]
 
 
 @pytest.mark.parametrize("page", OTHER_PAGES, ids=_ids(OTHER_PAGES))

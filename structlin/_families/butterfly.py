@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from structlin._registry import Family, Kernel, Op, Row
+from structlin._registry import Family, Kernel, Op, Row, shape_check
 
 
 def tour_rows(rng: np.random.Generator) -> list[Row]:
@@ -24,6 +24,21 @@ def tour_rows(rng: np.random.Generator) -> list[Row]:
     ]
 
 
+def butterfly_out_shape(shapes: tuple, static: dict) -> tuple[int, ...]:
+    """The result shape of a butterfly product or solve, ``x``'s, after checking that
+    ``twiddle`` is ``(L, n//2, 2, 2)`` for ``x``'s last-axis length ``n``."""
+    tw, x = shapes
+    shape_check(len(x) >= 1, f"x must have at least one dimension, got shape {tuple(x)}")
+    n = int(x[-1])  # a symbolic size (torch.compile(dynamic=True)) is specialised here
+    shape_check(n >= 1 and n & (n - 1) == 0, "x must have a last-axis length n that is a power "
+                f"of two (1, 2, 4, ...), got {n}")
+    L = n.bit_length() - 1
+    shape_check(tuple(tw) == (L, n // 2, 2, 2),
+                f"twiddle must have shape {(L, n // 2, 2, 2)} ((L, n//2, 2, 2) for x with n = "
+                f"{n} along its last axis), got {tuple(tw)}")
+    return tuple(x)
+
+
 def _flags(kw):
     return {k: bool(kw[k]) for k in ("increasing_stride", "transpose", "conjugate")}
 
@@ -36,7 +51,7 @@ def operations() -> tuple[Op, ...]:
             "butterfly_multiply", ("twiddle", "x"), (True, True),
             forward=lambda a, s: sl.butterfly_multiply(*a, **_flags(s)),
             backward=lambda a, s, g: sl.butterfly_multiply_vjp(*a, g, **_flags(s)),
-            out_shape=lambda shapes, s: tuple(shapes[1]),
+            out_shape=butterfly_out_shape,
             static=("increasing_stride", "transpose", "conjugate"),
         ),
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from structlin._families.butterfly import _flags
+from structlin._families.butterfly import _flags, butterfly_out_shape
 from structlin._registry import Family, Kernel, Op, Row
 
 
@@ -43,7 +43,7 @@ def operations() -> tuple[Op, ...]:
             "butterfly_solve", ("twiddle", "y"), (True, True),
             forward=lambda a, s: sl.butterfly_solve(*a, **_flags(s)),
             backward=lambda a, s, g: sl.butterfly_solve_vjp(*a, g, **_flags(s)),
-            out_shape=lambda shapes, s: tuple(shapes[1]),
+            out_shape=butterfly_out_shape,
             static=("increasing_stride", "transpose", "conjugate"),
         ),
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from structlin._registry import Family, Kernel, Op, Row
+from structlin._registry import Family, Kernel, Op, Row, shape_check
 
 
 def tour_rows(rng: np.random.Generator) -> list[Row]:
@@ -31,6 +31,22 @@ def tour_rows(rng: np.random.Generator) -> list[Row]:
     ]
 
 
+def _transform_shape(shapes: tuple, static: dict) -> tuple[int, ...]:
+    (x,) = shapes
+    shape_check(len(x) >= 1 and x[-1] >= 1,
+                f"x must have at least one entry along its last axis, got shape {tuple(x)}")
+    return tuple(x)
+
+
+def _vector_shape(x: tuple, **vectors: tuple) -> tuple[int, ...]:
+    """``x``'s shape, after checking that each of ``vectors`` has shape ``(x.shape[-1],)``."""
+    shape_check(len(x) >= 1, f"x must have at least one dimension, got shape {tuple(x)}")
+    for name, v in vectors.items():
+        shape_check(tuple(v) == (x[-1],), f"x must have length {v[-1] if len(v) else None} "
+                    f"along its last axis (the length of {name}), got shape {tuple(x)}")
+    return tuple(x)
+
+
 def _transform(name: str) -> Op:
     import structlin as sl
 
@@ -39,7 +55,7 @@ def _transform(name: str) -> Op:
         name, ("x",), (True,),
         forward=lambda a, s: fn(a[0], **s),
         backward=lambda a, s, g: (vjp(a[0], g, **s),),
-        out_shape=lambda shapes, s: tuple(shapes[0]),
+        out_shape=_transform_shape,
         static=("type", "norm"),
     )
 
@@ -52,13 +68,13 @@ def operations() -> tuple[Op, ...]:
             "circulant_multiply", ("c", "x"), (True, True),
             forward=lambda a, s: sl.circulant_multiply(*a),
             backward=lambda a, s, g: sl.circulant_multiply_vjp(*a, g),
-            out_shape=lambda shapes, s: tuple(shapes[1]),
+            out_shape=lambda shapes, s: _vector_shape(shapes[1], c=shapes[0]),
         ),
         Op(
             "toeplitz_multiply", ("column", "row", "x"), (True, True, True),
             forward=lambda a, s: sl.toeplitz_multiply(*a),
             backward=lambda a, s, g: sl.toeplitz_multiply_vjp(*a, g),
-            out_shape=lambda shapes, s: tuple(shapes[2]),
+            out_shape=lambda shapes, s: _vector_shape(shapes[2], column=shapes[0], row=shapes[1]),
         ),
         _transform("dct"),
         _transform("dst"),

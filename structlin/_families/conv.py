@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from structlin._registry import Family, Kernel, Op, Row
+from structlin._registry import Family, Kernel, Op, Row, shape_check
 
 
 def tour_rows(rng: np.random.Generator) -> list[Row]:
@@ -32,6 +32,26 @@ def tour_rows(rng: np.random.Generator) -> list[Row]:
     ]
 
 
+def _fftconv_shape(shapes: tuple, static: dict) -> tuple[int, ...]:
+    u, k, D, pre, post = shapes
+    shape_check(len(u) >= 2, f"u must have shape (..., H, L), got {tuple(u)}")
+    H = u[-2]
+    shape_check(len(k) == 2 and k[0] == H,
+                f"k must have one kernel per channel of u, i.e. H = {H} rows (u has shape "
+                f"{tuple(u)}, channels on its second-to-last axis), got k of shape {tuple(k)}")
+    shape_check(D is None or tuple(D) == (H,), f"D must have shape (H,) = ({H},), got "
+                f"{None if D is None else tuple(D)}")
+    for name, g in (("pregate", pre), ("postgate", post)):
+        if g is not None:
+            try:
+                ok = np.broadcast_shapes(tuple(g), tuple(u)) == tuple(u)
+            except ValueError:
+                ok = False
+            shape_check(ok, f"{name} must have u's shape {tuple(u)} (or broadcast to it), got "
+                        f"{tuple(g)}")
+    return tuple(u)
+
+
 def operations() -> tuple[Op, ...]:
     import structlin as sl
 
@@ -44,7 +64,7 @@ def operations() -> tuple[Op, ...]:
             "fftconv", ("u", "k", "D", "pregate", "postgate"), (True,) * 5,
             forward=lambda a, s: sl.fftconv(a[0], a[1], a[2], pregate=a[3], postgate=a[4], **s),
             backward=backward,
-            out_shape=lambda shapes, s: tuple(shapes[0]),
+            out_shape=_fftconv_shape,
             static=("causal", "precision"),
         ),
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from structlin._registry import Family, Kernel, Op, Row
+from structlin._registry import Family, Kernel, Op, Row, shape_check
 
 
 def tour_rows(rng: np.random.Generator) -> list[Row]:
@@ -27,6 +27,15 @@ def tour_rows(rng: np.random.Generator) -> list[Row]:
     ]
 
 
+def _fwht_shape(shapes: tuple, static: dict) -> tuple[int, ...]:
+    (x,) = shapes
+    n = int(x[-1]) if len(x) else 0
+    shape_check(n >= 1 and n & (n - 1) == 0,
+                "x must have a last-axis length n that is a power of two (1, 2, 4, ...), got "
+                f"{x[-1] if len(x) else 'a 0-d array'}")
+    return tuple(x)
+
+
 def operations() -> tuple[Op, ...]:
     import structlin as sl
 
@@ -35,7 +44,7 @@ def operations() -> tuple[Op, ...]:
             "fwht", ("x",), (True,),
             forward=lambda a, s: sl.fwht(a[0], **s),
             backward=lambda a, s, g: (sl.fwht_vjp(a[0], g, **s),),
-            out_shape=lambda shapes, s: tuple(shapes[0]),
+            out_shape=_fwht_shape,
             static=("normalize",),
         ),
     )

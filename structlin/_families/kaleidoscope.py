@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from structlin._registry import Family, Kernel, Op, Row
+from structlin._registry import Family, Kernel, Op, Row, shape_check
 
 
 def tour_rows(rng: np.random.Generator) -> list[Row]:
@@ -20,6 +20,28 @@ def tour_rows(rng: np.random.Generator) -> list[Row]:
     ]
 
 
+def _k_shape(tw: tuple, x: tuple, name: str) -> tuple[int, ...]:
+    """``x``'s shape, after checking that the K-matrix twiddle ``tw`` is
+    ``(w, 2, L, n//2, 2, 2)`` for ``x``'s last-axis length ``n``."""
+    n = int(x[-1]) if len(x) else 0
+    shape_check(n >= 1 and n & (n - 1) == 0,
+                "x must have a last-axis length n that is a power of two (1, 2, 4, ...), got "
+                f"{x[-1] if len(x) else 'a 0-d array'}")
+    L = n.bit_length() - 1
+    shape_check(len(tw) == 6 and tuple(tw[1:]) == (2, L, n // 2, 2, 2),
+                f"{name} must have shape (w, 2, L, n//2, 2, 2) = (w, 2, {L}, {n // 2}, 2, 2) for "
+                f"x with n = {n} along its last axis, got {tuple(tw)}")
+    return tuple(x)
+
+
+def _xd_shape(shapes: tuple, static: dict) -> tuple[int, ...]:
+    tw_K, tw_L, tw_M, w, x = shapes
+    for name, tw in (("tw_K", tw_K), ("tw_L", tw_L), ("tw_M", tw_M)):
+        _k_shape(tw, x, name)
+    shape_check(tuple(w) == (x[-1],), f"w must have shape (n,) = ({x[-1]},), got {tuple(w)}")
+    return tuple(x)
+
+
 def operations() -> tuple[Op, ...]:
     import structlin as sl
 
@@ -28,13 +50,13 @@ def operations() -> tuple[Op, ...]:
             "kaleidoscope_multiply", ("twiddle", "x"), (True, True),
             forward=lambda a, s: sl.kaleidoscope_multiply(*a),
             backward=lambda a, s, g: sl.kaleidoscope_multiply_vjp(*a, g),
-            out_shape=lambda shapes, s: tuple(shapes[1]),
+            out_shape=lambda shapes, s: _k_shape(shapes[0], shapes[1], "twiddle"),
         ),
         Op(
             "xd_multiply", ("tw_K", "tw_L", "tw_M", "w", "x"), (True,) * 5,
             forward=lambda a, s: sl.xd_multiply(*a),
             backward=lambda a, s, g: sl.xd_multiply_vjp(*a, g),
-            out_shape=lambda shapes, s: tuple(shapes[4]),
+            out_shape=_xd_shape,
         ),
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from structlin._registry import Family, Kernel, Op, Row
+from structlin._registry import Family, Kernel, Op, Row, shape_check
 
 
 def tour_rows(rng: np.random.Generator) -> list[Row]:
@@ -28,6 +28,17 @@ def tour_rows(rng: np.random.Generator) -> list[Row]:
     ]
 
 
+def _features_shape(shapes: tuple, static: dict) -> tuple[int, ...]:
+    X, nodes, weights = shapes
+    shape_check(len(nodes) == 2, f"nodes must have shape (m, d), got {tuple(nodes)}")
+    m, d = nodes
+    shape_check(len(X) >= 1 and X[-1] == d,
+                f"X must have d = {d} columns (the width of nodes), got shape {tuple(X)}")
+    shape_check(tuple(weights) == (m,), f"weights must have shape (m,) = ({m},), got "
+                f"{tuple(weights)}")
+    return (*X[:-1], 2 * m)
+
+
 def operations() -> tuple[Op, ...]:
     import structlin as sl
 
@@ -36,7 +47,7 @@ def operations() -> tuple[Op, ...]:
             "kernel_features", ("X", "nodes", "weights"), (True, True, True),
             forward=lambda a, s: sl.kernel_features(*a),
             backward=lambda a, s, g: sl.kernel_features_vjp(*a, g),
-            out_shape=lambda shapes, s: (*shapes[0][:-1], 2 * shapes[1][0]),
+            out_shape=_features_shape,
         ),
     )
 

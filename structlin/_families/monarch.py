@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from structlin._registry import Family, Kernel, Op, Row
+from structlin._registry import Family, Kernel, Op, Row, shape_check
 
 
 def tour_rows(rng: np.random.Generator) -> list[Row]:
@@ -34,7 +34,16 @@ def operations() -> tuple[Op, ...]:
     import structlin as sl
 
     def out_shape(shapes, static):
-        (_k, _q, _p), (l, s, _r), x = shapes
+        w1, w2, x = shapes
+        shape_check(len(w1) == 3, f"w1 must have shape (k, q, p), got {tuple(w1)}")
+        shape_check(len(w2) == 3, f"w2 must have shape (l, s, r), got {tuple(w2)}")
+        (k, q, p), (l, s, r) = w1, w2
+        shape_check(l * r == k * q, f"w2 of shape (l, s, r) = {tuple(w2)} needs l*r = k*q = "
+                    f"{k * q} (w1 has shape (k, q, p) = {tuple(w1)}), got {l * r}")
+        shape_check(len(x) >= 1 and x[-1] == k * p,
+                    f"x has length n_in = {x[-1] if len(x) else None} along its last axis "
+                    f"(shape {tuple(x)}), but w1 of shape (k, q, p) = {tuple(w1)} needs "
+                    f"k*p = {k * p}")
         return (*x[:-1], l * s)
 
     return (

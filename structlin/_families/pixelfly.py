@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from structlin._registry import Family, Kernel, Op, Row
+from structlin._registry import Family, Kernel, Op, Row, shape_check
 
 
 def tour_rows(rng: np.random.Generator) -> list[Row]:
@@ -33,8 +33,21 @@ def operations() -> tuple[Op, ...]:
     import structlin as sl
 
     def out_shape(shapes, static):
-        blocks, mask, _U, _V, x = shapes
-        return (*x[:-1], mask[0] * blocks[1])
+        blocks, mask, U, V, x = shapes
+        shape_check(len(blocks) == 3 and blocks[1] == blocks[2],
+                    f"blocks must have shape (nnz_blocks, block, block), got {tuple(blocks)}")
+        shape_check(len(mask) == 2, f"mask must be 2-D (n_out // block, n_in // block), got "
+                    f"shape {tuple(mask)}")
+        b = blocks[1]
+        n_out, n_in = mask[0] * b, mask[1] * b
+        shape_check(len(x) >= 1 and x[-1] == n_in,
+                    f"x must have n_in = {n_in} entries along its last axis (mask of shape "
+                    f"{tuple(mask)} with blocks of {b}), got shape {tuple(x)}")
+        shape_check(len(U) == 2 and U[0] == n_out,
+                    f"U must have shape (n_out, rank) = ({n_out}, rank), got {tuple(U)}")
+        shape_check(len(V) == 2 and V[0] == n_in and V[1] == U[1],
+                    f"V must have shape (n_in, rank) = ({n_in}, {U[1]}), got {tuple(V)}")
+        return (*x[:-1], n_out)
 
     return (
         Op(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from structlin._registry import Family, Kernel, Op, Row
+from structlin._registry import Family, Kernel, Op, Row, shape_check
 
 # The kernel contracts, one per kernel module (structlin/_cpu/<module>.py and
 # structlin/gpu/<module>.py), by the part of the family that calls it.
@@ -74,6 +74,70 @@ def tour_rows(rng: np.random.Generator) -> list[Row]:
     ]
 
 
+def _broadcast(message: str, *shapes: tuple) -> tuple[int, ...]:
+    try:
+        return np.broadcast_shapes(*shapes)
+    except ValueError:
+        raise ValueError(message) from None
+
+
+def _kernel_diag_shape(shapes: tuple, s: dict) -> tuple[int, ...]:
+    Lam, B, C, dt = shapes
+    for name, a in (("Lambda", Lam), ("B", B), ("C", C)):
+        shape_check(len(a) >= 2, f"{name} must have shape (..., H, N), got {tuple(a)}")
+    core = _broadcast(f"Lambda, B and C must have broadcastable shapes (..., H, N), got "
+                      f"{tuple(Lam)}, {tuple(B)} and {tuple(C)}", tuple(Lam), tuple(B),
+                      tuple(C))
+    shape_check(len(dt) >= 1, f"dt must have shape (..., H), got {tuple(dt)}")
+    batch = _broadcast(f"dt of shape {tuple(dt)} must match Lambda's (..., H) = "
+                       f"{core[:-1]}", core[:-1], tuple(dt))
+    L = s["L"]
+    shape_check(isinstance(L, int) and not isinstance(L, bool) and L >= 1,
+                f"L must be a positive integer, got {L!r}")
+    return (*batch, L)
+
+
+def _selective_scan_shape(shapes: tuple, s: dict) -> tuple[int, ...]:
+    u, delta, A, B, C, D, z, bias = shapes
+    shape_check(len(u) >= 2, f"u must have shape (*batch, d, l), got {tuple(u)}")
+    d = u[-2]
+    for name, a in (("delta", delta), ("z", z)):
+        shape_check(a is None or tuple(a) == tuple(u),
+                    f"{name} must have u's shape {tuple(u)}, got {a}")
+    shape_check(len(A) == 2 and A[0] == d, f"A must have shape (d, n) with d = {d}, got "
+                f"{tuple(A)}")
+    for name, a in (("D", D), ("delta_bias", bias)):
+        shape_check(a is None or tuple(a) == (d,), f"{name} must have shape (d,) = ({d},), got "
+                    f"{None if a is None else tuple(a)}")
+    for name, a in (("B", B), ("C", C)):
+        shape_check(len(a) >= 2 and (len(a) > 2 or tuple(a) == tuple(A)),
+                    f"{name} must have shape (d, n) = {tuple(A)}, (*batch, n, l) or "
+                    f"(*batch, g, n, l), got {tuple(a)}")
+    return tuple(u)
+
+
+def _ssd_shape(shapes: tuple, s: dict) -> tuple[int, ...]:
+    X, A, B, C, h0 = shapes
+    shape_check(len(X) == 4, f"X must have shape (batch, length, heads, head_dim), got "
+                f"{tuple(X)}")
+    b, l, h, p = X
+    shape_check(tuple(A) == (b, l, h), f"A must have shape (batch, length, heads) = "
+                f"{(b, l, h)}, got {tuple(A)}")
+    for name, a in (("B", B), ("C", C)):
+        shape_check(len(a) == 4 and tuple(a[:2]) == (b, l) and a[2] >= 1 and h % a[2] == 0,
+                    f"{name} must have shape (batch, length, groups, state) = ({b}, {l}, g, n) "
+                    f"with g dividing heads = {h}, got {tuple(a)}")
+    shape_check(tuple(B) == tuple(C), f"B and C must have the same shape, got {tuple(B)} and "
+                f"{tuple(C)}")
+    shape_check(h0 is None or tuple(h0) == (b, h, p, B[3]),
+                f"initial_states must have shape (batch, heads, head_dim, state) = "
+                f"{(b, h, p, B[3])}, got {None if h0 is None else tuple(h0)}")
+    cs = s["chunk_size"]
+    shape_check(isinstance(cs, int) and not isinstance(cs, bool) and cs >= 1,
+                f"chunk_size must be a positive integer, got {cs!r}")
+    return tuple(X)
+
+
 def operations() -> tuple[Op, ...]:
     import structlin as sl
 
@@ -83,7 +147,7 @@ def operations() -> tuple[Op, ...]:
             forward=lambda a, s: sl.ssm_kernel_diag(*a, **s),
             backward=lambda a, s, g: sl.ssm_kernel_diag_vjp(
                 *a, s["L"], g, **{k: v for k, v in s.items() if k != "L"}),
-            out_shape=lambda shapes, s: (*shapes[0][:-1], s["L"]),
+            out_shape=_kernel_diag_shape,
             static=("L", "method"),
             real_result=True,
         ),
@@ -93,7 +157,7 @@ def operations() -> tuple[Op, ...]:
             forward=lambda a, s: sl.selective_scan(*a, **s),
             backward=lambda a, s, g: sl.selective_scan_vjp(
                 *a[:5], g, D=a[5], z=a[6], delta_bias=a[7], **s),
-            out_shape=lambda shapes, s: tuple(shapes[0]),
+            out_shape=_selective_scan_shape,
             static=("delta_softplus",),
             real_result=True,
         ),
@@ -103,7 +167,7 @@ def operations() -> tuple[Op, ...]:
             # four gradients, and a fifth for initial_states when it is given
             backward=lambda a, s, g: (*sl.ssd_vjp(*a[:4], s["chunk_size"], g,
                                                  initial_states=a[4]), None)[:5],
-            out_shape=lambda shapes, s: tuple(shapes[0]),
+            out_shape=_ssd_shape,
             static=("chunk_size",),
         ),
     )

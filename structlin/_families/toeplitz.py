@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from structlin._registry import Family, Kernel, Op, Row
+from structlin._registry import Family, Kernel, Op, Row, shape_check
 
 # The kernel contracts, one per kernel module (structlin/_cpu/<module>.py and
 # structlin/gpu/<module>.py), by the part of the family that calls it.
@@ -115,8 +115,105 @@ def tour_rows(rng: np.random.Generator) -> list[Row]:
     ]
 
 
+def _c_or_cr(c, r):
+    return c if r is None else (c, r)
+
+
+def _scipy_batch_shape(shapes: tuple, s: dict) -> tuple[int, ...]:
+    """The result shape of a SciPy-batched Toeplitz product or solve: ``b`` of shape ``(n,)``
+    keeps the core ``(n,)`` under the batch of ``c`` and ``r``; a ``b`` of two or more
+    dimensions is a batch of ``(n, k)`` matrices."""
+    c, r, b = shapes
+    shape_check(len(c) >= 1, f"c must have shape (..., n), got {tuple(c)}")
+    n = c[-1]
+    shape_check(r is None or (len(r) >= 1 and r[-1] == n),
+                f"r must have c's length n = {n} along its last axis, got shape "
+                f"{None if r is None else tuple(r)}")
+    core = 1 if len(b) == 1 else 2
+    shape_check(len(b) >= 1 and b[-core] == n,
+                f"b must have n = {n} rows (shape (n,) or (..., n, k)), got shape {tuple(b)}")
+    batch = [tuple(c[:-1])] + ([tuple(r[:-1])] if r is not None else [])
+    if core == 2:
+        batch.append(tuple(b[:-2]))
+    try:
+        return (*np.broadcast_shapes(*batch), *b[-core:])
+    except ValueError:
+        raise ValueError(f"the batch shapes of c {tuple(c)}, r {tuple(r or ())} and b "
+                         f"{tuple(b)} do not broadcast") from None
+
+
+def _toeplitz_grads(r, grads: tuple) -> tuple:
+    """The ``(c, r, b)`` slots of a Toeplitz VJP (``grad_r`` absent when ``r`` is)."""
+    return grads if r is not None else (grads[0], None, grads[1])
+
+
+#: array operator parameters of :func:`structlin.ldr_multiply` by kind, in the op's order
+_LDR_ARRAYS = ("nodes", "s", "t", "subdiag_A", "subdiag_B")
+_LDR_KIND_ARRAYS = {"toeplitz": (), "hankel": (), "vandermonde": ("nodes",),
+                    "cauchy": ("s", "t"), "subdiagonal": ("subdiag_A", "subdiag_B")}
+
+
+def _ldr_params(a: tuple, s: dict) -> dict:
+    params = {k: v for k, v in zip(_LDR_ARRAYS, a[3:], strict=True) if v is not None}
+    params.update({k: s[k] for k in ("f", "f_A", "f_B") if s.get(k) is not None})
+    return params
+
+
+def _ldr_backward(a: tuple, s: dict, g) -> tuple:
+    import structlin as sl
+
+    grads = sl.ldr_multiply_vjp(*a[:3], g, s["kind"], **_ldr_params(a, s))
+    out = [*grads[:3], None, None, None, None, None]
+    for k, gk in zip(_LDR_KIND_ARRAYS[s["kind"]], grads[3:], strict=True):
+        out[3 + _LDR_ARRAYS.index(k)] = gk
+    return tuple(out)
+
+
+def _ldr_shape(shapes: tuple, s: dict) -> tuple[int, ...]:
+    G, H, x = shapes[:3]
+    shape_check(len(x) >= 1, f"x must have shape (..., n), got {tuple(x)}")
+    n = x[-1]
+    for name, a in (("G", G), ("H", H)):
+        shape_check(len(a) >= 2 and a[-1] == n,
+                    f"{name} must have shape (..., r, n) with n = {n} (x's last axis), got "
+                    f"{tuple(a)}")
+    shape_check(G[-2] == H[-2], f"G and H must have the same rank r, got shapes {tuple(G)} and "
+                f"{tuple(H)}")
+    try:
+        batch = np.broadcast_shapes(tuple(G[:-2]), tuple(H[:-2]), tuple(x[:-1]))
+    except ValueError:
+        raise ValueError(f"the batch shapes of G {tuple(G)}, H {tuple(H)} and x {tuple(x)} do "
+                         "not broadcast") from None
+    return (*batch, n)
+
+
 def operations() -> tuple[Op, ...]:
-    return ()
+    import structlin as sl
+
+    return (
+        Op(
+            "matmul_toeplitz", ("c", "r", "x"), (True, True, True),
+            forward=lambda a, s: sl.matmul_toeplitz(_c_or_cr(a[0], a[1]), a[2]),
+            backward=lambda a, s, g: _toeplitz_grads(
+                a[1], sl.matmul_toeplitz_vjp(_c_or_cr(a[0], a[1]), a[2], g)),
+            out_shape=_scipy_batch_shape,
+        ),
+        Op(
+            "solve_toeplitz", ("c", "r", "b"), (True, True, True),
+            forward=lambda a, s: sl.solve_toeplitz(_c_or_cr(a[0], a[1]), a[2], **s),
+            backward=lambda a, s, g: _toeplitz_grads(
+                a[1], sl.solve_toeplitz_vjp(_c_or_cr(a[0], a[1]), a[2], g, **s)),
+            out_shape=_scipy_batch_shape,
+            static=("method",),
+        ),
+        Op(
+            "ldr_multiply", ("G", "H", "x", *_LDR_ARRAYS), (True,) * 8,
+            forward=lambda a, s: sl.ldr_multiply(*a[:3], s["kind"], **_ldr_params(a, s)),
+            backward=_ldr_backward,
+            out_shape=_ldr_shape,
+            static=("kind", "f", "f_A", "f_B"),
+        ),
+    )
 
 
 FAMILY = Family(

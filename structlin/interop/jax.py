@@ -7,10 +7,25 @@ function whose forward and backward passes are ``jax.pure_callback`` calls of th
 ``jax.grad``, ``jax.vjp`` and ``jax.vmap``:
 
 - the callbacks run on the host: arrays on an accelerator are copied to the CPU and back by
-  JAX (on CPU the NumPy views of the buffers are zero-copy);
-- under ``jax.vmap`` the callback is called once per batch element (``vmap_method=
-  "sequential"``); leading batch axes of the vector argument are handled natively by
-  structlin, so pass a batch directly rather than mapping over it;
+  JAX, and structlin's CPU kernels compute (on CPU the NumPy views of the buffers are
+  zero-copy). There is no XLA custom call and no GPU execution: structlin's CUDA kernels
+  (:mod:`structlin.gpu`) are not reached from JAX;
+- under ``jax.vmap`` (``vmap_method="expand_dims"``) the mapped axes of the arguments that
+  take leading batch dimensions of their own (the vectors: ``x``, ``y``, ``u`` and the gates,
+  ``X``, ``c``, ``r`` and ``b`` of the Toeplitz functions, every array of
+  :func:`ssm_kernel_diag`, :func:`ssd` and :func:`ldr_multiply`, ...) become structlin's
+  batch axes: one call for the whole batch, nested maps included. When a parameter (a
+  twiddle, weights, ...) is mapped, the callback calls structlin once per batch element. The
+  backward pass makes one call when every argument it differentiates is of the first kind,
+  else one per batch element: JAX asks the mapped VJP for each element's own gradient of an
+  unmapped parameter (and sums them itself under ``grad`` of ``vmap``), which one structlin
+  call, summing over its batch, cannot give. Arguments that are not differentiated get no
+  gradient computed, so ``vmap(grad(f, argnums=<the vector>))`` is one call; for the gradient
+  of a loss in the parameters, pass the batch along the leading axes of the vector rather
+  than mapping over it (one backward call). The exception is :func:`fftconv`, whose
+  arguments all have independent channels: mapped ``k`` and ``D`` are folded into the
+  channel axis (``vmap_size * H`` channels), one call forward and one backward whatever is
+  mapped or differentiated;
 - gradients follow JAX's convention for complex numbers (the conjugate of PyTorch's, which is
   structlin's): the cotangent is conjugated on the way in and the gradients on the way out;
 - the result dtype is NumPy's promotion of the inputs' dtypes; float64 and complex128 need
@@ -35,6 +50,12 @@ The examples run in the doctests when JAX is installed (the module is skipped ot
 >>> loss = jax.jit(lambda t: jnp.sum(butterfly_multiply(t, x) ** 2))
 >>> jax.grad(loss)(tw).shape
 (3, 4, 2, 2)
+
+Under ``jax.vmap`` over the vectors, the 5 x 4 vectors go to structlin in one call:
+
+>>> xs = jnp.ones((5, 4, 8), dtype=jnp.float32)
+>>> jax.vmap(butterfly_multiply, in_axes=(None, 0))(tw, xs).shape
+(5, 4, 8)
 """
 
 from __future__ import annotations
@@ -45,9 +66,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.custom_derivatives import SymbolicZero
 
 from structlin._registry import families
-from structlin._validate import check_precision
+from structlin._validate import check_choice, check_precision
 from structlin.interop._ops import OPS, Op, out_dtype
 
 __all__ = [
@@ -60,9 +82,12 @@ __all__ = [
     "fwht",
     "kaleidoscope_multiply",
     "kernel_features",
+    "ldr_multiply",
+    "matmul_toeplitz",
     "monarch_multiply",
     "pixelfly_multiply",
     "selective_scan",
+    "solve_toeplitz",
     "ssd",
     "ssm_kernel_diag",
     "toeplitz_multiply",
@@ -70,6 +95,149 @@ __all__ = [
 ]
 
 _SUPPORTED = tuple(np.dtype(d) for d in ("float32", "float64", "complex64", "complex128"))
+
+
+def _bc(ndim: int) -> int | None:
+    """``selective_scan``'s B and C: time-invariant ``(d, n)`` is a parameter; shared
+    ``(*batch, n, l)`` and grouped ``(*batch, g, n, l)`` take the batch of ``u``."""
+    return ndim - 1 if ndim >= 3 else None
+
+
+def _matrix(ndim: int) -> int | None:
+    """The right-hand side of a SciPy-batched Toeplitz product or solve: a batch of ``(n, k)``
+    matrices (the wrappers pass a vector ``b`` as one column)."""
+    return 2 if ndim >= 2 else None
+
+
+#: per operation, the array arguments that take leading batch dimensions of their own, with
+#: the number of trailing (core) dimensions that are not batch (or a function of the
+#: argument's ndim giving it, None for "a parameter"); ``"fold"`` marks an argument whose
+#: first axis is the one batch axis (``ssd``). Under ``jax.vmap`` the mapped axes of these
+#: arguments become structlin's own batch axes (one call); an argument not listed is a
+#: parameter, and a mapped parameter means one call per batch element.
+_BATCH: dict[str, dict[str, Any]] = {
+    "butterfly_multiply": {"x": 1},
+    "butterfly_solve": {"y": 1},
+    "monarch_multiply": {"x": 1},
+    "pixelfly_multiply": {"x": 1},
+    "fftconv": {"u": 2, "pregate": 2, "postgate": 2},
+    "circulant_multiply": {"x": 1},
+    "toeplitz_multiply": {"x": 1},
+    "dct": {"x": 1},
+    "dst": {"x": 1},
+    "fwht": {"x": 1},
+    "kernel_features": {"X": 1},
+    "kaleidoscope_multiply": {"x": 1},
+    "xd_multiply": {"x": 1},
+    "ssm_kernel_diag": {"Lambda": 2, "B": 2, "C": 2, "dt": 1},
+    "selective_scan": {"u": 2, "delta": 2, "z": 2, "B": _bc, "C": _bc},
+    "ssd": dict.fromkeys(("X", "A", "B", "C", "initial_states"), "fold"),
+    "matmul_toeplitz": {"c": 1, "r": 1, "x": _matrix},
+    "solve_toeplitz": {"c": 1, "r": 1, "b": _matrix},
+    "ldr_multiply": {"G": 2, "H": 2, "x": 1, "nodes": 1, "s": 1, "t": 1, "subdiag_A": 1,
+                     "subdiag_B": 1},
+}
+
+
+def _plan(name: str, names: tuple[str, ...], shapes: tuple) -> tuple[tuple, tuple]:
+    """How each array argument (by name and unbatched shape) meets a ``vmap`` axis: None (a
+    parameter), ``("lead", pad)`` (the mapped axes go in front, then ``pad`` new axes of size
+    1 so that its batch dimensions line up with the other arguments') or ``("fold",)``; and
+    the same for the result (and the cotangent)."""
+    table = _BATCH.get(name, {})
+    cores = []
+    for n, shape in zip(names, shapes, strict=True):
+        core = table.get(n)
+        if callable(core):
+            core = core(len(shape))
+        if isinstance(core, int) and len(shape) < core:
+            core = None
+        cores.append(core)
+    if "fold" in cores:
+        specs = tuple(None if c is None else ("fold",) for c in cores)
+        return specs, ("fold",)
+    batch = max((len(s) - c for c, s in zip(cores, shapes, strict=True) if c is not None),
+                default=0)
+    specs = tuple(None if c is None else ("lead", batch - (len(s) - c))
+                  for c, s in zip(cores, shapes, strict=True))
+    return specs, ("lead", 0)
+
+
+def _prepare(a: np.ndarray, spec, k: int, batch: tuple) -> np.ndarray:
+    """One argument of the single call: the ``k`` mapped axes of ``a`` (sizes 1 or those of
+    ``batch``) made structlin batch axes, or dropped for an unmapped parameter."""
+    base = a.shape[k:]
+    if spec is None:
+        return a.reshape(base)
+    if spec[0] == "fold":
+        return np.broadcast_to(a, batch + base).reshape((-1, *base[1:]))
+    pad = (1,) * spec[1]
+    return np.broadcast_to(a.reshape(a.shape[:k] + pad + base), batch + pad + base)
+
+
+#: operations whose arguments all have an axis of independent channels (given from the end;
+#: ``"out"``: the result's): a mapped parameter (``fftconv``'s kernel ``k`` and ``D``) is
+#: folded into the channels, one call for ``vmap_size * H`` channels
+_CHANNELS: dict[str, dict[str, int]] = {
+    "fftconv": {"u": -2, "k": -2, "D": -1, "pregate": -2, "postgate": -2, "out": -2},
+}
+
+
+def _channels(name: str, names: tuple[str, ...]) -> tuple[tuple, int] | None:
+    """The channel axis of each argument and of the result, or None."""
+    table = _CHANNELS.get(name)
+    if table is None or any(n not in table for n in names):
+        return None
+    return tuple(table[n] for n in names), table["out"]
+
+
+def _to_channels(a: np.ndarray, axis: int, k: int, batch: tuple) -> np.ndarray:
+    """The ``k`` mapped axes of ``a`` moved in front of its channel axis and merged with it."""
+    a = np.broadcast_to(a, batch + a.shape[k:])
+    base = a.shape[k:]
+    ax = len(base) + axis
+    a = a.transpose((*range(k, k + ax), *range(k), *range(k + ax, k + len(base))))
+    return a.reshape((*base[:ax], -1, *base[ax + 1:]))
+
+
+def _from_channels(r: np.ndarray, axis: int, batch: tuple, base: tuple) -> np.ndarray:
+    """The inverse of :func:`_to_channels` for a result of unbatched shape ``base``."""
+    k, ax = len(batch), len(base) + axis
+    r = np.reshape(r, (*base[:ax], *batch, *base[ax:]))
+    return r.transpose((*range(ax, ax + k), *range(ax), *range(ax + k, len(base) + k)))
+
+
+def _run(fn, arrays: tuple, ndims: tuple, specs: tuple, outs: tuple, whole: bool,
+         channels: tuple | None = None) -> tuple:
+    """``fn(arrays)`` for arrays with the leading axes of ``vmap_method="expand_dims"``
+    (size 1 where an argument is not mapped): one call when only arguments with a spec are
+    mapped (and ``whole``), or when the operation has independent channels (``channels``:
+    the axis of each argument and of each result); else one call per batch element.
+    ``outs``: the results' unbatched shapes and dtypes; returns them with the batch axes in
+    front."""
+    k = arrays[0].ndim - ndims[0]
+    if k == 0:
+        return fn(arrays)
+    leads = [a.shape[:k] for a in arrays]
+    batch = tuple(np.broadcast_shapes(*leads))
+    mapped = [any(d != 1 for d in lead) for lead in leads]
+    if whole and all(s is not None for s, m in zip(specs, mapped, strict=True) if m):
+        res = fn(tuple(_prepare(a, s, k, batch) for a, s in zip(arrays, specs, strict=True)))
+        return tuple(np.reshape(r, batch + tuple(shape)) for r, (shape, _) in
+                     zip(res, outs, strict=True))
+    if channels is not None:
+        axes, out_axes = channels
+        res = fn(tuple(_to_channels(a, ax, k, batch) for a, ax in zip(arrays, axes,
+                                                                     strict=True)))
+        return tuple(_from_channels(r, ax, batch, tuple(shape)) for r, ax, (shape, _) in
+                     zip(res, out_axes, outs, strict=True))
+    res = tuple(np.empty(batch + tuple(shape), dtype) for shape, dtype in outs)
+    for idx in np.ndindex(*batch):
+        one = tuple(a[tuple(i if d != 1 else 0 for i, d in zip(idx, a.shape[:k], strict=True))]
+                    for a in arrays)
+        for r, y in zip(res, fn(one), strict=True):
+            r[idx] = y
+    return res
 
 
 def _conj(a):
@@ -102,47 +270,79 @@ def _function(name: str, static_items: tuple, present: tuple[bool, ...]):
     op = OPS[name]
     static = dict(static_items)
     diff = tuple(d for d, p in zip(op.differentiable, present, strict=True) if p)
+    names = tuple(n for n, p in zip(op.arrays, present, strict=True) if p)
+    chan = _channels(name, names)
 
     def fill(arrays):
         it = iter(arrays)
         return tuple(next(it) if p else None for p in present)
 
-    def host(arrays):
-        return fill(tuple(np.asarray(a) for a in arrays))
-
     def forward(*arrays):
         full = fill(arrays)
         shape = op.out_shape(tuple(None if a is None else a.shape for a in full), static)
         dtype = out_dtype(op, full)
+        specs, _ = _plan(name, names, tuple(a.shape for a in arrays))
+        ndims = tuple(a.ndim for a in arrays)
+        chan_f = None if chan is None else (chan[0], (chan[1],))
+
+        def one(arrs):
+            return (np.asarray(op.forward(fill(arrs), static), dtype=dtype),)
 
         def callback(*arrs):
-            return np.asarray(op.forward(host(arrs), static), dtype=dtype)
+            return _run(one, tuple(np.asarray(a) for a in arrs), ndims, specs,
+                        ((shape, dtype),), True, chan_f)[0]
 
         return jax.pure_callback(callback, jax.ShapeDtypeStruct(shape, dtype), *arrays,
-                                 vmap_method="sequential")
+                                 vmap_method="expand_dims")
 
     f = jax.custom_vjp(forward)
 
-    def fwd(*arrays):
-        return forward(*arrays), arrays
+    def fwd(*primals):
+        arrays = tuple(p.value for p in primals)
+        # which inputs are differentiated, kept in the residuals' tree structure
+        perturbed = tuple(() if p.perturbed else None for p in primals)
+        return forward(*arrays), (arrays, perturbed)
 
-    def bwd(arrays, ct):
-        wanted = [a for a, d in zip(arrays, diff, strict=True) if d]
-        specs = tuple(jax.ShapeDtypeStruct(a.shape, a.dtype) for a in wanted)
+    def bwd(res, ct):
+        arrays, perturbed = res
+        wanted = tuple(d and p is not None for d, p in zip(diff, perturbed, strict=True))
+        if not any(wanted) or isinstance(ct, SymbolicZero):
+            return (None,) * len(arrays)
+        outs = tuple((a.shape, np.dtype(a.dtype)) for a, w in zip(arrays, wanted, strict=True)
+                     if w)
+        specs, ct_spec = _plan(name, names, tuple(a.shape for a in arrays))
+        ndims = (ct.ndim, *(a.ndim for a in arrays))
+        # a parameter's gradient is one per batch element: no single call gives it
+        whole = all(s is not None for s, w in zip(specs, wanted, strict=True) if w)
 
-        def callback(ct, *arrs):
-            grads = op.backward(host(arrs), static, _conj(np.asarray(ct)))
+        def one(arrs):
+            ct, *arrs = arrs
+            grads = op.backward(fill(arrs), static, _conj(ct))
             grads = [g for g, p in zip(grads, present, strict=True) if p]
+            # (a None gradient is zeros of the argument as this call received it)
             return tuple(
-                np.zeros(s.shape, s.dtype) if g is None else np.asarray(_conj(g), dtype=s.dtype)
-                for g, s in zip((g for g, d in zip(grads, diff, strict=True) if d), specs,
-                                strict=True)
+                np.zeros(a.shape, dtype) if g is None else np.asarray(_conj(g), dtype=dtype)
+                for g, a, (_, dtype) in zip(
+                    (g for g, w in zip(grads, wanted, strict=True) if w),
+                    (a for a, w in zip(arrs, wanted, strict=True) if w), outs, strict=True)
             )
 
-        grads = iter(jax.pure_callback(callback, specs, ct, *arrays, vmap_method="sequential"))
-        return tuple(next(grads) if d else None for d in diff)
+        if chan is not None:  # the cotangent has the result's channel axis
+            chan_b = ((chan[1], *chan[0]),
+                      tuple(ax for ax, w in zip(chan[0], wanted, strict=True) if w))
+        else:
+            chan_b = None
 
-    f.defvjp(fwd, bwd)
+        def callback(*arrs):
+            return _run(one, tuple(np.asarray(a) for a in arrs), ndims, (ct_spec, *specs), outs,
+                        whole, chan_b)
+
+        specs_out = tuple(jax.ShapeDtypeStruct(s, d) for s, d in outs)
+        grads = iter(jax.pure_callback(callback, specs_out, ct, *arrays,
+                                       vmap_method="expand_dims"))
+        return tuple(next(grads) if w else None for w in wanted)
+
+    f.defvjp(fwd, bwd, symbolic_zeros=True)
     return f
 
 
@@ -492,3 +692,129 @@ def ssd(X, A, B, C, chunk_size: int, initial_states=None):
     jax.Array, shape (b, l, h, p)
     """
     return _apply("ssd", (X, A, B, C, initial_states), chunk_size=chunk_size)
+
+
+def _column(b):
+    """A vector right-hand side as one column (so that a mapped axis of a vector ``b`` under
+    ``jax.vmap`` is a batch axis for structlin: one call), and how to undo it."""
+    b = jnp.asarray(b)
+    if b.ndim == 1:
+        return b[:, None], lambda y: y[..., 0]
+    return b, lambda y: y
+
+
+def matmul_toeplitz(c, r, x):
+    """Return the Toeplitz product ``T @ x`` of :func:`structlin.matmul_toeplitz` as a JAX
+    array, differentiable in ``c``, ``r`` and ``x`` through
+    :func:`structlin.matmul_toeplitz_vjp`.
+
+    ``matmul_toeplitz(c, r, x)`` is ``structlin.matmul_toeplitz((c, r), x)``, and
+    ``matmul_toeplitz(c, None, x)`` is ``structlin.matmul_toeplitz(c, x)`` (``r = conj(c)``).
+
+    Parameters
+    ----------
+    c : jax.Array, shape (..., m)
+        The first column of ``T``.
+    r : jax.Array, shape (..., n), or None
+        The first row (``r[..., 0]`` ignored); None: ``conj(c)``.
+    x : jax.Array, shape (n,) or (..., n, k)
+        SciPy's batching: a vector, or a batch of ``(n, k)`` matrices whose batch dimensions
+        broadcast with those of ``c`` and ``r``.
+
+    Returns
+    -------
+    jax.Array, shape (..., m) or (..., m, k)
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> from structlin.interop.jax import matmul_toeplitz
+    >>> c, r = jnp.array([1.0, 2.0, 3.0]), jnp.array([1.0, 4.0, 5.0])
+    >>> matmul_toeplitz(c, r, jnp.array([1.0, 0.0, 0.0]))
+    Array([1., 2., 3.], dtype=float32)
+    """
+    x, back = _column(x)
+    return back(_apply("matmul_toeplitz", (c, r, x)))
+
+
+def solve_toeplitz(c, r, b, *, method: str = "auto"):
+    """Return the solution of ``T x = b`` (:func:`structlin.solve_toeplitz`) as a JAX array,
+    differentiable in ``c``, ``r`` and ``b`` through :func:`structlin.solve_toeplitz_vjp`.
+
+    ``solve_toeplitz(c, r, b)`` is ``structlin.solve_toeplitz((c, r), b)``, and
+    ``solve_toeplitz(c, None, b)`` is ``structlin.solve_toeplitz(c, b)`` (``r = conj(c)``).
+
+    Parameters
+    ----------
+    c : jax.Array, shape (..., n)
+    r : jax.Array, shape (..., n), or None
+    b : jax.Array, shape (n,) or (..., n, k)
+        As for :func:`matmul_toeplitz`.
+    method : {"auto", "levinson", "gko", "pcg"}, default "auto"
+        As for :func:`structlin.solve_toeplitz`, forward and backward alike (checked at the
+        call).
+
+    Returns
+    -------
+    jax.Array, shape (..., n) or (..., n, k)
+
+    Raises
+    ------
+    ValueError
+        If ``method`` is not one of the four (at the call, or when tracing).
+    """
+    from structlin.toeplitz import METHODS
+
+    check_choice(method, "method", METHODS)
+    b, back = _column(b)
+    return back(_apply("solve_toeplitz", (c, r, b), method=method))
+
+
+def _scalar(value, name: str):
+    """A Python number for a static operator parameter (``f``, ``f_A``, ``f_B``)."""
+    if value is None:
+        return None
+    try:
+        return np.asarray(value).item()
+    except (TypeError, ValueError, jax.errors.ConcretizationTypeError) as exc:
+        raise TypeError(f"{name} must be a number known when tracing, got {value!r}") from exc
+
+
+def ldr_multiply(G, H, x, kind: str, *, nodes=None, s=None, t=None, subdiag_A=None,
+                 subdiag_B=None, f=None, f_A=None, f_B=None):
+    """Return the product ``M x`` of the low displacement rank matrix of
+    :func:`structlin.ldr_multiply` as a JAX array, differentiable in the generators, ``x`` and
+    the kind's array operator parameters through :func:`structlin.ldr_multiply_vjp`.
+
+    Parameters
+    ----------
+    G, H : jax.Array, shape (..., r, n)
+    x : jax.Array, shape (..., n)
+    kind : {"toeplitz", "hankel", "vandermonde", "cauchy", "subdiagonal"}
+    nodes, s, t : jax.Array, shape (..., n), optional
+    subdiag_A, subdiag_B : jax.Array, shape (..., n - 1), optional
+        The kind's array operator parameters (``nodes`` for "vandermonde", ``s`` and ``t``
+        for "cauchy", both subdiagonals for "subdiagonal").
+    f, f_A, f_B : float, optional
+        The kind's scalar operator parameters (static: Python numbers).
+
+    Returns
+    -------
+    jax.Array, shape (..., n)
+        Batch dimensions of all arrays broadcast.
+
+    Raises
+    ------
+    ValueError, TypeError
+        An unknown ``kind``, a parameter the kind does not take or a missing one (at the
+        call, with the messages of :func:`structlin.ldr_multiply`).
+    """
+    from structlin.ldr import _check_kind_params
+
+    f, f_A, f_B = _scalar(f, "f"), _scalar(f_A, "f_A"), _scalar(f_B, "f_B")
+    given = {k: v for k, v in (("nodes", nodes), ("s", s), ("t", t), ("subdiag_A", subdiag_A),
+                               ("subdiag_B", subdiag_B), ("f", f), ("f_A", f_A), ("f_B", f_B))
+             if v is not None}
+    _check_kind_params(kind, given)
+    return _apply("ldr_multiply", (G, H, x, nodes, s, t, subdiag_A, subdiag_B), kind=kind,
+                  f=f, f_A=f_A, f_B=f_B)

@@ -1,18 +1,26 @@
-"""PyTorch autograd wrappers of structlin's differentiable products (``torch`` extra).
+"""PyTorch operators for structlin's differentiable products (``torch`` extra).
 
 Each function takes ``torch.Tensor`` arguments in the order and with the keyword arguments of
 the structlin function of the same name, and returns a tensor on the inputs' device that
-autograd differentiates through the function's ``*_vjp``. The tensors are moved with DLPack:
+autograd differentiates through the function's ``*_vjp``. Each calls a ``torch.library``
+custom operator, ``torch.ops.structlin.<name>`` (registered for every operation of the op table
+in :mod:`structlin.interop.torch._custom`), with a fake implementation and an autograd formula,
+so ``torch.compile(..., fullgraph=True)`` traces through it without a graph break and
+``torch.export`` keeps it. The tensors are moved with DLPack:
 CPU tensors are viewed as NumPy arrays and CUDA tensors as CuPy arrays, without copies, and the
 result comes back the same way; the structlin function then runs its Numba (CPU) or CUDA
 kernels as it does for NumPy or CuPy users. On CUDA, structlin's kernels are launched on the
 current PyTorch stream of the device.
 
 Supported dtypes are float32, float64, complex64 and complex128 (the kernels' dtypes); others,
-float16 and bfloat16 included, raise ``TypeError``. The result has NumPy's promotion of the
-inputs' dtypes, and each gradient its input's dtype. Complex gradients use PyTorch's
-convention, which is structlin's. Gradients are first-order: differentiating a gradient
-(double backward) raises an error.
+float16 and bfloat16 included, raise ``TypeError``; so do tensors on other devices or on
+different devices, and ``requires_grad`` on an argument that is not differentiated (Pixelfly's
+mask) raises ``ValueError``. Under ``torch.compile`` these, a refused ``precision`` and shapes
+that ``op.out_shape`` cannot combine are raised while tracing; other shape mismatches come from
+the structlin function when the graph runs (``docs/interop.md``). The result has NumPy's
+promotion of the inputs' dtypes, and each gradient its input's dtype. Complex gradients use
+PyTorch's convention, which is structlin's. Gradients are first-order: differentiating a
+gradient (double backward) raises ``RuntimeError``.
 
 The functions whose structlin counterpart takes ``precision`` (:func:`monarch_multiply`,
 :func:`fftconv`) take it too and pass it to the function and to its VJP unchanged, so float32
@@ -39,9 +47,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.autograd.function import once_differentiable
 
 from structlin.interop._ops import OPS, Op
+from structlin.interop.torch import _custom
 
 __all__ = [
     "butterfly_multiply",
@@ -53,20 +61,26 @@ __all__ = [
     "fwht",
     "kaleidoscope_multiply",
     "kernel_features",
+    "ldr_multiply",
+    "matmul_toeplitz",
     "monarch_multiply",
     "pixelfly_multiply",
     "selective_scan",
+    "solve_toeplitz",
     "ssd",
     "ssm_kernel_diag",
     "toeplitz_multiply",
     "xd_multiply",
 ]
 
-_SUPPORTED = (torch.float32, torch.float64, torch.complex64, torch.complex128)
+_SUPPORTED = _custom.SUPPORTED
+_to_array = _custom.to_array
+_to_tensor = _custom.to_tensor
 
 
 def _check_tensors(op: Op, tensors: tuple) -> torch.device:
-    """Check kinds, dtypes and devices; return the common device."""
+    """Check kinds, dtypes, devices and the non-differentiable arguments; return the common
+    device. Plain attribute checks, which ``torch.compile`` evaluates while it traces."""
     device = None
     for name, t, diff in zip(op.arrays, tensors, op.differentiable, strict=True):
         if t is None:
@@ -84,10 +98,17 @@ def _check_tensors(op: Op, tensors: tuple) -> torch.device:
                 "torch.float32, torch.float64, torch.complex64 and torch.complex128 tensors "
                 f"(cast it, e.g. {name}.float())"
             )
+        if not diff and t.requires_grad:
+            raise ValueError(
+                f"{name} requires grad, but structlin.interop.torch.{op.name} does not "
+                f"differentiate with respect to {name}; pass {name}.detach()"
+            )
         if t.device.type not in ("cpu", "cuda"):
             raise TypeError(
                 f"{name} is on device {t.device}; structlin runs on CPU and CUDA tensors only"
             )
+        if not diff:
+            continue  # moved to the others' device below
         if device is None:
             device = t.device
         elif t.device != device:
@@ -98,83 +119,24 @@ def _check_tensors(op: Op, tensors: tuple) -> torch.device:
     return device if device is not None else torch.device("cpu")
 
 
-def _to_array(t: Any) -> Any:
-    """A NumPy (CPU) or CuPy (CUDA) view of tensor ``t`` through DLPack; other values pass."""
-    if not isinstance(t, torch.Tensor):
-        return t
-    # DLPack exports neither autograd state nor the lazy conjugate/negative bits
-    t = t.detach().resolve_conj().resolve_neg()
-    if t.device.type == "cuda":
-        import cupy
-
-        return cupy.from_dlpack(t)
-    return np.from_dlpack(t)
-
-
-def _to_tensor(a: Any) -> Any:
-    """The tensor of NumPy or CuPy array ``a`` through DLPack (a copy only where DLPack
-    cannot share: read-only or negatively strided NumPy arrays)."""
-    if a is None:
-        return None
-    if isinstance(a, np.ndarray):
-        if not a.flags.writeable or any(s < 0 for s in a.strides):
-            a = a.copy()
-    return torch.from_dlpack(a)
-
-
-def _on_stream(device: torch.device):
-    """Run CuPy work on PyTorch's current stream of ``device`` (a no-op on the CPU)."""
-    if device.type != "cuda":
-        import contextlib
-
-        return contextlib.nullcontext()
-    import cupy
-
-    stream = torch.cuda.current_stream(device)
-    return cupy.cuda.ExternalStream(stream.cuda_stream, device.index)
-
-
-class _Apply(torch.autograd.Function):
-    """``op.forward`` forward, ``op.backward`` (the structlin VJP) backward."""
-
-    @staticmethod
-    def forward(ctx, op: Op, static: dict, device: torch.device, *tensors):
-        ctx.op, ctx.static, ctx.device = op, static, device
-        ctx.save_for_backward(*(t if isinstance(t, torch.Tensor) else None for t in tensors))
-        ctx.others = tuple(None if isinstance(t, torch.Tensor) else t for t in tensors)
-        with _on_stream(device):
-            out = op.forward(tuple(_to_array(t) for t in tensors), static)
-            return _to_tensor(out)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad):
-        saved = tuple(t if t is not None else o for t, o in zip(ctx.saved_tensors, ctx.others,
-                                                                strict=True))
-        with _on_stream(ctx.device):
-            grads = ctx.op.backward(tuple(_to_array(t) for t in saved), ctx.static,
-                                    _to_array(grad))
-            needed = ctx.needs_input_grad[3:]
-            out = tuple(_to_tensor(g) if need and g is not None else None
-                        for g, need in zip(grads, needed, strict=True))
-        return (None, None, None, *out)
-
-
 def _apply(name: str, tensors: tuple, **static: Any) -> torch.Tensor:
+    """Check the arguments and call the custom operator ``torch.ops.structlin.<name>``."""
     op = OPS[name]
     device = _check_tensors(op, tensors)
-    tensors = tuple(_mask_on(device, t) if not diff else t
-                    for t, diff in zip(tensors, op.differentiable, strict=True))
-    return _Apply.apply(op, static, device, *tensors)
+    arrays = [_mask_on(device, t) if not diff else t
+              for t, diff in zip(tensors, op.differentiable, strict=True)]
+    return _custom.overload(name)([t for t in arrays if t is not None],
+                                   [t is not None for t in arrays],
+                                   _custom.encode_static(op, static))
 
 
 def _mask_on(device: torch.device, mask: Any) -> Any:
-    """A non-differentiable argument (Pixelfly's mask) as an array of the device's kind."""
+    """A non-differentiable argument (Pixelfly's mask) as a tensor on ``device``."""
+    if mask is None:
+        return None
     if isinstance(mask, torch.Tensor):
         return mask if mask.device == device else mask.to(device)
-    if device.type == "cuda":
-        return torch.as_tensor(np.asarray(mask), device=device)
-    return mask
+    return torch.as_tensor(np.asarray(mask), device=device)
 
 
 def butterfly_multiply(
@@ -352,8 +314,8 @@ def fftconv(
     >>> u = torch.tensor([[1.0, 2.0, 3.0, 4.0]])
     >>> k = torch.tensor([[1.0, 1.0, 1.0]], requires_grad=True)
     >>> y = fftconv(u, k)
-    >>> y
-    tensor([[1., 3., 6., 9.]], grad_fn=<_ApplyBackward>)
+    >>> y.detach()
+    tensor([[1., 3., 6., 9.]])
     >>> y.sum().backward()
     >>> k.grad
     tensor([[10.,  6.,  3.]])
@@ -605,3 +567,148 @@ def ssd(X: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, chun
     torch.Size([1, 10, 2, 3])
     """
     return _apply("ssd", (X, A, B, C, initial_states), chunk_size=chunk_size)
+
+
+def matmul_toeplitz(c: torch.Tensor, r: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor:
+    """Return the Toeplitz product ``T @ x`` of :func:`structlin.matmul_toeplitz` (SciPy's
+    layouts and batching), with autograd through :func:`structlin.matmul_toeplitz_vjp`.
+
+    Parameters
+    ----------
+    c : torch.Tensor, shape (..., m)
+        The first column of ``T``.
+    r : torch.Tensor, shape (..., n), or None
+        The first row (``r[..., 0]`` ignored); ``None`` means ``r = conj(c)``, SciPy's
+        ``c_or_cr = c`` (then no gradient for ``r``).
+    x : torch.Tensor, shape (n,) or (..., n, k)
+        As for :func:`structlin.matmul_toeplitz`: a vector, or a batch of ``(n, k)`` matrices;
+        batch dimensions broadcast with those of ``c`` and ``r``.
+
+    Returns
+    -------
+    torch.Tensor, shape (..., m) or (..., m, k)
+
+    Raises
+    ------
+    TypeError, ValueError
+        As for :func:`butterfly_multiply` and :func:`structlin.matmul_toeplitz`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from structlin.interop.torch import matmul_toeplitz
+    >>> c = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    >>> r = torch.tensor([1.0, 4.0, 5.0])
+    >>> y = matmul_toeplitz(c, r, torch.tensor([1.0, 0.0, 0.0]))
+    >>> y.detach()
+    tensor([1., 2., 3.])
+    >>> y.sum().backward()
+    >>> c.grad
+    tensor([1., 1., 1.])
+    """
+    return _apply("matmul_toeplitz", (c, r, x))
+
+
+def solve_toeplitz(c: torch.Tensor, r: torch.Tensor | None, b: torch.Tensor, *,
+                   method: str = "auto") -> torch.Tensor:
+    """Return the solution ``x`` of ``T @ x = b`` of :func:`structlin.solve_toeplitz` (SciPy's
+    layouts and batching), with autograd through :func:`structlin.solve_toeplitz_vjp`.
+
+    Parameters
+    ----------
+    c : torch.Tensor, shape (..., n)
+        The first column of ``T``.
+    r : torch.Tensor, shape (..., n), or None
+        The first row (``r[..., 0]`` ignored); ``None`` means ``r = conj(c)`` (then no
+        gradient for ``r``).
+    b : torch.Tensor, shape (n,) or (..., n, k)
+        The right-hand side(s), as for :func:`structlin.solve_toeplitz`.
+    method : {"auto", "levinson", "gko", "pcg"}, default "auto"
+        As for :func:`structlin.solve_toeplitz`, forward and backward alike (the VJP solves
+        with ``T^H`` by the same method).
+
+    Returns
+    -------
+    torch.Tensor, shape (..., n) or (..., n, k)
+
+    Raises
+    ------
+    numpy.linalg.LinAlgError
+        As for :func:`structlin.solve_toeplitz` (a singular system).
+    TypeError, ValueError
+        As for :func:`butterfly_multiply` and :func:`structlin.solve_toeplitz`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from structlin.interop.torch import solve_toeplitz
+    >>> c = torch.tensor([4.0, 1.0, 0.5], dtype=torch.float64, requires_grad=True)
+    >>> x = solve_toeplitz(c, None, torch.tensor([5.5, 6.0, 5.5], dtype=torch.float64))
+    >>> x.detach()
+    tensor([1., 1., 1.], dtype=torch.float64)
+    >>> x.sum().backward()
+    >>> c.grad.shape
+    torch.Size([3])
+    """
+    return _apply("solve_toeplitz", (c, r, b), method=method)
+
+
+def ldr_multiply(
+    G: torch.Tensor,
+    H: torch.Tensor,
+    x: torch.Tensor,
+    kind: str,
+    *,
+    nodes: torch.Tensor | None = None,
+    s: torch.Tensor | None = None,
+    t: torch.Tensor | None = None,
+    subdiag_A: torch.Tensor | None = None,
+    subdiag_B: torch.Tensor | None = None,
+    f: Any = None,
+    f_A: Any = None,
+    f_B: Any = None,
+) -> torch.Tensor:
+    """Return ``M @ x`` for the matrix ``M`` of low displacement rank of generators ``G``,
+    ``H`` (:func:`structlin.ldr_multiply`), with autograd through
+    :func:`structlin.ldr_multiply_vjp` for the generators, ``x`` and the array operator
+    parameters of ``kind``.
+
+    Parameters
+    ----------
+    G, H : torch.Tensor, shape (..., r, n)
+        The generators (the displacement of ``M`` is ``G^T H``).
+    x : torch.Tensor, shape (..., n)
+    kind : {"toeplitz", "hankel", "vandermonde", "cauchy", "subdiagonal"}
+    nodes : torch.Tensor, shape (n,), optional
+        The Vandermonde nodes (``kind="vandermonde"``).
+    s, t : torch.Tensor, shape (n,), optional
+        The Cauchy nodes (``kind="cauchy"``).
+    subdiag_A, subdiag_B : torch.Tensor, shape (n - 1,), optional
+        The subdiagonals of the operators (``kind="subdiagonal"``).
+    f, f_A, f_B : float or complex, optional
+        The scalar operator parameters (not differentiated), as for
+        :func:`structlin.ldr_multiply`.
+
+    Returns
+    -------
+    torch.Tensor, shape (..., n)
+        Batch dimensions of ``G``, ``H`` and ``x`` broadcast.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As for :func:`butterfly_multiply` and :func:`structlin.ldr_multiply` (an unknown
+        kind, a missing operator parameter, mismatched shapes).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from structlin.interop.torch import ldr_multiply
+    >>> G = torch.randn(2, 8, dtype=torch.float64, requires_grad=True)
+    >>> H = torch.randn(2, 8, dtype=torch.float64)
+    >>> ldr_multiply(G, H, torch.randn(3, 8, dtype=torch.float64), "toeplitz").sum().backward()
+    >>> G.grad.shape
+    torch.Size([2, 8])
+    """
+    return _apply("ldr_multiply", (G, H, x, nodes, s, t, subdiag_A, subdiag_B), kind=kind, f=f,
+                  f_A=f_A, f_B=f_B)
