@@ -147,18 +147,18 @@ def _loss(y):
 def _operator_call(name, inputs):
     """The arguments the wrapper hands to ``torch.ops.structlin.<name>``."""
     seen = []
-    real = _custom.overload(name)
+    saved = _custom.call
 
-    def record(*args):
-        seen.append(args)
-        return real(*args)
+    def record(n, *args):
+        if n == name:
+            seen.append(tuple(args))
+        return saved(n, *args)
 
-    saved = _custom.overload
-    _custom.overload = lambda n: record if n == name else saved(n)
+    _custom.call = record
     try:
         CASES[name].call(*inputs)
     finally:
-        _custom.overload = saved
+        _custom.call = saved
     (args,) = seen
     return args
 
@@ -477,3 +477,21 @@ def test_benchmark_module_quick_cases_run_and_agree():
     for c in cases:
         err = c.check(c.fn(), c.baseline())
         assert err < c.tol, (c.name, err)
+
+
+def test_eager_calls_skip_the_dispatcher_and_traced_ones_use_the_operator(monkeypatch):
+    """Plain eager calls run the operator's implementation through an autograd.Function (no
+    dispatch overhead); anything PyTorch traces or transforms goes through the operator."""
+    used = []
+    real = dict(_custom._OVERLOADS)
+    monkeypatch.setattr(_custom, "_OVERLOADS", {
+        n: (lambda *a, _n=n: used.append(_n) or real[_n](*a)) for n in real})
+    tw = torch.tensor(sl.random_butterfly(8, rng=11), requires_grad=True)
+    x = torch.randn(3, 8, dtype=REAL)
+    y = st.butterfly_multiply(tw, x)
+    y.sum().backward()
+    assert used == [] and tw.grad is not None
+    with torch.device("cpu"):  # a __torch_function__ mode
+        z = st.butterfly_multiply(tw, x)
+    assert used == ["butterfly_multiply"]
+    torch.testing.assert_close(z, y, rtol=0, atol=0)

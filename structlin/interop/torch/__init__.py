@@ -125,9 +125,8 @@ def _apply(name: str, tensors: tuple, **static: Any) -> torch.Tensor:
     device = _check_tensors(op, tensors)
     arrays = [_mask_on(device, t) if not diff else t
               for t, diff in zip(tensors, op.differentiable, strict=True)]
-    return _custom.overload(name)([t for t in arrays if t is not None],
-                                   [t is not None for t in arrays],
-                                   _custom.encode_static(op, static))
+    return _custom.call(name, [t for t in arrays if t is not None],
+                        [t is not None for t in arrays], _custom.encode_static(op, static))
 
 
 def _mask_on(device: torch.device, mask: Any) -> Any:

@@ -40,12 +40,16 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch._C._functorch import is_functorch_wrapped_tensor as _wrapped
+from torch.utils._python_dispatch import _get_current_dispatch_mode as _current_dispatch_mode
 
 from structlin._registry import ShapeMismatch, families
 from structlin._validate import check_precision
 from structlin.interop._ops import OPS, Op, out_dtype
 
-__all__ = ["NAMESPACE", "SUPPORTED", "encode_static", "operator", "overload", "vjp_operator"]
+__all__ = [
+    "NAMESPACE", "SUPPORTED", "call", "encode_static", "operator", "overload", "vjp_operator",
+]
 
 #: the ``torch.library`` namespace of the operators (``torch.ops.structlin.<name>``)
 NAMESPACE = "structlin"
@@ -88,7 +92,22 @@ def _literal(op: Op, key: str, value: Any) -> Any:
 
 def encode_static(op: Op, static: dict) -> str:
     """The ``static`` string of the operators: the keywords in ``op.static`` order."""
+    if torch.compiler.is_compiling():  # dynamo traces through caches; nothing to save
+        return _encode(op, static)
+    try:
+        return _encode_cached(op.name, tuple((k, type(v), v) for k, v in static.items()))
+    except TypeError:  # an unhashable value: refused (or encoded) without the cache
+        return _encode(op, static)
+
+
+def _encode(op: Op, static: dict) -> str:
     return repr({k: _literal(op, k, static[k]) for k in op.static if k in static})
+
+
+@functools.lru_cache(maxsize=4096)
+def _encode_cached(name: str, items: tuple) -> str:
+    # keyed by the values' types too: True == 1 == 1.0 would share one entry otherwise
+    return _encode(OPS[name], {k: v for k, _, v in items})
 
 
 @functools.lru_cache(maxsize=1024)
@@ -107,13 +126,15 @@ def to_array(t: Any) -> Any:
     """A NumPy (CPU) or CuPy (CUDA) view of tensor ``t`` through DLPack; other values pass."""
     if not isinstance(t, torch.Tensor):
         return t
-    # DLPack exports neither autograd state nor the lazy conjugate/negative bits
-    t = t.detach().resolve_conj().resolve_neg()
+    # neither DLPack nor .numpy() exports autograd state or the lazy conjugate/negative bits
+    t = t.detach()
+    if t.is_conj() or t.is_neg():
+        t = t.resolve_conj().resolve_neg()
     if t.device.type == "cuda":
         import cupy
 
         return cupy.from_dlpack(t)
-    return np.from_dlpack(t)
+    return t.numpy()  # the same view as np.from_dlpack, a few microseconds sooner
 
 
 def to_tensor(a: Any) -> Any:
@@ -124,6 +145,7 @@ def to_tensor(a: Any) -> Any:
     if isinstance(a, np.ndarray):
         if not a.flags.writeable or any(s < 0 for s in a.strides):
             a = a.copy()
+        return torch.from_numpy(a)
     return torch.from_dlpack(a)
 
 
@@ -296,11 +318,14 @@ class _FirstOrder(torch.autograd.Function):
     """The identity on gradients, whose own backward refuses (double backward)."""
 
     @staticmethod
-    def forward(ctx, name, count, *tensors):
+    def forward(name, count, *tensors):
         # the gradients, then the tensors they were computed from (so that the outputs
         # require grad where those do, and differentiating them reaches ``backward``)
-        ctx.name = name
         return tuple(g.clone() for g in tensors[:count])
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):  # torch.func needs forward and context apart
+        ctx.name = inputs[0]
 
     @staticmethod
     def backward(ctx, *_):
@@ -363,22 +388,78 @@ def _register(op: Op):
         ctx.save_for_backward(*arrays)
 
     def backward(ctx, grad):
-        arrays = list(ctx.saved_tensors)
-        if torch.is_grad_enabled() and (grad.requires_grad or any(
-                a.requires_grad for a in arrays)):
-            # create_graph=True: the gradients can be used, not differentiated
-            with torch.no_grad():
-                grads = bwd(arrays, ctx.present, ctx.static, grad)
-            grads = _FirstOrder.apply(name, len(grads), *grads, *arrays, grad)
-        else:
-            grads = bwd(arrays, ctx.present, ctx.static, grad)
-        grads = iter(grads)
-        out = [next(grads) if d else None
-               for p, d in zip(ctx.present, op.differentiable, strict=True) if p]
-        return out, None, None
+        grads = _gradients(op, bwd, list(ctx.saved_tensors), ctx.present, ctx.static, grad)
+        return grads, None, None
 
     fwd.register_autograd(backward, setup_context=setup_context)
+    _IMPLS[name] = (forward, vjp)
     return fwd, bwd
+
+
+def _gradients(op: Op, run_vjp, arrays: list, present: tuple, static: str, grad) -> list:
+    """The autograd formula of both paths: ``run_vjp`` (the VJP operator, or its
+    implementation in eager mode) on the saved arrays, one gradient per present array (None
+    for a non-differentiable one); first-order (see :class:`_FirstOrder`)."""
+    if torch.is_grad_enabled() and (grad.requires_grad or any(a.requires_grad for a in arrays)):
+        # create_graph=True: the gradients can be used, not differentiated
+        with torch.no_grad():
+            grads = run_vjp(arrays, present, static, grad)
+        grads = _FirstOrder.apply(op.name, len(grads), *grads, *arrays, grad)
+    else:
+        grads = run_vjp(arrays, present, static, grad)
+    grads = iter(grads)
+    return [next(grads) if d else None
+            for p, d in zip(present, op.differentiable, strict=True) if p]
+
+
+#: each op's forward and VJP implementations (the operators' bodies), for the eager path
+_IMPLS: dict[str, tuple] = {}
+
+
+class _Eager(torch.autograd.Function):
+    """The eager path: the operators' implementations under a plain ``autograd.Function``,
+    without the custom-operator dispatch (about 0.1 ms per call forward and as much again
+    backward, measured at n = 1024, batch 1024 on a 2-core machine); the same autograd
+    formula (:func:`_gradients`)."""
+
+    @staticmethod
+    def forward(ctx, name, present, static, *arrays):
+        ctx.name, ctx.present, ctx.static = name, present, static
+        ctx.save_for_backward(*arrays)
+        return _IMPLS[name][0](list(arrays), present, static)
+
+    @staticmethod
+    def backward(ctx, grad):
+        grads = _gradients(OPS[ctx.name], _IMPLS[ctx.name][1], list(ctx.saved_tensors),
+                           ctx.present, ctx.static, grad)
+        return (None, None, None, *grads)
+
+
+_PLAIN = (torch.Tensor, torch.nn.Parameter)
+
+
+def _plain_eager(arrays: list) -> bool:
+    """Whether nothing but eager PyTorch sees this call: not traced by ``torch.compile`` /
+    ``torch.export``, no dispatch mode (fake tensors, ``make_fx``) or ``__torch_function__``
+    mode (``with torch.device(...)``), no ``torch.func`` transform, no tensor subclass."""
+    if torch.compiler.is_compiling() or _current_dispatch_mode() is not None:
+        return False
+    if torch._C._len_torch_function_stack():
+        return False
+    return all(type(a) in _PLAIN and not _wrapped(a) for a in arrays)
+
+
+def call(name: str, arrays: list, present: list, static: str) -> torch.Tensor:
+    """Apply op ``name``: its custom operator wherever PyTorch traces or transforms the call
+    (``torch.compile``, ``torch.export``, fake tensors, ``torch.func``), so that the graph
+    holds it; in plain eager mode the same implementation through :class:`_Eager` (or
+    directly, when no gradient is needed), without the operator dispatch."""
+    if not _plain_eager(arrays):
+        return _OVERLOADS[name](arrays, present, static)
+    present = tuple(present)
+    if torch.is_grad_enabled() and any(a.requires_grad for a in arrays):
+        return _Eager.apply(name, present, static, *arrays)
+    return _IMPLS[name][0](arrays, present, static)
 
 
 _OPERATORS = {name: _register(op) for name, op in OPS.items()}
