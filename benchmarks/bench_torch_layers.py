@@ -33,9 +33,8 @@ outputs and input gradients checked against it (``rel.err``).
 
 Threads: structlin's Numba kernels and PyTorch's OpenMP/BLAS each keep a thread pool, and on
 a machine shared with other work two pools of spinning threads on few cores make both sides
-slow and erratic. The committed results (``results/torch-layers-*.md``) were taken with one
-thread on each side, ``NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1``, on a loaded 2-core machine
-(the ``others`` column): single-threaded ratios, not the best either side reaches alone.
+slow and erratic. The committed results (``results/torch-layers-*.md``) were taken as a
+user runs: a fresh process with no thread variables set, on an idle 2-core machine.
 """
 
 from __future__ import annotations

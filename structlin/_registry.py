@@ -41,6 +41,7 @@ __all__ = [
     "family",
     "kernel_contract",
     "operations",
+    "shape_broadcast",
     "shape_check",
 ]
 
@@ -189,6 +190,14 @@ def shape_check(condition: bool, message: str) -> None:
     functions' own errors."""
     if not condition:
         raise ShapeMismatch(message)
+
+
+def shape_broadcast(message: str, *shapes: tuple) -> tuple[int, ...]:
+    """``numpy.broadcast_shapes(*shapes)``, or :class:`ShapeMismatch` with ``message``."""
+    try:
+        return np.broadcast_shapes(*shapes)
+    except ValueError:
+        raise ShapeMismatch(message) from None
 
 
 @functools.cache

@@ -148,9 +148,9 @@ class _Args:
         try:
             self.batch = tuple(np.broadcast_shapes(*shapes))
         except ValueError:
+            names = ["G", "H", *([what] if px is not None else []), *arrays]
             raise ValueError(
-                "the batch dimensions of G, H, " + (f"{what}, " if px is not None else "")
-                + ", ".join(arrays) + " must broadcast, got shapes "
+                "the batch dimensions of " + ", ".join(names) + " must broadcast, got shapes "
                 + ", ".join(str(tuple(s)) for s in shapes)
             ) from None
         xp, dt = p.xp, p.dtype

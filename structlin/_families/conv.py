@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from structlin._registry import Family, Kernel, Op, Row, shape_check
+from structlin._registry import Family, Kernel, Op, Row, shape_broadcast, shape_check
 
 
 def tour_rows(rng: np.random.Generator) -> list[Row]:
@@ -43,12 +43,8 @@ def _fftconv_shape(shapes: tuple, static: dict) -> tuple[int, ...]:
                 f"{None if D is None else tuple(D)}")
     for name, g in (("pregate", pre), ("postgate", post)):
         if g is not None:
-            try:
-                ok = np.broadcast_shapes(tuple(g), tuple(u)) == tuple(u)
-            except ValueError:
-                ok = False
-            shape_check(ok, f"{name} must have u's shape {tuple(u)} (or broadcast to it), got "
-                        f"{tuple(g)}")
+            message = f"{name} must have u's shape {tuple(u)} (or broadcast to it), got {tuple(g)}"
+            shape_check(shape_broadcast(message, tuple(g), tuple(u)) == tuple(u), message)
     return tuple(u)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from structlin._registry import Family, Kernel, Op, Row, shape_check
+from structlin._registry import Family, Kernel, Op, Row, shape_broadcast, shape_check
 
 # The kernel contracts, one per kernel module (structlin/_cpu/<module>.py and
 # structlin/gpu/<module>.py), by the part of the family that calls it.
@@ -74,22 +74,15 @@ def tour_rows(rng: np.random.Generator) -> list[Row]:
     ]
 
 
-def _broadcast(message: str, *shapes: tuple) -> tuple[int, ...]:
-    try:
-        return np.broadcast_shapes(*shapes)
-    except ValueError:
-        raise ValueError(message) from None
-
-
 def _kernel_diag_shape(shapes: tuple, s: dict) -> tuple[int, ...]:
     Lam, B, C, dt = shapes
     for name, a in (("Lambda", Lam), ("B", B), ("C", C)):
         shape_check(len(a) >= 2, f"{name} must have shape (..., H, N), got {tuple(a)}")
-    core = _broadcast(f"Lambda, B and C must have broadcastable shapes (..., H, N), got "
+    core = shape_broadcast(f"Lambda, B and C must have broadcastable shapes (..., H, N), got "
                       f"{tuple(Lam)}, {tuple(B)} and {tuple(C)}", tuple(Lam), tuple(B),
                       tuple(C))
     shape_check(len(dt) >= 1, f"dt must have shape (..., H), got {tuple(dt)}")
-    batch = _broadcast(f"dt of shape {tuple(dt)} must match Lambda's (..., H) = "
+    batch = shape_broadcast(f"dt of shape {tuple(dt)} must match Lambda's (..., H) = "
                        f"{core[:-1]}", core[:-1], tuple(dt))
     L = s["L"]
     shape_check(isinstance(L, int) and not isinstance(L, bool) and L >= 1,

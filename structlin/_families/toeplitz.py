@@ -135,11 +135,9 @@ def _scipy_batch_shape(shapes: tuple, s: dict) -> tuple[int, ...]:
     batch = [tuple(c[:-1])] + ([tuple(r[:-1])] if r is not None else [])
     if core == 2:
         batch.append(tuple(b[:-2]))
-    try:
-        return (*np.broadcast_shapes(*batch), *b[-core:])
-    except ValueError:
-        raise ValueError(f"the batch shapes of c {tuple(c)}, r {tuple(r or ())} and b "
-                         f"{tuple(b)} do not broadcast") from None
+    # batch shapes that do not broadcast: NumPy's ValueError, and the wrappers then ask the
+    # function for its own message (which names the arguments)
+    return (*np.broadcast_shapes(*batch), *b[-core:])
 
 
 def _toeplitz_grads(r, grads: tuple) -> tuple:
@@ -179,12 +177,8 @@ def _ldr_shape(shapes: tuple, s: dict) -> tuple[int, ...]:
                     f"{tuple(a)}")
     shape_check(G[-2] == H[-2], f"G and H must have the same rank r, got shapes {tuple(G)} and "
                 f"{tuple(H)}")
-    try:
-        batch = np.broadcast_shapes(tuple(G[:-2]), tuple(H[:-2]), tuple(x[:-1]))
-    except ValueError:
-        raise ValueError(f"the batch shapes of G {tuple(G)}, H {tuple(H)} and x {tuple(x)} do "
-                         "not broadcast") from None
-    return (*batch, n)
+    # as in _scipy_batch_shape: the function's own message for batches that do not broadcast
+    return (*np.broadcast_shapes(tuple(G[:-2]), tuple(H[:-2]), tuple(x[:-1])), n)
 
 
 def operations() -> tuple[Op, ...]:
