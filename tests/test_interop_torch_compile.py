@@ -495,3 +495,44 @@ def test_eager_calls_skip_the_dispatcher_and_traced_ones_use_the_operator(monkey
         z = st.butterfly_multiply(tw, x)
     assert used == ["butterfly_multiply"]
     torch.testing.assert_close(z, y, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_out_shape_refuses_exactly_what_the_function_refuses(name):
+    """For every array of every op's case, one more entry along its last axis: the op's
+    ``out_shape`` (what the fake implementation, hence tracing, sees) raises a ValueError
+    exactly when the structlin function does, and otherwise gives the function's result
+    shape. So a mismatch never waits for the first run, and a valid shape is never refused."""
+    from structlin._registry import ShapeMismatch
+
+    op = OPS[name]
+    arrays, present, static = _operator_call(name, _inputs(name, seed=4))
+    static = _custom._static(static)
+    base = [a.detach().numpy() for a in arrays]
+    checked = 0
+    for i in range(len(base)):
+        if base[i].ndim == 0 or base[i].dtype == np.bool_:
+            continue
+        grown = list(base)
+        pad = np.zeros((*base[i].shape[:-1], 1), base[i].dtype)
+        grown[i] = np.concatenate([base[i], pad], axis=-1)
+        full = _custom._fill(grown, present)
+        shapes = tuple(None if a is None else a.shape for a in full)
+        try:
+            with np.errstate(all="ignore"):
+                want = np.shape(op.forward(full, static))
+        except ValueError:
+            want = None
+        except np.linalg.LinAlgError:  # a valid shape whose values are singular
+            continue
+        try:
+            got = tuple(op.out_shape(shapes, static))
+        except ShapeMismatch:
+            got = None
+        except ValueError:  # NumPy's broadcast error: the wrappers then ask the function
+            got = None
+        assert (got is None) == (want is None), (name, op.arrays, shapes, got, want)
+        if want is not None:
+            assert got == want, (name, shapes)
+        checked += 1
+    assert checked >= 1

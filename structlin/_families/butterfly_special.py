@@ -33,8 +33,9 @@ def tour_rows(rng: np.random.Generator) -> list[Row]:
 
 def _transform_shape(shapes: tuple, static: dict) -> tuple[int, ...]:
     (x,) = shapes
-    shape_check(len(x) >= 1 and x[-1] >= 1,
-                f"x must have at least one entry along its last axis, got shape {tuple(x)}")
+    n = int(x[-1]) if len(x) else 0
+    shape_check(n >= 1 and n & (n - 1) == 0, "x must have a last-axis length n that is a power "
+                f"of two (1, 2, 4, ...), got {x[-1] if len(x) else 'a 0-d array'}")
     return tuple(x)
 
 

@@ -102,10 +102,20 @@ def _selective_scan_shape(shapes: tuple, s: dict) -> tuple[int, ...]:
     for name, a in (("D", D), ("delta_bias", bias)):
         shape_check(a is None or tuple(a) == (d,), f"{name} must have shape (d,) = ({d},), got "
                     f"{None if a is None else tuple(a)}")
+    nd, batch, l, n = len(u), tuple(u[:-2]), u[-1], A[1]
     for name, a in (("B", B), ("C", C)):
-        shape_check(len(a) >= 2 and (len(a) > 2 or tuple(a) == tuple(A)),
-                    f"{name} must have shape (d, n) = {tuple(A)}, (*batch, n, l) or "
-                    f"(*batch, g, n, l), got {tuple(a)}")
+        if len(a) == 2:
+            ok = tuple(a) == tuple(A)
+        elif len(a) in (nd, nd + 1):
+            g = 1 if len(a) == nd else a[-3]
+            # a last axis of 2 l: (re, im) pairs of a complex B/C with a complex A (the dtypes
+            # decide, which the shapes alone cannot: the function checks that)
+            ok = (tuple(a[:len(batch)]) == batch and a[-2] == n and a[-1] in (l, 2 * l)
+                  and (len(a) == nd or (g >= 1 and d % g == 0)))
+        else:
+            ok = False
+        shape_check(ok, f"{name} must have shape {tuple(A)} (time-invariant: (d, n) of A), or "
+                    f"{(*batch, n, l)} / {(*batch, 'g', n, l)} (time-varying); got {tuple(a)}")
     return tuple(u)
 
 

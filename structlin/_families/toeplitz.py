@@ -119,25 +119,29 @@ def _c_or_cr(c, r):
     return c if r is None else (c, r)
 
 
-def _scipy_batch_shape(shapes: tuple, s: dict) -> tuple[int, ...]:
-    """The result shape of a SciPy-batched Toeplitz product or solve: ``b`` of shape ``(n,)``
-    keeps the core ``(n,)`` under the batch of ``c`` and ``r``; a ``b`` of two or more
-    dimensions is a batch of ``(n, k)`` matrices."""
+def _scipy_batch_shape(shapes: tuple, s: dict, square: bool = False,
+                       name: str = "x") -> tuple[int, ...]:
+    """The result shape of a SciPy-batched Toeplitz product (``T`` of ``len(c)`` rows and
+    ``len(r)`` columns) or solve (``square``): ``b`` of shape ``(n,)`` keeps its core under
+    the batch of ``c`` and ``r``; a ``b`` of two or more dimensions is a batch of ``(n, k)``
+    matrices."""
     c, r, b = shapes
-    shape_check(len(c) >= 1, f"c must have shape (..., n), got {tuple(c)}")
-    n = c[-1]
-    shape_check(r is None or (len(r) >= 1 and r[-1] == n),
-                f"r must have c's length n = {n} along its last axis, got shape "
-                f"{None if r is None else tuple(r)}")
+    shape_check(len(c) >= 1, f"c must have shape (..., m), got {tuple(c)}")
+    shape_check(r is None or len(r) >= 1, f"r must have shape (..., n), got {r}")
+    m, n = c[-1], (c if r is None else r)[-1]
+    if square:
+        shape_check(m == n, "Incompatible dimensions: r must have the length of c (the matrix "
+                    f"is square), got c of shape {tuple(c)} and r of shape {r}")
     core = 1 if len(b) == 1 else 2
     shape_check(len(b) >= 1 and b[-core] == n,
-                f"b must have n = {n} rows (shape (n,) or (..., n, k)), got shape {tuple(b)}")
+                f"{name} must have n = {n} rows (shape (n,) or (..., n, k)), got shape "
+                f"{tuple(b)}")
     batch = [tuple(c[:-1])] + ([tuple(r[:-1])] if r is not None else [])
     if core == 2:
         batch.append(tuple(b[:-2]))
     # batch shapes that do not broadcast: NumPy's ValueError, and the wrappers then ask the
     # function for its own message (which names the arguments)
-    return (*np.broadcast_shapes(*batch), *b[-core:])
+    return (*np.broadcast_shapes(*batch), m, *b[len(b) - core + 1:])
 
 
 def _toeplitz_grads(r, grads: tuple) -> tuple:
@@ -177,6 +181,11 @@ def _ldr_shape(shapes: tuple, s: dict) -> tuple[int, ...]:
                     f"{tuple(a)}")
     shape_check(G[-2] == H[-2], f"G and H must have the same rank r, got shapes {tuple(G)} and "
                 f"{tuple(H)}")
+    for k, a in zip(_LDR_ARRAYS, shapes[3:], strict=True):
+        length = n - 1 if k.startswith("subdiag") else n
+        shape_check(a is None or (len(a) >= 1 and a[-1] == length),
+                    f"{k} must have length {length} along its last axis (n = {n}"
+                    f"{' minus 1' if k.startswith('subdiag') else ''}), got shape {a}")
     # as in _scipy_batch_shape: the function's own message for batches that do not broadcast
     return (*np.broadcast_shapes(tuple(G[:-2]), tuple(H[:-2]), tuple(x[:-1])), n)
 
@@ -197,7 +206,7 @@ def operations() -> tuple[Op, ...]:
             forward=lambda a, s: sl.solve_toeplitz(_c_or_cr(a[0], a[1]), a[2], **s),
             backward=lambda a, s, g: _toeplitz_grads(
                 a[1], sl.solve_toeplitz_vjp(_c_or_cr(a[0], a[1]), a[2], g, **s)),
-            out_shape=_scipy_batch_shape,
+            out_shape=lambda shapes, s: _scipy_batch_shape(shapes, s, square=True, name="b"),
             static=("method",),
         ),
         Op(
