@@ -469,6 +469,11 @@ def _ldr(rng):
             s + 2.0 + jnp.asarray(rng.uniform(0.0, 1.0, 8)), None, None)
 
 
+def _cauchy_args(rng, m):
+    return (jnp.asarray(rng.uniform(1.0, 2.0, m)), jnp.asarray(-rng.uniform(0.0, 1.0, 4)),
+            _a(rng, (2, 4)))
+
+
 CASES = {
     "butterfly_multiply": _Case(
         lambda rng: (jnp.asarray(sl.random_butterfly(8, rng=rng)), _a(rng, (2, 8))),
@@ -509,6 +514,8 @@ CASES = {
     "solve_toeplitz": _Case(lambda rng: (*_toeplitz_args(rng), _a(rng, (5, 2))),
                             lambda f, a: f(*a, method="levinson")),
     "ldr_multiply": _Case(_ldr, lambda f, a: f(*a[:3], "cauchy", s=a[4], t=a[5])),
+    "matmul_cauchy": _Case(lambda rng: _cauchy_args(rng, 3), lambda f, a: f(*a)),
+    "solve_cauchy": _Case(lambda rng: _cauchy_args(rng, 4), lambda f, a: f(*a)),
 }
 
 V = 3

@@ -82,6 +82,11 @@ def _ldr(rng):
     return _t(rng, (2, 8)), _t(rng, (2, 8)), _t(rng, (3, 8)), s, s + 2.0 + _pos(rng, 8)
 
 
+def _cauchy(rng, m=3):
+    """Nodes in two disjoint intervals (a well-conditioned Cauchy matrix), and vectors."""
+    return (_pos(rng, m, 1.0, 2.0), -_pos(rng, 4, 0.0, 1.0), _t(rng, (2, 4)))
+
+
 #: one small case per operation of the op table
 CASES: dict[str, Case] = {
     "butterfly_multiply": Case(
@@ -124,6 +129,8 @@ CASES: dict[str, Case] = {
                            lambda c, r, b: st.solve_toeplitz(c, r, b, method="levinson")),
     "ldr_multiply": Case(_ldr, lambda G, H, x, s, t: st.ldr_multiply(G, H, x, "cauchy", s=s,
                                                                       t=t)),
+    "matmul_cauchy": Case(_cauchy, st.matmul_cauchy),
+    "solve_cauchy": Case(lambda rng: _cauchy(rng, 4), st.solve_cauchy),
 }
 
 NAMES = sorted(OPS)

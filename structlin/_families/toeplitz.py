@@ -190,6 +190,26 @@ def _ldr_shape(shapes: tuple, s: dict) -> tuple[int, ...]:
     return (*np.broadcast_shapes(tuple(G[:-2]), tuple(H[:-2]), tuple(x[:-1])), n)
 
 
+def _cauchy_shape(square: bool):
+    """The result shape of a Cauchy product (``(..., m)`` for ``x_nodes`` of length ``m``) or
+    solve (``square``: ``m = n``), after checking the lengths."""
+
+    def out_shape(shapes: tuple, s: dict) -> tuple[int, ...]:
+        xn, yn, v = shapes
+        name = "b" if square else "v"
+        for k, a in (("x_nodes", xn), ("y_nodes", yn), (name, v)):
+            shape_check(len(a) >= 1, f"{k} must have at least one dimension, got shape {a}")
+        if square:
+            shape_check(xn[-1] == yn[-1], f"x_nodes and y_nodes must have the same length n, "
+                        f"got shapes {tuple(xn)} and {tuple(yn)}")
+        shape_check(v[-1] == yn[-1], f"{name} must have the length of y_nodes, n = {yn[-1]}, "
+                    f"along its last axis, got shape {tuple(v)}")
+        # batches that do not broadcast: NumPy's error, then the function's own message
+        return (*np.broadcast_shapes(tuple(xn[:-1]), tuple(yn[:-1]), tuple(v[:-1])), xn[-1])
+
+    return out_shape
+
+
 def operations() -> tuple[Op, ...]:
     import structlin as sl
 
@@ -208,6 +228,18 @@ def operations() -> tuple[Op, ...]:
                 a[1], sl.solve_toeplitz_vjp(_c_or_cr(a[0], a[1]), a[2], g, **s)),
             out_shape=lambda shapes, s: _scipy_batch_shape(shapes, s, square=True, name="b"),
             static=("method",),
+        ),
+        Op(
+            "matmul_cauchy", ("x_nodes", "y_nodes", "v"), (True, True, True),
+            forward=lambda a, s: sl.matmul_cauchy(*a),
+            backward=lambda a, s, g: sl.matmul_cauchy_vjp(*a, g),
+            out_shape=_cauchy_shape(square=False),
+        ),
+        Op(
+            "solve_cauchy", ("x_nodes", "y_nodes", "b"), (True, True, True),
+            forward=lambda a, s: sl.solve_cauchy(*a),
+            backward=lambda a, s, g: sl.solve_cauchy_vjp(*a, g),
+            out_shape=_cauchy_shape(square=True),
         ),
         Op(
             "ldr_multiply", ("G", "H", "x", *_LDR_ARRAYS), (True,) * 8,

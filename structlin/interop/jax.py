@@ -83,10 +83,12 @@ __all__ = [
     "kaleidoscope_multiply",
     "kernel_features",
     "ldr_multiply",
+    "matmul_cauchy",
     "matmul_toeplitz",
     "monarch_multiply",
     "pixelfly_multiply",
     "selective_scan",
+    "solve_cauchy",
     "solve_toeplitz",
     "ssd",
     "ssm_kernel_diag",
@@ -136,6 +138,8 @@ _BATCH: dict[str, dict[str, Any]] = {
     "solve_toeplitz": {"c": 1, "r": 1, "b": _matrix},
     "ldr_multiply": {"G": 2, "H": 2, "x": 1, "nodes": 1, "s": 1, "t": 1, "subdiag_A": 1,
                      "subdiag_B": 1},
+    "matmul_cauchy": {"x_nodes": 1, "y_nodes": 1, "v": 1},
+    "solve_cauchy": {"x_nodes": 1, "y_nodes": 1, "b": 1},
 }
 
 
@@ -818,3 +822,34 @@ def ldr_multiply(G, H, x, kind: str, *, nodes=None, s=None, t=None, subdiag_A=No
     _check_kind_params(kind, given)
     return _apply("ldr_multiply", (G, H, x, nodes, s, t, subdiag_A, subdiag_B), kind=kind,
                   f=f, f_A=f_A, f_B=f_B)
+
+
+def matmul_cauchy(x_nodes, y_nodes, v):
+    """Return the Cauchy product ``C @ v`` of :func:`structlin.matmul_cauchy` as a JAX array,
+    differentiable through :func:`structlin.matmul_cauchy_vjp` (all three arrays).
+
+    Parameters
+    ----------
+    x_nodes : jax.Array, shape (..., m)
+    y_nodes, v : jax.Array, shape (..., n)
+
+    Returns
+    -------
+    jax.Array, shape (..., m)
+    """
+    return _apply("matmul_cauchy", (x_nodes, y_nodes, v))
+
+
+def solve_cauchy(x_nodes, y_nodes, b):
+    """Return the solution of the Cauchy system ``C x = b`` of :func:`structlin.solve_cauchy`
+    as a JAX array, differentiable through :func:`structlin.solve_cauchy_vjp`.
+
+    Parameters
+    ----------
+    x_nodes, y_nodes, b : jax.Array, shape (..., n)
+
+    Returns
+    -------
+    jax.Array, shape (..., n)
+    """
+    return _apply("solve_cauchy", (x_nodes, y_nodes, b))

@@ -62,10 +62,12 @@ __all__ = [
     "kaleidoscope_multiply",
     "kernel_features",
     "ldr_multiply",
+    "matmul_cauchy",
     "matmul_toeplitz",
     "monarch_multiply",
     "pixelfly_multiply",
     "selective_scan",
+    "solve_cauchy",
     "solve_toeplitz",
     "ssd",
     "ssm_kernel_diag",
@@ -711,3 +713,62 @@ def ldr_multiply(
     """
     return _apply("ldr_multiply", (G, H, x, nodes, s, t, subdiag_A, subdiag_B), kind=kind, f=f,
                   f_A=f_A, f_B=f_B)
+
+
+def matmul_cauchy(x_nodes: torch.Tensor, y_nodes: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Return the Cauchy product ``C @ v``, ``C[i, j] = 1 / (x_nodes[i] - y_nodes[j])``, of
+    :func:`structlin.matmul_cauchy`, with autograd through :func:`structlin.matmul_cauchy_vjp`
+    for all three tensors.
+
+    Parameters
+    ----------
+    x_nodes : torch.Tensor, shape (..., m)
+    y_nodes : torch.Tensor, shape (..., n)
+    v : torch.Tensor, shape (..., n)
+        Batch dimensions broadcast.
+
+    Returns
+    -------
+    torch.Tensor, shape (..., m)
+
+    Raises
+    ------
+    TypeError, ValueError
+        As for :func:`butterfly_multiply` and :func:`structlin.matmul_cauchy`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from structlin.interop.torch import matmul_cauchy
+    >>> xn = torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True)
+    >>> y = matmul_cauchy(xn, torch.tensor([0.0, -1.0], dtype=torch.float64),
+    ...                   torch.tensor([1.0, 1.0], dtype=torch.float64))
+    >>> y.detach()
+    tensor([1.5000, 0.8333], dtype=torch.float64)
+    """
+    return _apply("matmul_cauchy", (x_nodes, y_nodes, v))
+
+
+def solve_cauchy(x_nodes: torch.Tensor, y_nodes: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Return the solution of ``C x = b`` for the Cauchy matrix ``C[i, j] = 1 / (x_nodes[i] -
+    y_nodes[j])`` (:func:`structlin.solve_cauchy`, GKO with partial pivoting), with autograd
+    through :func:`structlin.solve_cauchy_vjp` for all three tensors.
+
+    Parameters
+    ----------
+    x_nodes, y_nodes : torch.Tensor, shape (..., n)
+    b : torch.Tensor, shape (..., n)
+        Batch dimensions broadcast.
+
+    Returns
+    -------
+    torch.Tensor, shape (..., n)
+
+    Raises
+    ------
+    numpy.linalg.LinAlgError
+        A singular ``C`` (repeated nodes).
+    TypeError, ValueError
+        As for :func:`butterfly_multiply` and :func:`structlin.solve_cauchy`.
+    """
+    return _apply("solve_cauchy", (x_nodes, y_nodes, b))
