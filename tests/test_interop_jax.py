@@ -469,6 +469,15 @@ def _ldr(rng):
             s + 2.0 + jnp.asarray(rng.uniform(0.0, 1.0, 8)), None, None)
 
 
+def _toeplitz_generators(rng):
+    """Generators of a diagonally dominant (well-conditioned) 4 x 4 Toeplitz matrix."""
+    import scipy.linalg
+
+    c = np.array([3.0, 0.5, 0.2, 0.1]) + rng.uniform(0.0, 0.1, 4)
+    r = np.array([3.0, -0.4, 0.3, 0.1])
+    return sl.ldr_compress(scipy.linalg.toeplitz(c, r), "toeplitz", 2)
+
+
 def _cauchy_args(rng, m):
     return (jnp.asarray(rng.uniform(1.0, 2.0, m)), jnp.asarray(-rng.uniform(0.0, 1.0, 4)),
             _a(rng, (2, 4)))
@@ -515,6 +524,16 @@ CASES = {
                             lambda f, a: f(*a, method="levinson")),
     "ldr_multiply": _Case(_ldr, lambda f, a: f(*a[:3], "cauchy", s=a[4], t=a[5])),
     "matmul_cauchy": _Case(lambda rng: _cauchy_args(rng, 3), lambda f, a: f(*a)),
+    "matmul_vandermonde": _Case(lambda rng: (_a(rng, (4,)) / 2, _a(rng, (2, 4))),
+                                lambda f, a: f(*a, 5)),
+    "solve_vandermonde": _Case(
+        lambda rng: (jnp.asarray([-1.0, -0.3, 0.4, 1.1]) + jnp.asarray(rng.uniform(0, 0.1, 4)),
+                     _a(rng, (2, 4))),
+        lambda f, a: f(*a, transpose=True)),
+    "ldr_solve": _Case(
+        lambda rng: (*(jnp.asarray(g) for g in _toeplitz_generators(rng)), _a(rng, (2, 4)),
+                     None, None, None, None, None),
+        lambda f, a: f(*a[:3], "toeplitz")),
     "solve_cauchy": _Case(lambda rng: _cauchy_args(rng, 4), lambda f, a: f(*a)),
 }
 

@@ -82,6 +82,15 @@ def _ldr(rng):
     return _t(rng, (2, 8)), _t(rng, (2, 8)), _t(rng, (3, 8)), s, s + 2.0 + _pos(rng, 8)
 
 
+def _toeplitz_generators(rng):
+    """Generators of a diagonally dominant (well-conditioned) 4 x 4 Toeplitz matrix."""
+    import scipy.linalg
+
+    c = np.array([3.0, 0.5, 0.2, 0.1]) + rng.uniform(0.0, 0.1, 4)
+    r = np.array([3.0, -0.4, 0.3, 0.1])
+    return sl.ldr_compress(scipy.linalg.toeplitz(c, r), "toeplitz", 2)
+
+
 def _cauchy(rng, m=3):
     """Nodes in two disjoint intervals (a well-conditioned Cauchy matrix), and vectors."""
     return (_pos(rng, m, 1.0, 2.0), -_pos(rng, 4, 0.0, 1.0), _t(rng, (2, 4)))
@@ -130,6 +139,14 @@ CASES: dict[str, Case] = {
     "ldr_multiply": Case(_ldr, lambda G, H, x, s, t: st.ldr_multiply(G, H, x, "cauchy", s=s,
                                                                       t=t)),
     "matmul_cauchy": Case(_cauchy, st.matmul_cauchy),
+    "matmul_vandermonde": Case(lambda rng: (_t(rng, (4,)) / 2, _t(rng, (2, 4))),
+                               lambda x, v: st.matmul_vandermonde(x, v, 5)),
+    "solve_vandermonde": Case(lambda rng: (torch.tensor([-1.0, -0.3, 0.4, 1.1]) +
+                                           _pos(rng, 4, 0.0, 0.1), _t(rng, (2, 4))),
+                              lambda x, b: st.solve_vandermonde(x, b, transpose=True)),
+    "ldr_solve": Case(lambda rng: (*(torch.tensor(a) for a in _toeplitz_generators(rng)),
+                                   _t(rng, (2, 4))),
+                      lambda G, H, b: st.ldr_solve(G, H, b, "toeplitz")),
     "solve_cauchy": Case(lambda rng: _cauchy(rng, 4), st.solve_cauchy),
 }
 

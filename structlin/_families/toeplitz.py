@@ -161,10 +161,11 @@ def _ldr_params(a: tuple, s: dict) -> dict:
     return params
 
 
-def _ldr_backward(a: tuple, s: dict, g) -> tuple:
+def _ldr_backward(a: tuple, s: dict, g, solve: bool = False) -> tuple:
     import structlin as sl
 
-    grads = sl.ldr_multiply_vjp(*a[:3], g, s["kind"], **_ldr_params(a, s))
+    vjp = sl.ldr_solve_vjp if solve else sl.ldr_multiply_vjp
+    grads = vjp(*a[:3], g, s["kind"], **_ldr_params(a, s))
     out = [*grads[:3], None, None, None, None, None]
     for k, gk in zip(_LDR_KIND_ARRAYS[s["kind"]], grads[3:], strict=True):
         out[3 + _LDR_ARRAYS.index(k)] = gk
@@ -210,6 +211,30 @@ def _cauchy_shape(square: bool):
     return out_shape
 
 
+def _vandermonde_shape(shapes: tuple, s: dict) -> tuple[int, ...]:
+    """``matmul_vandermonde``: ``V[i, j] = x_j^i`` of shape ``(m, n)``; ``v`` of length ``n``
+    (``m`` with ``transpose``)."""
+    x, v = shapes
+    m = s["m"]
+    shape_check(isinstance(m, int) and not isinstance(m, bool) and m >= 1,
+                f"m must be a positive integer, got {m!r}")
+    shape_check(len(x) >= 1 and len(v) >= 1, f"x and v must have at least one dimension, got "
+                f"shapes {tuple(x)} and {tuple(v)}")
+    n = x[-1]
+    inner, outer = (m, n) if s.get("transpose") else (n, m)
+    shape_check(v[-1] == inner, f"v must have length {inner} along its last axis, got shape "
+                f"{tuple(v)}")
+    return (*np.broadcast_shapes(tuple(x[:-1]), tuple(v[:-1])), outer)
+
+
+def _vandermonde_solve_shape(shapes: tuple, s: dict) -> tuple[int, ...]:
+    x, b = shapes
+    shape_check(len(x) >= 1 and len(b) >= 1 and b[-1] == x[-1],
+                f"b must have the length of x, n = {x[-1] if len(x) else None}, along its last "
+                f"axis, got shape {tuple(b)}")
+    return (*np.broadcast_shapes(tuple(x[:-1]), tuple(b[:-1])), x[-1])
+
+
 def operations() -> tuple[Op, ...]:
     import structlin as sl
 
@@ -240,6 +265,28 @@ def operations() -> tuple[Op, ...]:
             forward=lambda a, s: sl.solve_cauchy(*a),
             backward=lambda a, s, g: sl.solve_cauchy_vjp(*a, g),
             out_shape=_cauchy_shape(square=True),
+        ),
+        Op(
+            "matmul_vandermonde", ("x", "v"), (True, True),
+            forward=lambda a, s: sl.matmul_vandermonde(*a, s["m"], transpose=s["transpose"]),
+            backward=lambda a, s, g: sl.matmul_vandermonde_vjp(*a, s["m"], g,
+                                                               transpose=s["transpose"]),
+            out_shape=_vandermonde_shape,
+            static=("m", "transpose"),
+        ),
+        Op(
+            "solve_vandermonde", ("x", "b"), (True, True),
+            forward=lambda a, s: sl.solve_vandermonde(*a, **s),
+            backward=lambda a, s, g: sl.solve_vandermonde_vjp(*a, g, **s),
+            out_shape=_vandermonde_solve_shape,
+            static=("transpose",),
+        ),
+        Op(
+            "ldr_solve", ("G", "H", "b", *_LDR_ARRAYS), (True,) * 8,
+            forward=lambda a, s: sl.ldr_solve(*a[:3], s["kind"], **_ldr_params(a, s)),
+            backward=lambda a, s, g: _ldr_backward(a, s, g, solve=True),
+            out_shape=_ldr_shape,
+            static=("kind", "f", "f_A", "f_B"),
         ),
         Op(
             "ldr_multiply", ("G", "H", "x", *_LDR_ARRAYS), (True,) * 8,

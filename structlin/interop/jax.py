@@ -83,13 +83,16 @@ __all__ = [
     "kaleidoscope_multiply",
     "kernel_features",
     "ldr_multiply",
+    "ldr_solve",
     "matmul_cauchy",
     "matmul_toeplitz",
+    "matmul_vandermonde",
     "monarch_multiply",
     "pixelfly_multiply",
     "selective_scan",
     "solve_cauchy",
     "solve_toeplitz",
+    "solve_vandermonde",
     "ssd",
     "ssm_kernel_diag",
     "toeplitz_multiply",
@@ -138,6 +141,10 @@ _BATCH: dict[str, dict[str, Any]] = {
     "solve_toeplitz": {"c": 1, "r": 1, "b": _matrix},
     "ldr_multiply": {"G": 2, "H": 2, "x": 1, "nodes": 1, "s": 1, "t": 1, "subdiag_A": 1,
                      "subdiag_B": 1},
+    "ldr_solve": {"G": 2, "H": 2, "b": 1, "nodes": 1, "s": 1, "t": 1, "subdiag_A": 1,
+                  "subdiag_B": 1},
+    "matmul_vandermonde": {"x": 1, "v": 1},
+    "solve_vandermonde": {"x": 1, "b": 1},
     "matmul_cauchy": {"x_nodes": 1, "y_nodes": 1, "v": 1},
     "solve_cauchy": {"x_nodes": 1, "y_nodes": 1, "b": 1},
 }
@@ -853,3 +860,64 @@ def solve_cauchy(x_nodes, y_nodes, b):
     jax.Array, shape (..., n)
     """
     return _apply("solve_cauchy", (x_nodes, y_nodes, b))
+
+
+def matmul_vandermonde(x, v, m: int, *, transpose: bool = False):
+    """Return the Vandermonde product of :func:`structlin.matmul_vandermonde` as a JAX array,
+    differentiable through :func:`structlin.matmul_vandermonde_vjp` (``x`` and ``v``).
+
+    Parameters
+    ----------
+    x : jax.Array, shape (..., n)
+    v : jax.Array, shape (..., n), or (..., m) with ``transpose``
+    m : int
+    transpose : bool, default False
+
+    Returns
+    -------
+    jax.Array, shape (..., m), or (..., n) with ``transpose``
+    """
+    return _apply("matmul_vandermonde", (x, v), m=m, transpose=bool(transpose))
+
+
+def solve_vandermonde(x, b, *, transpose: bool = False):
+    """Return the solution of the Vandermonde system of :func:`structlin.solve_vandermonde`
+    as a JAX array, differentiable through :func:`structlin.solve_vandermonde_vjp`.
+
+    Parameters
+    ----------
+    x, b : jax.Array, shape (..., n)
+    transpose : bool, default False
+
+    Returns
+    -------
+    jax.Array, shape (..., n)
+    """
+    return _apply("solve_vandermonde", (x, b), transpose=bool(transpose))
+
+
+def ldr_solve(G, H, b, kind: str, *, nodes=None, s=None, t=None, subdiag_A=None,
+              subdiag_B=None, f=None, f_A=None, f_B=None):
+    """Return the solution of ``M x = b`` of :func:`structlin.ldr_solve` as a JAX array,
+    differentiable through :func:`structlin.ldr_solve_vjp`.
+
+    Parameters
+    ----------
+    G, H, b, kind, nodes, s, t, subdiag_A, subdiag_B, f, f_A, f_B
+        As for :func:`ldr_multiply` (``b`` in place of ``x``); the kinds of
+        :func:`structlin.ldr_solve` ("toeplitz", "hankel", "vandermonde", "cauchy").
+
+    Returns
+    -------
+    jax.Array, shape (..., n)
+    """
+    from structlin.ldr import _check_kind_params
+
+    check_choice(kind, "kind", ("toeplitz", "hankel", "vandermonde", "cauchy"))
+    f, f_A, f_B = _scalar(f, "f"), _scalar(f_A, "f_A"), _scalar(f_B, "f_B")
+    given = {k: v for k, v in (("nodes", nodes), ("s", s), ("t", t), ("subdiag_A", subdiag_A),
+                               ("subdiag_B", subdiag_B), ("f", f), ("f_A", f_A), ("f_B", f_B))
+             if v is not None}
+    _check_kind_params(kind, given)
+    return _apply("ldr_solve", (G, H, b, nodes, s, t, subdiag_A, subdiag_B), kind=kind,
+                  f=f, f_A=f_A, f_B=f_B)

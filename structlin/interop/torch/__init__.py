@@ -62,13 +62,16 @@ __all__ = [
     "kaleidoscope_multiply",
     "kernel_features",
     "ldr_multiply",
+    "ldr_solve",
     "matmul_cauchy",
     "matmul_toeplitz",
+    "matmul_vandermonde",
     "monarch_multiply",
     "pixelfly_multiply",
     "selective_scan",
     "solve_cauchy",
     "solve_toeplitz",
+    "solve_vandermonde",
     "ssd",
     "ssm_kernel_diag",
     "toeplitz_multiply",
@@ -772,3 +775,87 @@ def solve_cauchy(x_nodes: torch.Tensor, y_nodes: torch.Tensor, b: torch.Tensor) 
         As for :func:`butterfly_multiply` and :func:`structlin.solve_cauchy`.
     """
     return _apply("solve_cauchy", (x_nodes, y_nodes, b))
+
+
+def matmul_vandermonde(x: torch.Tensor, v: torch.Tensor, m: int, *,
+                       transpose: bool = False) -> torch.Tensor:
+    """Return the Vandermonde product ``V v`` (``V[i, j] = x_j^i``, ``m x n``; ``V^T v`` with
+    ``transpose``) of :func:`structlin.matmul_vandermonde`, with autograd through
+    :func:`structlin.matmul_vandermonde_vjp` for ``x`` and ``v``.
+
+    Parameters
+    ----------
+    x : torch.Tensor, shape (..., n)
+    v : torch.Tensor, shape (..., n), or (..., m) with ``transpose``
+    m : int
+    transpose : bool, default False
+
+    Returns
+    -------
+    torch.Tensor, shape (..., m), or (..., n) with ``transpose``
+    """
+    return _apply("matmul_vandermonde", (x, v), m=m, transpose=bool(transpose))
+
+
+def solve_vandermonde(x: torch.Tensor, b: torch.Tensor, *, transpose: bool = False
+                      ) -> torch.Tensor:
+    """Return the solution of ``V c = b`` (``V^T c = b`` with ``transpose``) for the square
+    Vandermonde matrix of nodes ``x`` (:func:`structlin.solve_vandermonde`, Björck-Pereyra),
+    with autograd through :func:`structlin.solve_vandermonde_vjp` for ``x`` and ``b``.
+
+    Parameters
+    ----------
+    x, b : torch.Tensor, shape (..., n)
+    transpose : bool, default False
+
+    Returns
+    -------
+    torch.Tensor, shape (..., n)
+
+    Raises
+    ------
+    numpy.linalg.LinAlgError
+        Repeated nodes.
+    TypeError, ValueError
+        As for :func:`butterfly_multiply` and :func:`structlin.solve_vandermonde`.
+    """
+    return _apply("solve_vandermonde", (x, b), transpose=bool(transpose))
+
+
+def ldr_solve(
+    G: torch.Tensor,
+    H: torch.Tensor,
+    b: torch.Tensor,
+    kind: str,
+    *,
+    nodes: torch.Tensor | None = None,
+    s: torch.Tensor | None = None,
+    t: torch.Tensor | None = None,
+    subdiag_A: torch.Tensor | None = None,
+    subdiag_B: torch.Tensor | None = None,
+    f: Any = None,
+    f_A: Any = None,
+    f_B: Any = None,
+) -> torch.Tensor:
+    """Return the solution of ``M x = b`` for the LDR matrix ``M`` of generators ``G``, ``H``
+    (:func:`structlin.ldr_solve`), with autograd through :func:`structlin.ldr_solve_vjp`.
+
+    Parameters
+    ----------
+    G, H, b, kind, nodes, s, t, subdiag_A, subdiag_B, f, f_A, f_B
+        As for :func:`ldr_multiply` (``b`` in place of ``x``); the kinds of
+        :func:`structlin.ldr_solve` ("toeplitz", "hankel", "vandermonde", "cauchy").
+
+    Returns
+    -------
+    torch.Tensor, shape (..., n)
+
+    Raises
+    ------
+    numpy.linalg.LinAlgError
+        A singular ``M``.
+    TypeError, ValueError
+        As for :func:`ldr_multiply` and :func:`structlin.ldr_solve`.
+    """
+    return _apply("ldr_solve", (G, H, b, nodes, s, t, subdiag_A, subdiag_B), kind=kind, f=f,
+                  f_A=f_A, f_B=f_B)
