@@ -478,6 +478,13 @@ def _toeplitz_generators(rng):
     return sl.ldr_compress(scipy.linalg.toeplitz(c, r), "toeplitz", 2)
 
 
+def _hankel_args(rng):
+    """A well-conditioned Hankel matrix: 2 on the anti-diagonal, small entries elsewhere."""
+    c, r = np.asarray(_a(rng, (5,))) / 8, np.asarray(_a(rng, (5,))) / 8
+    c[-1] = r[0] = 2.0
+    return jnp.asarray(c), jnp.asarray(r)
+
+
 def _cauchy_args(rng, m):
     return (jnp.asarray(rng.uniform(1.0, 2.0, m)), jnp.asarray(-rng.uniform(0.0, 1.0, 4)),
             _a(rng, (2, 4)))
@@ -524,6 +531,10 @@ CASES = {
                             lambda f, a: f(*a, method="levinson")),
     "ldr_multiply": _Case(_ldr, lambda f, a: f(*a[:3], "cauchy", s=a[4], t=a[5])),
     "matmul_cauchy": _Case(lambda rng: _cauchy_args(rng, 3), lambda f, a: f(*a)),
+    "matmul_hankel": _Case(lambda rng: (_a(rng, (6,)), _a(rng, (5,)), _a(rng, (5, 2))),
+                           lambda f, a: f(*a)),
+    "solve_hankel": _Case(lambda rng: (*_hankel_args(rng), _a(rng, (5,))),
+                          lambda f, a: f(*a, method="gko")),
     "matmul_vandermonde": _Case(lambda rng: (_a(rng, (4,)) / 2, _a(rng, (2, 4))),
                                 lambda f, a: f(*a, 5)),
     "solve_vandermonde": _Case(

@@ -91,6 +91,13 @@ def _toeplitz_generators(rng):
     return sl.ldr_compress(scipy.linalg.toeplitz(c, r), "toeplitz", 2)
 
 
+def _hankel(rng):
+    """A well-conditioned Hankel matrix: 2 on the anti-diagonal, small entries elsewhere."""
+    c, r = _t(rng, (5,)) / 8, _t(rng, (5,)) / 8
+    c[-1] = r[0] = 2.0
+    return c, r
+
+
 def _cauchy(rng, m=3):
     """Nodes in two disjoint intervals (a well-conditioned Cauchy matrix), and vectors."""
     return (_pos(rng, m, 1.0, 2.0), -_pos(rng, 4, 0.0, 1.0), _t(rng, (2, 4)))
@@ -139,6 +146,10 @@ CASES: dict[str, Case] = {
     "ldr_multiply": Case(_ldr, lambda G, H, x, s, t: st.ldr_multiply(G, H, x, "cauchy", s=s,
                                                                       t=t)),
     "matmul_cauchy": Case(_cauchy, st.matmul_cauchy),
+    "matmul_hankel": Case(lambda rng: (_t(rng, (6,)), _t(rng, (5,)), _t(rng, (5, 2))),
+                          st.matmul_hankel),
+    "solve_hankel": Case(lambda rng: (*_hankel(rng), _t(rng, (5,))),
+                         lambda c, r, b: st.solve_hankel(c, r, b, method="gko")),
     "matmul_vandermonde": Case(lambda rng: (_t(rng, (4,)) / 2, _t(rng, (2, 4))),
                                lambda x, v: st.matmul_vandermonde(x, v, 5)),
     "solve_vandermonde": Case(lambda rng: (torch.tensor([-1.0, -0.3, 0.4, 1.1]) +

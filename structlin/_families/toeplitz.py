@@ -255,6 +255,21 @@ def operations() -> tuple[Op, ...]:
             static=("method",),
         ),
         Op(
+            "matmul_hankel", ("c", "r", "x"), (True, True, True),
+            forward=lambda a, s: sl.matmul_hankel(_c_or_cr(a[0], a[1]), a[2]),
+            backward=lambda a, s, g: _toeplitz_grads(
+                a[1], sl.matmul_hankel_vjp(_c_or_cr(a[0], a[1]), a[2], g)),
+            out_shape=_scipy_batch_shape,
+        ),
+        Op(
+            "solve_hankel", ("c", "r", "b"), (True, True, True),
+            forward=lambda a, s: sl.solve_hankel(_c_or_cr(a[0], a[1]), a[2], **s),
+            backward=lambda a, s, g: _toeplitz_grads(
+                a[1], sl.solve_hankel_vjp(_c_or_cr(a[0], a[1]), a[2], g, **s)),
+            out_shape=lambda shapes, s: _scipy_batch_shape(shapes, s, square=True, name="b"),
+            static=("method",),
+        ),
+        Op(
             "matmul_cauchy", ("x_nodes", "y_nodes", "v"), (True, True, True),
             forward=lambda a, s: sl.matmul_cauchy(*a),
             backward=lambda a, s, g: sl.matmul_cauchy_vjp(*a, g),

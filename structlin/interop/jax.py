@@ -85,12 +85,14 @@ __all__ = [
     "ldr_multiply",
     "ldr_solve",
     "matmul_cauchy",
+    "matmul_hankel",
     "matmul_toeplitz",
     "matmul_vandermonde",
     "monarch_multiply",
     "pixelfly_multiply",
     "selective_scan",
     "solve_cauchy",
+    "solve_hankel",
     "solve_toeplitz",
     "solve_vandermonde",
     "ssd",
@@ -145,6 +147,8 @@ _BATCH: dict[str, dict[str, Any]] = {
                   "subdiag_B": 1},
     "matmul_vandermonde": {"x": 1, "v": 1},
     "solve_vandermonde": {"x": 1, "b": 1},
+    "matmul_hankel": {"c": 1, "r": 1, "x": _matrix},
+    "solve_hankel": {"c": 1, "r": 1, "b": _matrix},
     "matmul_cauchy": {"x_nodes": 1, "y_nodes": 1, "v": 1},
     "solve_cauchy": {"x_nodes": 1, "y_nodes": 1, "b": 1},
 }
@@ -921,3 +925,39 @@ def ldr_solve(G, H, b, kind: str, *, nodes=None, s=None, t=None, subdiag_A=None,
     _check_kind_params(kind, given)
     return _apply("ldr_solve", (G, H, b, nodes, s, t, subdiag_A, subdiag_B), kind=kind,
                   f=f, f_A=f_A, f_B=f_B)
+
+
+def matmul_hankel(c, r, x):
+    """Return the Hankel product of :func:`structlin.matmul_hankel` as a JAX array (SciPy's
+    layouts; ``r=None``: the last row ``[c[-1], 0, ..., 0]``), differentiable through
+    :func:`structlin.matmul_hankel_vjp`.
+
+    Parameters
+    ----------
+    c : jax.Array, shape (..., m)
+    r : jax.Array, shape (..., n), or None
+    x : jax.Array, shape (n,) or (..., n, k)
+
+    Returns
+    -------
+    jax.Array, shape (..., m) or (..., m, k)
+    """
+    return _apply("matmul_hankel", (c, r, x))
+
+
+def solve_hankel(c, r, b, *, method: str = "auto"):
+    """Return the solution of the Hankel system of :func:`structlin.solve_hankel` as a JAX
+    array, differentiable through :func:`structlin.solve_hankel_vjp`.
+
+    Parameters
+    ----------
+    c, r : jax.Array, shape (..., n); r may be None
+    b : jax.Array, shape (n,) or (..., n, k)
+    method : {"auto", "levinson", "gko", "pcg"}, default "auto"
+
+    Returns
+    -------
+    jax.Array, shape (..., n) or (..., n, k)
+    """
+    check_choice(method, "method", ("auto", "levinson", "gko", "pcg"))
+    return _apply("solve_hankel", (c, r, b), method=method)

@@ -64,12 +64,14 @@ __all__ = [
     "ldr_multiply",
     "ldr_solve",
     "matmul_cauchy",
+    "matmul_hankel",
     "matmul_toeplitz",
     "matmul_vandermonde",
     "monarch_multiply",
     "pixelfly_multiply",
     "selective_scan",
     "solve_cauchy",
+    "solve_hankel",
     "solve_toeplitz",
     "solve_vandermonde",
     "ssd",
@@ -859,3 +861,51 @@ def ldr_solve(
     """
     return _apply("ldr_solve", (G, H, b, nodes, s, t, subdiag_A, subdiag_B), kind=kind, f=f,
                   f_A=f_A, f_B=f_B)
+
+
+def matmul_hankel(c: torch.Tensor, r: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor:
+    """Return the Hankel product ``H @ x`` of :func:`structlin.matmul_hankel` (SciPy's
+    layouts and batching), with autograd through :func:`structlin.matmul_hankel_vjp`.
+
+    Parameters
+    ----------
+    c : torch.Tensor, shape (..., m)
+        The first column of ``H``.
+    r : torch.Tensor, shape (..., n), or None
+        The last row (``r[..., 0]`` ignored); ``None``: ``[c[-1], 0, ..., 0]``, as
+        :func:`scipy.linalg.hankel` (then no gradient for ``r``).
+    x : torch.Tensor, shape (n,) or (..., n, k)
+
+    Returns
+    -------
+    torch.Tensor, shape (..., m) or (..., m, k)
+    """
+    return _apply("matmul_hankel", (c, r, x))
+
+
+def solve_hankel(c: torch.Tensor, r: torch.Tensor | None, b: torch.Tensor, *,
+                 method: str = "auto") -> torch.Tensor:
+    """Return the solution of ``H @ x = b`` of :func:`structlin.solve_hankel` (a square
+    Hankel matrix, SciPy's layouts and batching), with autograd through
+    :func:`structlin.solve_hankel_vjp`.
+
+    Parameters
+    ----------
+    c, r : torch.Tensor, shape (..., n); r may be None
+        As for :func:`matmul_hankel`.
+    b : torch.Tensor, shape (n,) or (..., n, k)
+    method : {"auto", "levinson", "gko", "pcg"}, default "auto"
+        As for :func:`structlin.solve_hankel`.
+
+    Returns
+    -------
+    torch.Tensor, shape (..., n) or (..., n, k)
+
+    Raises
+    ------
+    numpy.linalg.LinAlgError
+        A singular ``H``.
+    TypeError, ValueError
+        As for :func:`butterfly_multiply` and :func:`structlin.solve_hankel`.
+    """
+    return _apply("solve_hankel", (c, r, b), method=method)
