@@ -775,6 +775,16 @@ def solve_cauchy(x_nodes: torch.Tensor, y_nodes: torch.Tensor, b: torch.Tensor) 
         A singular ``C`` (repeated nodes).
     TypeError, ValueError
         As for :func:`butterfly_multiply` and :func:`structlin.solve_cauchy`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from structlin.interop.torch import matmul_cauchy, solve_cauchy
+    >>> xn = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+    >>> yn = torch.tensor([-0.5, -1.5, -2.5], dtype=torch.float64)
+    >>> b = torch.tensor([1.0, 0.0, -1.0], dtype=torch.float64)
+    >>> bool(torch.allclose(matmul_cauchy(xn, yn, solve_cauchy(xn, yn, b)), b))
+    True
     """
     return _apply("solve_cauchy", (x_nodes, y_nodes, b))
 
@@ -795,6 +805,16 @@ def matmul_vandermonde(x: torch.Tensor, v: torch.Tensor, m: int, *,
     Returns
     -------
     torch.Tensor, shape (..., m), or (..., n) with ``transpose``
+
+    Examples
+    --------
+    >>> import torch
+    >>> from structlin.interop.torch import matmul_vandermonde
+    >>> x = torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True)
+    >>> v = torch.tensor([1.0, 1.0], dtype=torch.float64)
+    >>> y = matmul_vandermonde(x, v, 3)                 # rows [1, 1], [1, 2], [1, 4]
+    >>> y.detach()
+    tensor([2., 3., 5.], dtype=torch.float64)
     """
     return _apply("matmul_vandermonde", (x, v), m=m, transpose=bool(transpose))
 
@@ -820,6 +840,16 @@ def solve_vandermonde(x: torch.Tensor, b: torch.Tensor, *, transpose: bool = Fal
         Repeated nodes.
     TypeError, ValueError
         As for :func:`butterfly_multiply` and :func:`structlin.solve_vandermonde`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from structlin.interop.torch import matmul_vandermonde, solve_vandermonde
+    >>> x = torch.tensor([-1.0, 0.5, 2.0], dtype=torch.float64)
+    >>> b = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+    >>> c = solve_vandermonde(x, b)
+    >>> bool(torch.allclose(matmul_vandermonde(x, c, 3), b))
+    True
     """
     return _apply("solve_vandermonde", (x, b), transpose=bool(transpose))
 
@@ -858,6 +888,19 @@ def ldr_solve(
         A singular ``M``.
     TypeError, ValueError
         As for :func:`ldr_multiply` and :func:`structlin.ldr_solve`.
+
+    Examples
+    --------
+    >>> import scipy.linalg
+    >>> import structlin
+    >>> import torch
+    >>> from structlin.interop.torch import ldr_multiply, ldr_solve
+    >>> T = scipy.linalg.toeplitz([3.0, 0.5, 0.2, 0.1], [3.0, -0.4, 0.3, 0.1])
+    >>> G, H = (torch.from_numpy(a) for a in structlin.ldr_compress(T, "toeplitz", 2))
+    >>> b = torch.tensor([1.0, 2.0, 3.0, 4.0], dtype=torch.float64)
+    >>> x = ldr_solve(G, H, b, "toeplitz")
+    >>> bool(torch.allclose(ldr_multiply(G, H, x, "toeplitz"), b))
+    True
     """
     return _apply("ldr_solve", (G, H, b, nodes, s, t, subdiag_A, subdiag_B), kind=kind, f=f,
                   f_A=f_A, f_B=f_B)
@@ -879,6 +922,19 @@ def matmul_hankel(c: torch.Tensor, r: torch.Tensor | None, x: torch.Tensor) -> t
     Returns
     -------
     torch.Tensor, shape (..., m) or (..., m, k)
+
+    Examples
+    --------
+    >>> import scipy.linalg
+    >>> import torch
+    >>> from structlin.interop.torch import matmul_hankel
+    >>> c = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64, requires_grad=True)
+    >>> r = torch.tensor([3.0, 4.0], dtype=torch.float64)
+    >>> x = torch.tensor([1.0, -1.0], dtype=torch.float64)
+    >>> y = matmul_hankel(c, r, x)
+    >>> H = torch.from_numpy(scipy.linalg.hankel(c.detach().numpy(), r.numpy()))
+    >>> bool(torch.allclose(y, H @ x))
+    True
     """
     return _apply("matmul_hankel", (c, r, x))
 
@@ -907,5 +963,19 @@ def solve_hankel(c: torch.Tensor, r: torch.Tensor | None, b: torch.Tensor, *,
         A singular ``H``.
     TypeError, ValueError
         As for :func:`butterfly_multiply` and :func:`structlin.solve_hankel`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from structlin.interop.torch import matmul_hankel, solve_hankel
+    >>> c = torch.tensor([0.1, 0.2, 2.0], dtype=torch.float64, requires_grad=True)
+    >>> r = torch.tensor([2.0, 0.3, -0.1], dtype=torch.float64)
+    >>> b = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+    >>> x = solve_hankel(c, r, b)
+    >>> bool(torch.allclose(matmul_hankel(c, r, x), b))
+    True
+    >>> x.sum().backward()
+    >>> c.grad.shape
+    torch.Size([3])
     """
     return _apply("solve_hankel", (c, r, b), method=method)
