@@ -795,6 +795,19 @@ def _scalar(value, name: str):
         raise TypeError(f"{name} must be a number known when tracing, got {value!r}") from exc
 
 
+def _ldr_checked(kind, nodes, s, t, subdiag_A, subdiag_B, f, f_A, f_B) -> tuple:
+    """The scalar corners as Python numbers, after structlin's checks of which operator
+    parameters ``kind`` takes (at the call, with :func:`structlin.ldr_multiply`'s messages)."""
+    from structlin.ldr import _check_kind_params
+
+    f, f_A, f_B = _scalar(f, "f"), _scalar(f_A, "f_A"), _scalar(f_B, "f_B")
+    given = {k: v for k, v in (("nodes", nodes), ("s", s), ("t", t), ("subdiag_A", subdiag_A),
+                               ("subdiag_B", subdiag_B), ("f", f), ("f_A", f_A), ("f_B", f_B))
+             if v is not None}
+    _check_kind_params(kind, given)
+    return f, f_A, f_B
+
+
 def ldr_multiply(G, H, x, kind: str, *, nodes=None, s=None, t=None, subdiag_A=None,
                  subdiag_B=None, f=None, f_A=None, f_B=None):
     """Return the product ``M x`` of the low displacement rank matrix of
@@ -824,13 +837,7 @@ def ldr_multiply(G, H, x, kind: str, *, nodes=None, s=None, t=None, subdiag_A=No
         An unknown ``kind``, a parameter the kind does not take or a missing one (at the
         call, with the messages of :func:`structlin.ldr_multiply`).
     """
-    from structlin.ldr import _check_kind_params
-
-    f, f_A, f_B = _scalar(f, "f"), _scalar(f_A, "f_A"), _scalar(f_B, "f_B")
-    given = {k: v for k, v in (("nodes", nodes), ("s", s), ("t", t), ("subdiag_A", subdiag_A),
-                               ("subdiag_B", subdiag_B), ("f", f), ("f_A", f_A), ("f_B", f_B))
-             if v is not None}
-    _check_kind_params(kind, given)
+    f, f_A, f_B = _ldr_checked(kind, nodes, s, t, subdiag_A, subdiag_B, f, f_A, f_B)
     return _apply("ldr_multiply", (G, H, x, nodes, s, t, subdiag_A, subdiag_B), kind=kind,
                   f=f, f_A=f_A, f_B=f_B)
 
@@ -915,14 +922,8 @@ def ldr_solve(G, H, b, kind: str, *, nodes=None, s=None, t=None, subdiag_A=None,
     -------
     jax.Array, shape (..., n)
     """
-    from structlin.ldr import _check_kind_params
-
     check_choice(kind, "kind", ("toeplitz", "hankel", "vandermonde", "cauchy"))
-    f, f_A, f_B = _scalar(f, "f"), _scalar(f_A, "f_A"), _scalar(f_B, "f_B")
-    given = {k: v for k, v in (("nodes", nodes), ("s", s), ("t", t), ("subdiag_A", subdiag_A),
-                               ("subdiag_B", subdiag_B), ("f", f), ("f_A", f_A), ("f_B", f_B))
-             if v is not None}
-    _check_kind_params(kind, given)
+    f, f_A, f_B = _ldr_checked(kind, nodes, s, t, subdiag_A, subdiag_B, f, f_A, f_B)
     return _apply("ldr_solve", (G, H, b, nodes, s, t, subdiag_A, subdiag_B), kind=kind,
                   f=f, f_A=f_A, f_B=f_B)
 
