@@ -11,6 +11,7 @@ appears in the reference without editing any file here.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import inspect
 import sys
@@ -65,10 +66,18 @@ def _public_names() -> list[str]:
     return sorted(structlin.__all__)
 
 
-def _autosummary_block() -> str:
-    items = "\n".join(f"   {name}" for name in _public_names())
+def _namespaces() -> list[str]:
+    """Modules of families that are not flattened into ``structlin`` (``structlin.fft``, a
+    namespace like ``scipy.fft``): each gets its own table after the top-level one."""
+    from structlin._registry import families
+
+    return [m for fam in families() if not fam.flatten for m in fam.modules]
+
+
+def _table(module: str, names: list[str]) -> str:
+    items = "\n".join(f"   {name}" for name in names)
     return (
-        ".. currentmodule:: structlin\n\n"
+        f".. currentmodule:: {module}\n\n"
         ".. autosummary::\n"
         f"   :toctree: {STUB_DIR}\n"
         "   :nosignatures:\n\n"
@@ -76,17 +85,28 @@ def _autosummary_block() -> str:
     )
 
 
-def _stub(name: str) -> str:
-    obj = getattr(structlin, name)
+def _autosummary_block() -> str:
+    block = _table("structlin", _public_names())
+    for module in _namespaces():
+        mod = importlib.import_module(module)
+        title = f"``{module}``"
+        summary = (mod.__doc__ or "").strip().splitlines()[0]
+        block += (f"\n{title}\n{'-' * len(title)}\n\n{summary} Reached as ``{module}`` "
+                  "(not re-exported at the top level).\n\n" + _table(module, sorted(mod.__all__)))
+    return block
+
+
+def _stub(name: str, module: str = "structlin") -> str:
+    obj = getattr(importlib.import_module(module), name)
     directive = (
         "autoclass" if inspect.isclass(obj)
         else "autofunction" if callable(obj)
         else "autodata"
     )
-    title = f"structlin.{name}"
+    title = f"{module}.{name}"
     return (
         f"{title}\n{'=' * len(title)}\n\n"
-        f".. currentmodule:: structlin\n\n.. {directive}:: {name}\n"
+        f".. currentmodule:: {module}\n\n.. {directive}:: {name}\n"
     )
 
 
@@ -95,6 +115,9 @@ def _write_api_stubs(app) -> None:
     out = Path(app.srcdir) / STUB_DIR
     out.mkdir(exist_ok=True)
     wanted = {f"structlin.{name}.rst": _stub(name) for name in _public_names()}
+    for module in _namespaces():
+        for name in importlib.import_module(module).__all__:
+            wanted[f"{module}.{name}.rst"] = _stub(name, module)
     for path in out.glob("structlin.*.rst"):
         if path.name not in wanted:
             path.unlink()

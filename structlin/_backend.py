@@ -13,6 +13,9 @@ Every public function goes through the same three steps before it reaches a kern
 
 Inputs are never written to: :func:`as_kernel_array` copies whenever the dtype or the memory
 layout has to change, and otherwise returns a read-only use of the caller's array.
+
+Every FFT-based routine takes its transforms from :func:`fft_namespace` (``structlin.fft``, the
+engine, for NumPy; cuFFT for CuPy) and its padded lengths from :func:`fft_fast_length`.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ __all__ = [
     "KernelSet",
     "array_namespace",
     "as_kernel_array",
+    "fft_fast_length",
+    "fft_namespace",
+    "fft_pair",
     "flatten_batch",
     "is_cupy_array",
     "kernels",
@@ -283,3 +289,115 @@ def _kernel_set(family: str, on_gpu: bool) -> KernelSet:
         start_numba_pool()
     pkg = "structlin.gpu" if on_gpu else "structlin._cpu"
     return KernelSet(importlib.import_module(f"{pkg}.{family}"), contract, on_gpu)
+
+
+# ---------------------------------------------------------------------------------------------
+# FFTs: one namespace with scipy.fft's signatures for either backend
+
+
+class _CupyFFT:
+    """``cupyx.scipy.fft`` with ``scipy.fft``'s ``workers`` keyword accepted and dropped: cuFFT
+    has no host threads to choose, so the call sites need no per-backend keyword sets."""
+
+    __slots__ = ("_module",)
+
+    def __init__(self, module: ModuleType):
+        self._module = module
+
+    def __getattr__(self, name: str) -> Any:
+        f = getattr(self._module, name)
+        if not callable(f):
+            return f
+
+        @functools.wraps(f)
+        def call(*args: Any, workers: Any = None, **kwargs: Any) -> Any:
+            return f(*args, **kwargs)
+
+        return call
+
+    def __repr__(self) -> str:
+        return f"<cuFFT through {self._module.__name__}, workers ignored>"
+
+
+@functools.cache
+def _cupy_fft() -> _CupyFFT:
+    import cupyx.scipy.fft
+
+    return _CupyFFT(cupyx.scipy.fft)
+
+
+def fft_namespace(xp: ModuleType) -> Any:
+    """Return the FFT functions (``scipy.fft``'s names and signatures) for namespace ``xp``.
+
+    ``structlin.fft`` (the engine: Numba kernels for the host, parallel over rows) for NumPy;
+    ``cupyx.scipy.fft`` (cuFFT) for CuPy, which accepts and ignores ``workers``. Library
+    routines leave ``workers`` at None, the engine's default: every Numba thread, fewer for a
+    small batch (:func:`structlin._cpu._schedule.threads_for`). The NumPy namespace is the
+    module itself, looked up at each call, so a test that patches ``structlin.fft.rfft`` sees
+    every call.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> fft = fft_namespace(np)
+    >>> bool(np.allclose(fft.irfft(fft.rfft(np.arange(8.0)), 8), np.arange(8.0)))
+    True
+    """
+    if xp is np:
+        import structlin.fft
+
+        return structlin.fft
+    return _cupy_fft()
+
+
+def fft_pair(xp: ModuleType, real: bool) -> tuple[Any, Any]:
+    """Return ``(forward, inverse)``: ``rfft``/``irfft`` of :func:`fft_namespace` for real
+    data, ``fft``/``ifft`` for complex data.
+
+    ``forward(a, n=None, axis=-1, **kw)`` pads ``a`` with zeros (or truncates it) to ``n``
+    along ``axis``; ``inverse(A, n, axis=-1, **kw)`` returns the length ``n`` (real rows for
+    real data). ``kw`` goes to the transforms (``workers``). The one choice every circulant
+    product, correlation and solve makes, written once.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> fwd, inv = fft_pair(np, real=True)
+    >>> c, x = np.array([1.0, 2.0, 0.0, 0.0]), np.array([1.0, 0.0, 0.0, 3.0])
+    >>> inv(fwd(c) * fwd(x), 4)                      # the cyclic convolution
+    array([7., 2., 0., 3.])
+    """
+    fft = fft_namespace(xp)
+    if real:
+        def forward(a: Any, n: Any = None, axis: int = -1, **kw: Any) -> Any:
+            return fft.rfft(a, n, axis=axis, **kw)
+
+        def inverse(a: Any, n: Any, axis: int = -1, **kw: Any) -> Any:
+            return fft.irfft(a, n, axis=axis, **kw)
+    else:
+        def forward(a: Any, n: Any = None, axis: int = -1, **kw: Any) -> Any:
+            return fft.fft(a, n, axis=axis, **kw)
+
+        def inverse(a: Any, n: Any, axis: int = -1, **kw: Any) -> Any:
+            return fft.ifft(a, n, axis=axis, **kw)
+    return forward, inverse
+
+
+def fft_fast_length(xp: ModuleType, n: int, real: bool = False) -> int:
+    """The smallest length ``>= max(n, 1)`` that the transforms of :func:`fft_namespace` run
+    fastest at: the padded length of a circulant embedding (products, correlations).
+
+    For NumPy :func:`structlin.fft.next_fast_len`: 5-smooth (``2^a 3^b 5^c``, the lengths the
+    engine runs without a Bluestein chirp), and even for a real transform (the engine's real
+    kernels need an even length); for CuPy cupyx's ``next_fast_len``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> fft_fast_length(np, 97), fft_fast_length(np, 13), fft_fast_length(np, 13, real=True)
+    (100, 15, 16)
+    """
+    n = int(n)
+    if n <= 1:
+        return 1
+    return int(fft_namespace(xp).next_fast_len(n, real=real))

@@ -5,7 +5,8 @@ A *family* is one concept of the library (butterfly matrices, the Walsh–Hadama
 Monarch matrices, ...). Its declaration, a :class:`Family` named ``FAMILY`` in
 ``structlin/_families/<name>.py``, says
 
-- which public modules it has (``structlin/__init__.py`` re-exports their ``__all__``);
+- which public modules it has (``structlin/__init__.py`` re-exports their ``__all__``, or, for a
+  namespace module such as ``structlin.fft``, imports the module as an attribute);
 - its kernel contract: for each kernel module, the functions (and their parameter names) that
   both ``structlin/_cpu/<module>.py`` (Numba) and ``structlin/gpu/<module>.py`` (CUDA through
   CuPy) provide; family code reaches them only through ``_backend.kernels(xp, module)``, which
@@ -52,6 +53,7 @@ FAMILY_NAMES: tuple[str, ...] = (
     "butterfly_special",
     "butterfly_inverse",
     "butterfly_factorization",
+    "fft",
     "conv",
     "monarch",
     "pixelfly",
@@ -122,7 +124,7 @@ class Family:
     """The declaration of one family (see the module docstring)."""
 
     name: str
-    #: public modules whose ``__all__`` ``structlin`` re-exports
+    #: public modules whose ``__all__`` ``structlin`` re-exports (unless ``flatten`` is False)
     modules: tuple[str, ...]
     #: the kernel modules' contracts
     kernels: tuple[Kernel, ...]
@@ -137,6 +139,9 @@ class Family:
     #: builds its differentiable operations for :mod:`structlin.interop`
     ops: Callable[[], tuple[Op, ...]] | None = None
     extra: dict = field(default_factory=dict)
+    #: False for a namespace module (``structlin.fft``, like ``scipy.fft``): ``structlin``
+    #: imports it as its attribute but does not re-export its names at top level
+    flatten: bool = True
 
 
 @functools.cache

@@ -1,12 +1,17 @@
-"""Circulant and Toeplitz products through two DFT butterflies and a diagonal, and
-circulant solves by FFT (:func:`solve_circulant`, SciPy's function).
+"""Circulant and Toeplitz products and circulant solves by FFT, and the butterfly factors of a
+circulant.
 
-:func:`circulant_multiply` / :func:`toeplitz_multiply`: ``C = B_2 diag(d) B_1`` with a
-decimation-in-frequency butterfly ``B_1`` (bit-reversed output) and a decimation-in-time
-inverse ``B_2`` (bit-reversed input): no permutation at all (:func:`butterfly_circulant`). A
-Toeplitz matrix is the top-left block of a circulant twice its size (:func:`butterfly_toeplitz`).
-The butterflies are :func:`structlin.butterfly_dft`'s, applied by
-:func:`structlin.butterfly_multiply`.
+:func:`circulant_multiply` / :func:`toeplitz_multiply` (and their VJPs) and
+:func:`solve_circulant` (SciPy's function) run on the FFT engine (:mod:`structlin.fft`) for
+NumPy input and on cuFFT for CuPy input (:func:`structlin._backend.fft_namespace`), with
+real-to-complex transforms for real data. A Toeplitz matrix is the top-left block of a
+circulant of a fast length ``L >= 2n - 1``.
+
+:func:`butterfly_circulant` / :func:`butterfly_toeplitz` return the same matrices as
+``C = B_2 diag(d) B_1``: a decimation-in-frequency butterfly ``B_1`` (bit-reversed output) and
+a decimation-in-time inverse ``B_2`` (bit-reversed input), no permutation at all; the
+butterflies are :func:`structlin.butterfly_dft`'s, applied by
+:func:`structlin.butterfly_multiply` (the building blocks of a learned K-matrix).
 
 References: T. Dao, A. Gu, M. Eichhorn, A. Rudra, C. Ré, "Learning Fast Algorithms for Linear
 Transforms Using Butterfly Factorizations", ICML 2019, arXiv:1903.05895; T. Dao et al.,
@@ -23,9 +28,10 @@ import numpy as np
 
 from structlin._backend import (
     as_kernel_array,
+    fft_fast_length,
+    fft_pair,
     flatten_batch,
     grad_like,
-    restore_batch,
     result_dtype,
     sum_to_shape,
 )
@@ -46,7 +52,6 @@ from structlin.dft_hadamard import (
     _check_transform_size,
     _complex_of,
     _dft_twiddle,
-    _nonfinite_pairs,
 )
 
 __all__ = [
@@ -126,38 +131,31 @@ def _spectrum(xp, tw1, a, n):
     return butterfly_multiply(tw1, a, increasing_stride=False) * (1.0 / n)
 
 
-def _circulant_core(xp, tw1, tw2, d, x):
-    return butterfly_multiply(tw2, d * butterfly_multiply(tw1, x, increasing_stride=False))
+def _circular_product(xp, e, x, L, dtype, adjoint=False):
+    """The circulant of first column ``e`` (L,) (its conjugate transpose when ``adjoint``)
+    times each row of ``x`` (..., <= L), zero-padded to ``L``: ``ifft(fft(e) fft(x))``, one
+    transform per row and the row's own spectrum, so rows stay independent (a NaN stays in its
+    row). The result has length ``L`` and the real or complex ``dtype``."""
+    fwd, inv = fft_pair(xp, dtype.kind != "c")
+    with np.errstate(invalid="ignore", over="ignore"):  # a non-finite row: NaN, silently
+        spec = fwd(as_kernel_array(xp, e, dtype), L)
+        if adjoint:
+            spec = xp.conj(spec)
+        X = fwd(as_kernel_array(xp, x, dtype), L)
+        X *= spec
+        return inv(X, L)
 
 
-def _circulant_real(xp, tw1, tw2, d, x2, cdt):
-    """``C x`` for a real ``C`` and real rows ``x2`` (b, n): two rows per complex product.
-
-    ``C (x_a + i x_b) = C x_a + i C x_b`` because ``C`` is real, so the real and imaginary
-    parts of one complex product are the products of two rows: half the butterfly work. A pair
-    with a NaN or infinity in it is recomputed one row at a time, so that a finite row stays
-    finite whatever its partner holds (as in a dense product).
-    """
-    b, n = x2.shape
-    pairs = (b + 1) // 2
-    u = xp.zeros((pairs, n), dtype=cdt)
-    u.real[...] = x2[0::2]
-    u.imag[: b // 2] = x2[1::2]
-    y = _circulant_core(xp, tw1, tw2, d, u)
-    out = xp.empty((b, n), dtype=x2.dtype)
-    out[0::2] = y.real
-    out[1::2] = y.imag[: b // 2]
-    rows = _nonfinite_pairs(xp, y, b)
-    if rows is not None:
-        out[rows] = _circulant_core(xp, tw1, tw2, d, x2[rows].astype(cdt)).real
-    return out
-
-
-def _circulant_adjoint(xp, tw1, tw2, d, g):
-    """``C^H g = B_1^H diag(conj d) B_2^H g``."""
-    h = butterfly_multiply(tw2, g, transpose=True, conjugate=True)
-    return butterfly_multiply(tw1, xp.conj(d) * h, increasing_stride=False, transpose=True,
-                              conjugate=True)
+def _circular_correlation_sum(xp, x, g, L, dtype):
+    """``sum over the rows b of circulant(x_b)^H g_b`` (length ``L``) for rows ``x``, ``g``
+    (..., <= L) zero-padded to ``L``: the spectra ``conj(fft(x_b)) fft(g_b)`` summed, then one
+    inverse transform."""
+    fwd, inv = fft_pair(xp, dtype.kind != "c")
+    x2, _ = flatten_batch(as_kernel_array(xp, x, dtype))
+    g2, _ = flatten_batch(as_kernel_array(xp, g, dtype))
+    with np.errstate(invalid="ignore", over="ignore"):
+        S = (xp.conj(fwd(x2, L)) * fwd(g2, L)).sum(axis=0)
+        return inv(S, L)
 
 
 def _check_column(c: Any, name: str) -> int:
@@ -260,11 +258,11 @@ def circulant_multiply(c: Any, x: Any) -> Any:
 
     Notes
     -----
-    Three butterfly products (:func:`butterfly_circulant`: the spectrum of ``c``, then
-    ``B_2 diag(d) B_1 x``): ``O(n log n)`` per vector instead of ``2 n^2``. When ``c`` and
-    ``x`` are real, ``C`` is real and two rows of ``x`` go through one complex product as its
-    real and imaginary parts; a pair holding a NaN or an infinity is recomputed one row at a
-    time, so that rows stay independent as in a dense product.
+    ``C = F^-1 diag(F c) F``: ``ifft(fft(c) * fft(x))`` with the FFT engine
+    (:mod:`structlin.fft`; cuFFT for CuPy input), real-to-complex transforms (``rfft``,
+    ``irfft``: half the work) when ``c`` and ``x`` are real. ``O(n log n)`` per vector instead
+    of ``2 n^2``; each row has its own transform, so rows stay independent as in a dense
+    product (a NaN in one row leaves the others finite).
 
     Examples
     --------
@@ -279,15 +277,7 @@ def circulant_multiply(c: Any, x: Any) -> Any:
     True
     """
     p, n = _prepare_circulant(c, x)
-    xp, c, x, dtype = p.xp, p.c, p.x, p.dtype
-    cdt = _complex_of(dtype)
-    tw1, tw2 = _twiddles_for(xp, n, cdt)
-    d = _spectrum(xp, tw1, as_kernel_array(xp, c, cdt), n)
-    if dtype.kind != "c":
-        x2, batch = flatten_batch(as_kernel_array(xp, x, dtype))
-        return restore_batch(_circulant_real(xp, tw1, tw2, d, x2, cdt), batch)
-    y = _circulant_core(xp, tw1, tw2, d, as_kernel_array(xp, x, cdt))
-    return _real_if(xp, y, dtype)
+    return _circular_product(p.xp, p.c, p.x, n, p.dtype)
 
 
 def _real_if(xp, y, dtype):
@@ -322,9 +312,9 @@ def circulant_multiply_vjp(c: Any, x: Any, grad: Any) -> tuple[Any, Any]:
     Notes
     -----
     ``y = c ⊛ x`` is bilinear and symmetric in ``c`` and ``x``, so both gradients are adjoint
-    circulant products ``B_1^H diag(conj d) B_2^H grad`` (with the spectrum of ``c``, resp. of
-    each row of ``x``): a few butterfly products, ``O(n log n)`` per vector (PyTorch's
-    complex-gradient convention).
+    circulant products: ``grad_x = ifft(conj(fft(c)) fft(grad))`` and ``grad_c = ifft(sum over
+    the batch of conj(fft(x)) fft(grad))``, on the FFT engine (real transforms for real data):
+    ``O(n log n)`` per vector (PyTorch's complex-gradient convention).
 
     Examples
     --------
@@ -341,16 +331,10 @@ def circulant_multiply_vjp(c: Any, x: Any, grad: Any) -> tuple[Any, Any]:
     check_not_none(grad=grad)
     p, n = _prepare_circulant(c, x, grad)
     xp, c, x, grad, dtype = p.xp, p.c, p.x, p.grad, p.dtype
-    cdt = _complex_of(dtype)
-    tw1, tw2 = _twiddles_for(xp, n, cdt)
     # a real product only passes on the real part of the gradient
-    g = as_kernel_array(xp, grad.real if dtype.kind != "c" else grad, cdt)
-    xc = as_kernel_array(xp, x, cdt)
-    dc = _spectrum(xp, tw1, as_kernel_array(xp, c, cdt), n)
-    gx = _circulant_adjoint(xp, tw1, tw2, dc, g)
-    dx = _spectrum(xp, tw1, xc, n)
-    gc2, _ = flatten_batch(_circulant_adjoint(xp, tw1, tw2, dx, g))
-    gc = gc2.sum(axis=0)
+    g = grad.real if dtype.kind != "c" and grad.dtype.kind == "c" else grad
+    gx = _circular_product(xp, c, g, n, dtype, adjoint=True)
+    gc = _circular_correlation_sum(xp, x, g, n, dtype)
     return _real_if(xp, gc, result_dtype(c=c)), _real_if(xp, gx, result_dtype(x=x))
 
 
@@ -393,10 +377,9 @@ def _embed(xp, column, row, n, M, cdt):
     return cc
 
 
-def _pad(xp, x, M, cdt):
-    xpad = xp.zeros((*x.shape[:-1], M), dtype=cdt)
-    xpad[..., : x.shape[-1]] = x
-    return xpad
+def _toeplitz_fft_length(xp, n: int, dtype) -> int:
+    """The embedding circulant's size for the FFT products: a fast length ``>= 2n - 1``."""
+    return fft_fast_length(xp, 2 * n - 1, np.dtype(dtype).kind != "c")
 
 
 def butterfly_toeplitz(column: Any, row: Any) -> CirculantButterfly:
@@ -483,8 +466,10 @@ def toeplitz_multiply(column: Any, row: Any, x: Any) -> Any:
 
     Notes
     -----
-    A circulant product of size ``M`` (the smallest power of two ``>= 2n - 1``) on ``x`` padded
-    with zeros (:func:`butterfly_toeplitz`): ``O(M log M)`` per vector, ``M < 4n``.
+    A circulant product (:func:`circulant_multiply`'s FFTs) of size ``L``, a fast FFT length
+    ``>= 2n - 1`` (:func:`structlin.fft.next_fast_len`), on ``x`` padded with zeros: the
+    embedding wraps the sub- and super-diagonals around the circle without overlap.
+    ``O(L log L)`` per vector.
 
     Examples
     --------
@@ -500,16 +485,9 @@ def toeplitz_multiply(column: Any, row: Any, x: Any) -> Any:
     """
     p, n = _prepare_toeplitz(column, row, x)
     xp, column, row, x, dtype = p.xp, p.column, p.row, p.x, p.dtype
-    M = _toeplitz_size(n)
-    cdt = _complex_of(dtype)
-    tw1, tw2 = _twiddles_for(xp, M, cdt)
-    d = _spectrum(xp, tw1, _embed(xp, column, row, n, M, cdt), M)
-    if dtype.kind != "c":
-        x2, batch = flatten_batch(_pad(xp, x, M, dtype))
-        y = _circulant_real(xp, tw1, tw2, d, x2, cdt)
-        return xp.ascontiguousarray(restore_batch(y, batch)[..., :n])
-    y = _circulant_core(xp, tw1, tw2, d, _pad(xp, x, M, cdt))
-    return _real_if(xp, y[..., :n], dtype)
+    L = _toeplitz_fft_length(xp, n, dtype)
+    y = _circular_product(xp, _embed(xp, column, row, n, L, dtype), x, L, dtype)
+    return xp.ascontiguousarray(y[..., :n])
 
 
 def toeplitz_multiply_vjp(column: Any, row: Any, x: Any, grad: Any) -> tuple[Any, Any, Any]:
@@ -537,8 +515,9 @@ def toeplitz_multiply_vjp(column: Any, row: Any, x: Any, grad: Any) -> tuple[Any
 
     Notes
     -----
-    The VJP of the embedding circulant (:func:`circulant_multiply_vjp`) on padded ``x`` and
-    ``grad``, with the circulant's column gradient split back into ``column`` and ``row``.
+    The VJP of the embedding circulant (:func:`circulant_multiply_vjp`'s FFTs) on ``x`` and
+    ``grad`` padded with zeros, with the circulant's column gradient split back into
+    ``column`` and ``row``.
 
     Examples
     --------
@@ -554,16 +533,15 @@ def toeplitz_multiply_vjp(column: Any, row: Any, x: Any, grad: Any) -> tuple[Any
     check_not_none(grad=grad)
     p, n = _prepare_toeplitz(column, row, x, grad)
     xp, column, row, x, grad, dtype = p.xp, p.column, p.row, p.x, p.grad, p.dtype
-    M = _toeplitz_size(n)
-    cdt = _complex_of(dtype)
-    cc = _embed(xp, column, row, n, M, cdt)
-    g = grad if dtype.kind == "c" else grad.real
-    gcc, gxp = circulant_multiply_vjp(cc, _pad(xp, x.astype(cdt), M, cdt),
-                                      _pad(xp, g.astype(cdt), M, cdt))
+    L = _toeplitz_fft_length(xp, n, dtype)
+    g = grad.real if dtype.kind != "c" and grad.dtype.kind == "c" else grad
+    gxp = _circular_product(xp, _embed(xp, column, row, n, L, dtype), g, L, dtype,
+                            adjoint=True)
+    gcc = _circular_correlation_sum(xp, x, g, L, dtype)
     gcol = gcc[:n]
     grow = xp.zeros(n, dtype=gcc.dtype)
     if n > 1:
-        grow[1:] = gcc[M - n + 1:][::-1]
+        grow[1:] = gcc[L - n + 1:][::-1]
     return (_real_if(xp, gcol, result_dtype(column=column)),
             _real_if(xp, grow, result_dtype(row=row)),
             _real_if(xp, gxp[..., :n], result_dtype(x=x)))
@@ -572,11 +550,8 @@ def toeplitz_multiply_vjp(column: Any, row: Any, x: Any, grad: Any) -> tuple[Any
 # ------------------------------------------------------------------------------ solves
 #
 # SciPy's solve_circulant: x = ifft(fft(b) / fft(c)) along the vector axes, with its near-
-# singularity rule, axes and broadcasting; the transforms are scipy.fft's (NumPy) or
-# cupy.fft's (CuPy), real-to-complex ones for real data.
-
-#: elements above which scipy.fft runs the batch of transforms on every core
-_FFT_PARALLEL_ELEMENTS = 1 << 16
+# singularity rule, axes and broadcasting; the transforms are the FFT engine's (NumPy) or
+# cuFFT's (CuPy), real-to-complex ones for real data.
 
 
 class _Spectra(NamedTuple):
@@ -590,22 +565,6 @@ class _Spectra(NamedTuple):
     cshape: tuple  # c moved to (..., n), after atleast_1d
     bshape: tuple
     batch: tuple  # the broadcast batch of the solution
-
-
-def _fft_pair(xp: Any, real: bool, size: int):
-    """Forward and inverse transforms along the last axis (``n`` given to the inverse)."""
-    if xp is np:
-        import scipy.fft as sf
-
-        w = -1 if size >= _FFT_PARALLEL_ELEMENTS else None
-        if real:
-            return (lambda a: sf.rfft(a, axis=-1, workers=w),
-                    lambda a, n: sf.irfft(a, n, axis=-1, workers=w))
-        return (lambda a: sf.fft(a, axis=-1, workers=w),
-                lambda a, n: sf.ifft(a, n, axis=-1, workers=w))
-    if real:
-        return (lambda a: xp.fft.rfft(a, axis=-1), lambda a, n: xp.fft.irfft(a, n, axis=-1))
-    return (lambda a: xp.fft.fft(a, axis=-1), lambda a, n: xp.fft.ifft(a, n, axis=-1))
 
 
 def _vector_axis(a: Any, axis: Any, name: str) -> int:
@@ -652,7 +611,7 @@ def _prepare_solve_circulant(c, b, singular, tol, caxis, baxis, grad=ABSENT):
 def _spectra(p, singular, tol, cm, bm, n, batch) -> _Spectra:
     xp, dt = p.xp, p.dtype
     real = np.dtype(dt).kind != "c"
-    fwd, _ = _fft_pair(xp, real, int(np.prod(batch, dtype=np.int64)) * n)
+    fwd, _ = fft_pair(xp, real)
     fc = fwd(cm.astype(dt, copy=False))
     fb = fwd(bm.astype(dt, copy=False))
     abs_fc = xp.abs(fc)
@@ -735,8 +694,8 @@ def solve_circulant(
     -----
     ``C = F^-1 diag(fft(c)) F``, so ``x = ifft(fft(b) / fft(c))``: ``O(n log n)`` per vector
     and ``O(n)`` memory per vector, with real-to-complex transforms (``rfft``, half the work)
-    when ``c`` and ``b`` are real. The transforms are ``scipy.fft``'s for NumPy input (on
-    every core above ``2**16`` elements) and ``cupy.fft``'s (cuFFT) for CuPy input.
+    when ``c`` and ``b`` are real. The transforms are the FFT engine's (:mod:`structlin.fft`,
+    parallel over the vectors) for NumPy input and cuFFT's for CuPy input.
 
     Differences from SciPy 1.17.1: (1) the default ``tol`` uses the epsilon of the
     computation's precision (``numpy.linalg.matrix_rank``'s rule, which SciPy's comment
@@ -776,7 +735,7 @@ def solve_circulant(
     if b1.size == 0:
         return xp.empty(b1.shape, dtype=dt)
     s = _spectra(p, singular, tol, cm, bm, n, batch)
-    _, inv = _fft_pair(xp, s.real, int(np.prod(batch, dtype=np.int64)) * n)
+    _, inv = fft_pair(xp, s.real)
     with np.errstate(invalid="ignore", divide="ignore"):  # non-finite b: NaN in its vector
         q = s.fb / s.fc
     x = inv(_masked(xp, s, q), n).astype(dt, copy=False)
@@ -848,7 +807,7 @@ def solve_circulant_vjp(
     out_shape.insert(outaxis % out_ndim, n)
     check_shape(p.grad, tuple(out_shape), "grad", "the solution's shape")
     s = _spectra(p, singular, tol, cm, bm, n, batch)
-    fwd, inv = _fft_pair(xp, s.real, int(np.prod(batch, dtype=np.int64)) * n)
+    fwd, inv = fft_pair(xp, s.real)
     g = xp.moveaxis(p.grad, outaxis % out_ndim, -1).astype(dt, copy=False)
     with np.errstate(invalid="ignore", divide="ignore"):  # non-finite data: NaN in its vector
         q = _masked(xp, s, s.fb / s.fc)

@@ -470,8 +470,52 @@ def _prepare_x(x, grad=ABSENT):
     return p
 
 
+def _checked_keywords(n: int, type: Any, norm: Any) -> tuple[int, str]:
+    """The checks of :func:`_pieces_for` on ``x``'s last-axis length ``n``, ``type`` and
+    ``norm``, without building the butterfly pieces (the engine path does not use them)."""
+    _check_transform_size(n, "x", "last-axis length n")
+    return _check_type(type), check_choice(norm, "norm", _DCT_NORMS) or "backward"
+
+
+def _engine_rows(kind: str, a, dtype, type: int, norm: str):
+    """The transform of the last axis of NumPy ``a`` on structlin's FFT engine
+    (:func:`structlin.fft._r2r_any`), in ``dtype``."""
+    from structlin.fft import _r2r_any
+
+    dtype = np.dtype(dtype.type)  # native byte order for the kernels
+    rows, batch = flatten_batch(as_kernel_array(np, a, dtype))
+    n = rows.shape[-1]
+    fct, ortho = (1.0 / math.sqrt(2 * n), True) if norm == "ortho" else (1.0, False)
+    return restore_batch(_r2r_any(kind, rows, type, fct, ortho), batch)
+
+
+#: the type whose transform is the transpose (up to a diagonal) of each type's
+_TRANSPOSED_TYPE = {2: 3, 3: 2, 4: 4}
+
+
+def _engine_rows_transposed(kind: str, g, dtype, type: int, norm: str):
+    """``M^T g`` for the transform matrix ``M`` of :func:`_engine_rows`: the transform of the
+    transposed type, with the diagonal that separates them (``DCT-III = DCT-II^T diag(1/2, 1,
+    ..., 1)``, the ``1/2`` at the last entry for the DST; "ortho": the matrices are
+    orthogonal, so ``M^T = M^-1``, the other type)."""
+    t = _TRANSPOSED_TYPE[type]
+    if norm == "ortho" or type == 4:
+        return _engine_rows(kind, g, dtype, t, norm)
+    pos = 0 if kind == "dct" else -1
+    if type == 2:
+        g = np.array(g, dtype=np.dtype(dtype.type))
+        g[..., pos] *= 2
+        return _engine_rows(kind, g, dtype, 3, norm)
+    y = _engine_rows(kind, g, dtype, 2, norm)
+    y[..., pos] *= 0.5
+    return y
+
+
 def _transform(kind: str, x, type, norm):
     p = _prepare_x(x)
+    if p.xp is np:
+        type, norm = _checked_keywords(p.x.shape[-1], type, norm)
+        return _engine_rows(kind, p.x, p.dtype, type, norm)
     pieces = _pieces_for(kind, p.x.shape[-1], type, norm, "last-axis length n")
     return _apply(p.xp, pieces, p.x, p.dtype, cache=True)
 
@@ -479,12 +523,19 @@ def _transform(kind: str, x, type, norm):
 def _transform_vjp(kind: str, x, grad, type, norm):
     check_not_none(grad=grad)
     p = _prepare_x(x, grad)
-    pieces = _pieces_for(kind, p.x.shape[-1], type, norm, "last-axis length n")
+    if p.xp is np:
+        type, norm = _checked_keywords(p.x.shape[-1], type, norm)
+    else:
+        pieces = _pieces_for(kind, p.x.shape[-1], type, norm, "last-axis length n")
     check_shape(p.grad, p.x.shape, "grad", f"the shape of {kind}'s output, which is x's shape")
+    if p.xp is np:
+        # a real x only sees the real part of a complex grad
+        g = p.grad.real if (p.dtype.kind != "c" and p.grad.dtype.kind == "c") else p.grad
+        return _engine_rows_transposed(kind, g, p.dtype, type, norm)
     return _apply_vjp(p.xp, pieces, p.x, p.grad, p.dtype, True, False)[1]
 
 
-_DCT_DOC = """Return the {title} of ``x`` along its last axis, computed through a butterfly.
+_DCT_DOC = """Return the {title} of ``x`` along its last axis.
 
     Parameters
     ----------
@@ -516,16 +567,18 @@ _DCT_DOC = """Return the {title} of ``x`` along its last axis, computed through 
 
     Notes
     -----
-    Three steps (:class:`DCTButterfly`): a fused gather that applies Makhoul's permutation,
-    the DFT's bit reversal and a diagonal in one pass; the complex DFT butterfly
-    (:func:`butterfly_dft`, ``5 m log2(m)`` flops for ``m = n``, or ``n/2`` for type 4); a
-    fused diagonal-and-real-part pass. A complex ``x`` is transformed as the real rows of its
-    real and imaginary parts. For type 2 the gather is real, so two real rows (or the real and
-    imaginary parts of a complex row) share one complex butterfly as ``u_a + i u_b``, separated
-    afterwards by the DFT's conjugate symmetry: half the butterfly work. A pair holding a NaN
-    or an infinity (seen at one entry of its result) is recomputed one row at a time, so rows
-    stay independent as in a dense product. Makhoul, IEEE Trans.
-    ASSP 28(1), 1980; butterflies: Dao et al. 2019, arXiv:1903.05895.
+    NumPy input runs on structlin's FFT engine (:func:`structlin.fft.{kind}`, whose Notes give
+    the algorithms): types 2 and 3 by Makhoul's reordering, one real transform of length
+    ``n`` and one Numba pass before and after it (about ``2.5 n log2(n)`` flops), type 4 by
+    one complex transform of length ``n/2``; the normalization is folded into the passes. Each
+    row is transformed on its own, so a NaN stays in its row. A complex ``x`` is transformed
+    as the rows of its real and imaginary parts. CuPy input runs through the DFT butterfly
+    (:class:`DCTButterfly`): a fused gather (Makhoul's permutation, the bit reversal and a
+    diagonal), the complex butterfly (:func:`butterfly_dft`, ``5 m log2(m)`` flops for
+    ``m = n``, or ``n/2`` for type 4) and a fused diagonal-and-real-part pass; for type 2 two
+    real rows share one complex butterfly as ``u_a + i u_b`` (a pair holding a NaN or an
+    infinity is recomputed one row at a time). Makhoul, IEEE Trans. ASSP 28(1), 1980;
+    butterflies: Dao et al. 2019, arXiv:1903.05895.
 
     Examples
     --------
@@ -567,9 +620,13 @@ _VJP_DOC = """Return the gradient ``grad_x`` of :func:`{kind}` for the output gr
 
     Notes
     -----
-    The three steps of :func:`{kind}` transposed, on the same kernels: a scatter of the
-    conjugated output weights, the adjoint DFT butterfly, a scatter-add of the input weights.
-    Same cost as the transform. For type 2, ``M^T`` is the type 3 transform up to a diagonal.
+    NumPy input: the transform of the transposed type on the engine (``M^T`` of type 2 is the
+    type 3 transform after doubling one input, that of type 3 the type 2 transform with one
+    output halved, type 4 and every "ortho" matrix are their own transposes up to the type
+    swap). CuPy input: the three steps of :func:`{kind}`'s butterfly path transposed, on the
+    same kernels (a scatter of the conjugated output weights, the adjoint DFT butterfly, a
+    scatter-add of the input weights).
+    Same cost as the transform.
 
     Examples
     --------

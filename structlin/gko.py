@@ -24,7 +24,14 @@ from typing import Any
 import numpy as np
 from scipy.linalg import LinAlgWarning
 
-from structlin._backend import grad_like, kernels, real_dtype, sum_to_shape
+from structlin._backend import (
+    fft_fast_length,
+    fft_namespace,
+    grad_like,
+    kernels,
+    real_dtype,
+    sum_to_shape,
+)
 from structlin._validate import ABSENT, check_int, check_min_ndim, prepare
 
 __all__ = ["solve_cauchy", "solve_cauchy_like", "solve_cauchy_like_vjp", "solve_cauchy_vjp"]
@@ -38,14 +45,6 @@ MAX_N = 1 << 16
 #: ten times dense LU's on random matrices) gets one step of iterative refinement (kept where
 #: it lowers the residual)
 REFINE_ABOVE = 1.0
-
-
-def _fft(xp: Any) -> Any:
-    if xp is np:
-        import scipy.fft
-
-        return scipy.fft
-    return xp.fft
 
 
 def _complex_dtype(dt: Any) -> np.dtype:
@@ -190,7 +189,7 @@ def _toeplitz_like_to_cauchy_like(G: Any, H: Any) -> tuple[Any, Any, Any, Any]:
     xp = _namespace(G)
     B, r, n = G.shape
     cdt = _complex_dtype(G.dtype)
-    fft = _fft(xp)
+    fft = fft_namespace(xp)
     k = np.arange(n)
     s = xp.asarray(np.exp(2j * np.pi * k / max(n, 1))[None, :], dtype=cdt)
     t = xp.asarray(np.exp(1j * np.pi * (2 * k - 1) / max(n, 1))[None, :], dtype=cdt)
@@ -208,8 +207,8 @@ def _to_cauchy_rhs(b: Any, axis: int = -1) -> Any:
     Cauchy-like system of :func:`_toeplitz_like_to_cauchy_like` (complex)."""
     xp = _namespace(b)
     cdt = _complex_dtype(b.dtype)
-    return _fft(xp).ifft(b.astype(cdt, copy=False), axis=axis, norm="ortho").astype(cdt,
-                                                                                   copy=False)
+    return fft_namespace(xp).ifft(b.astype(cdt, copy=False), axis=axis,
+                                  norm="ortho").astype(cdt, copy=False)
 
 
 def _from_cauchy_solution(y: Any, axis: int = -1) -> Any:
@@ -219,7 +218,7 @@ def _from_cauchy_solution(y: Any, axis: int = -1) -> Any:
     n = y.shape[axis]
     shape = [1] * y.ndim
     shape[axis] = n
-    out = _fft(xp).fft(y, axis=axis, norm="ortho")
+    out = fft_namespace(xp).fft(y, axis=axis, norm="ortho")
     return (out * _delta(xp, n, y.dtype).reshape(shape)).astype(y.dtype, copy=False)
 
 
@@ -268,14 +267,17 @@ def _gko_solve_toeplitz_like(G: Any, H: Any, b: Any) -> tuple[Any, Any, Any]:
 
 
 def _toeplitz_matvec(xp: Any, c: Any, r: Any, x: Any) -> Any:
-    """``T x`` for ``c, r (B, n)`` and ``x (B, n, k)`` by a circulant embedding of size 2n."""
+    """``T x`` for ``c, r (B, n)`` and ``x (B, n, k)`` by a circulant embedding of a fast
+    length ``L >= 2n - 1``."""
     B, n = c.shape
     cdt = _complex_dtype(np.result_type(c.dtype, x.dtype))
-    fft = _fft(xp)
-    col = xp.zeros((B, 2 * n), dtype=cdt)
+    fft = fft_namespace(xp)
+    L = fft_fast_length(xp, 2 * n - 1)
+    col = xp.zeros((B, L), dtype=cdt)
     col[:, :n] = c
-    col[:, n + 1:] = r[:, :0:-1]
-    xx = xp.zeros((B, 2 * n, x.shape[2]), dtype=cdt)
+    if n > 1:
+        col[:, L - n + 1:] = r[:, :0:-1]
+    xx = xp.zeros((B, L, x.shape[2]), dtype=cdt)
     xx[:, :n] = x
     y = fft.ifft(fft.fft(col, axis=1)[:, :, None] * fft.fft(xx, axis=1), axis=1)[:, :n]
     if c.dtype.kind != "c" and x.dtype.kind != "c":

@@ -36,7 +36,14 @@ from typing import Any
 
 import numpy as np
 
-from structlin._backend import grad_like, kernels, sum_to_shape
+from structlin._backend import (
+    fft_fast_length,
+    fft_namespace,
+    fft_pair,
+    grad_like,
+    kernels,
+    sum_to_shape,
+)
 from structlin._validate import (
     ABSENT,
     check_choice,
@@ -227,23 +234,31 @@ class _Args:
 
 def _lconv(xp: Any, a: Any, b: Any, m: int) -> Any:
     """Circular convolution of length ``m`` of ``a`` and ``b`` (zero-padded), broadcast."""
-    if a.dtype.kind == "c" or b.dtype.kind == "c":
-        return xp.fft.ifft(xp.fft.fft(a, m) * xp.fft.fft(b, m), m)
-    return xp.fft.irfft(xp.fft.rfft(a, m) * xp.fft.rfft(b, m), m)
+    fwd, inv = fft_pair(xp, a.dtype.kind != "c" and b.dtype.kind != "c")
+    return inv(fwd(a, m) * fwd(b, m), m)
+
+
+def _linear_length(xp: Any, a: Any, b: Any, n: int) -> int:
+    """A fast FFT length holding the whole linear convolution (``2n - 1`` terms) of two rows
+    of length ``n``: a circular one of that length has no wrapped terms."""
+    return fft_fast_length(xp, 2 * n - 1, a.dtype.kind != "c" and b.dtype.kind != "c")
 
 
 def _fconv(xp: Any, a: Any, b: Any, f: float) -> Any:
     """``Z_f(a) b``: the ``f``-circular convolution ``sum_j a_{i-j} b_j`` (wrapped terms
     times ``f``), ``Z_f(a) = sum_k a_k Z_f^k`` the ``f``-circulant with first column ``a``."""
     n = a.shape[-1]
-    c = _lconv(xp, a, b, 2 * n)
-    return c[..., :n] + f * c[..., n:] if f else c[..., :n]
+    c = _lconv(xp, a, b, _linear_length(xp, a, b, n))
+    y = c[..., :n]
+    if f and n > 1:
+        y[..., :n - 1] += f * c[..., n:2 * n - 1]
+    return y
 
 
 def _fcorr(xp: Any, h: Any, x: Any, f: float) -> Any:
     """``Z_f(x)^T h``, i.e. ``u_j = h^T Z_f^j x`` (the ``f``-circular correlation)."""
     n = h.shape[-1]
-    c = _lconv(xp, h, x[..., ::-1], 2 * n)
+    c = _lconv(xp, h, x[..., ::-1], _linear_length(xp, h, x, n))
     u = c[..., n - 1:2 * n - 1]
     if f and n > 1:
         u = u + f * xp.concatenate([xp.zeros_like(c[..., :1]), c[..., :n - 1]], axis=-1)
@@ -307,10 +322,8 @@ class _Cross:
         W = wR * self.Pr
         Gr = xp.flip(gL * self.Pl, -1)
         m = 2 * s
-        if W.dtype.kind == "c" or Gr.dtype.kind == "c":
-            c = xp.fft.ifft((xp.fft.fft(W, m) * xp.fft.fft(Gr, m)).sum(axis=-2), m)
-        else:
-            c = xp.fft.irfft((xp.fft.rfft(W, m) * xp.fft.rfft(Gr, m)).sum(axis=-2), m)
+        fwd, inv = fft_pair(xp, W.dtype.kind != "c" and Gr.dtype.kind != "c")
+        c = inv((fwd(W, m) * fwd(Gr, m)).sum(axis=-2), m)
         c = c.reshape(-1, m)
         out = xp.zeros_like(c)
         out[:, 1:] = c[:, :-1]
@@ -1212,7 +1225,7 @@ def _solve_rows(args: _Args, rhs: Any, adjoint: bool) -> Any:
     Gx, Hx = args.G, args.H
     if kind == "cauchy":
         return cauchy(args.ops["s"], args.ops["t"], Gx, Hx, rhs)
-    fft = gko._fft(xp)
+    fft = fft_namespace(xp)
     if kind in ("toeplitz", "hankel"):
         if kind == "hankel":       # M = T J with T Toeplitz-like (G, H J)
             Hx = xp.ascontiguousarray(Hx[..., ::-1])

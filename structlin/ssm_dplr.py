@@ -16,7 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from structlin._backend import as_kernel_array, grad_like, kernels, one_blas_thread, real_dtype
+from structlin._backend import (
+    as_kernel_array,
+    fft_namespace,
+    grad_like,
+    kernels,
+    one_blas_thread,
+    real_dtype,
+)
 from structlin._validate import (
     ABSENT,
     check_finite,
@@ -30,14 +37,6 @@ __all__ = ["ssm_kernel_dplr", "ssm_kernel_dplr_vjp"]
 
 #: longest kernel accepted
 MAX_L = 1 << 26
-
-
-def _fft(xp: Any) -> Any:
-    if xp is np:
-        import scipy.fft
-
-        return scipy.fft
-    return xp.fft
 
 
 def _prepare(Lambda: Any, P: Any, B: Any, C: Any, dt: Any, L: Any, grad: Any = ABSENT):
@@ -206,7 +205,7 @@ def _to_kernel(xp: Any, Khat: Any, L: int) -> Any:
     """``2 Re ifft(Khat)`` through the half spectrum of its Hermitian part."""
     half = xp.arange(L // 2 + 1)
     F = Khat[:, half] + xp.conj(Khat[:, (-half) % L])
-    return _fft(xp).irfft(F, n=L, axis=-1)
+    return fft_namespace(xp).irfft(F, n=L, axis=-1)
 
 
 def ssm_kernel_dplr(Lambda: Any, P: Any, B: Any, C: Any, dt: Any, L: int) -> Any:
@@ -409,7 +408,7 @@ def _backward(xp: Any, args: tuple, L: int, cdt: Any, G: Any) -> tuple:
     H, r, N = P.shape
     f = _forward(xp, args, L, cdt, square=True)
     idx, g, s, Ct, Kh = f["idx"], f["g"], f["s"], f["Ct"], f["Kh"]
-    Ghat = (_fft(xp).fft(G, axis=-1) * (2.0 / L)).astype(cdt)
+    Ghat = (fft_namespace(xp).fft(G, axis=-1) * (2.0 / L)).astype(cdt)
     nk = idx.size
     # Woodbury
     Gk = Ghat[:, idx] * xp.conj(s)

@@ -26,7 +26,14 @@ import numpy as np
 from numpy.linalg import LinAlgError
 from scipy.linalg import LinAlgWarning
 
-from structlin._backend import grad_like, kernels, real_dtype, sum_to_shape
+from structlin._backend import (
+    fft_fast_length,
+    fft_pair,
+    grad_like,
+    kernels,
+    real_dtype,
+    sum_to_shape,
+)
 from structlin._validate import ABSENT, check_bool, check_choice, check_int, prepare
 from structlin._validate import check_finite as _check_finite_array
 
@@ -201,24 +208,6 @@ def _adjoint_rows(xp: Any, c2: Any, r2: Any) -> tuple[Any, Any]:
 # FFT products and correlations on kernel rows.
 
 
-def _fft(xp: Any) -> Any:
-    if xp is np:
-        import scipy.fft
-
-        return scipy.fft
-    return xp.fft
-
-
-def _fast_len(xp: Any, n: int) -> int:
-    import scipy.fft
-
-    return scipy.fft.next_fast_len(n, real=False) if xp is np else n
-
-
-def _fftkw(xp: Any, workers: Any) -> dict:
-    return {"workers": workers} if (xp is np and workers is not None) else {}
-
-
 def _apply(xp: Any, c2: Any, r2: Any, x3: Any, workers: Any = None) -> Any:
     """``T x`` for kernel rows ``c2 (B, m)``, ``r2 (B, n)``, ``x3 (B, n, K)``: the matrix
     embedded in a circulant of size ``L >= m + n - 1``, one FFT product."""
@@ -227,23 +216,17 @@ def _apply(xp: Any, c2: Any, r2: Any, x3: Any, workers: Any = None) -> Any:
     K = x3.shape[2]
     if m == 0 or K == 0 or x3.shape[0] == 0:
         return xp.zeros((x3.shape[0], m, K), dtype=x3.dtype)
-    L = _fast_len(xp, m + n - 1)
-    fft, kw = _fft(xp), _fftkw(xp, workers)
+    real = c2.dtype.kind != "c" and x3.dtype.kind != "c"
+    L = fft_fast_length(xp, m + n - 1, real)
+    fwd, inv = fft_pair(xp, real)
+    kw = {} if workers is None else {"workers": workers}
     e = xp.zeros((B, L), dtype=c2.dtype)
     e[:, :m] = c2
     if n > 1:
         e[:, L - n + 1:] = r2[:, :0:-1]
     with np.errstate(invalid="ignore", over="ignore"):  # NaN rows stay NaN, silently
-        return _apply_fft(xp, fft, kw, e, x3, L, m)
-
-
-def _apply_fft(xp: Any, fft: Any, kw: dict, e: Any, x3: Any, L: int, m: int) -> Any:
-    if e.dtype.kind == "c" or x3.dtype.kind == "c":
-        y = fft.ifft(fft.fft(e, axis=1, **kw)[:, :, None] * fft.fft(x3, L, axis=1, **kw),
-                     axis=1, **kw)[:, :m]
-    else:
-        y = fft.irfft(fft.rfft(e, axis=1, **kw)[:, :, None] * fft.rfft(x3, L, axis=1, **kw),
-                      L, axis=1, **kw)[:, :m]
+        y = inv(fwd(e, axis=1, **kw)[:, :, None] * fwd(x3, L, axis=1, **kw), L, axis=1,
+                **kw)[:, :m]
     return xp.ascontiguousarray(y, dtype=x3.dtype)
 
 
@@ -256,18 +239,10 @@ def _correlate(xp: Any, u: Any, v: Any) -> tuple[Any, Any]:
     dt = np.result_type(u.dtype, v.dtype)
     if K == 0 or B == 0:
         return xp.zeros((B, m), dtype=dt), xp.zeros((B, n), dtype=dt)
-    L = _fast_len(xp, m + n - 1)
-    fft = _fft(xp)
+    L = fft_fast_length(xp, m + n - 1, dt.kind != "c")
+    fwd, inv = fft_pair(xp, dt.kind != "c")
     with np.errstate(invalid="ignore", over="ignore"):
-        return _correlate_fft(xp, fft, u, v, L, m, n, dt)
-
-
-def _correlate_fft(xp: Any, fft: Any, u: Any, v: Any, L: int, m: int, n: int, dt: Any) -> tuple:
-    if dt.kind == "c":
-        p = fft.ifft((fft.fft(u, L, axis=1) * xp.conj(fft.fft(v, L, axis=1))).sum(-1), axis=1)
-    else:
-        p = fft.irfft((fft.rfft(u, L, axis=1) * xp.conj(fft.rfft(v, L, axis=1))).sum(-1), L,
-                      axis=1)
+        p = inv((fwd(u, L, axis=1) * xp.conj(fwd(v, L, axis=1))).sum(-1), L, axis=1)
     low = p[:, :m]
     high = xp.concatenate([p[:, :1], p[:, L - 1:L - n:-1]], axis=1) if n > 1 else p[:, :1]
     return xp.asarray(low, dtype=dt), xp.asarray(high[:, :n], dtype=dt)
@@ -438,10 +413,10 @@ def _gs_factors(xp: Any, c2: Any, r2: Any) -> _GS:
     f[:, 1, 1:] = y[:, :-1] / s
     f[:, 2] = y[:, ::-1]
     f[:, 3, 1:] = x[:, :0:-1]
-    L = _fast_len(xp, 2 * n - 1)
-    fft = _fft(xp)
+    L = fft_fast_length(xp, 2 * n - 1, dt.kind != "c")
+    fwd, _ = fft_pair(xp, dt.kind != "c")
     with np.errstate(invalid="ignore", over="ignore"):
-        spec = fft.fft(f, L, axis=2) if dt.kind == "c" else fft.rfft(f, L, axis=2)
+        spec = fwd(f, L, axis=2)
     return _GS(spec, L, good, lev)
 
 
@@ -456,20 +431,13 @@ def _gs_apply(xp: Any, gs: _GS, v3: Any, rows: Any = None, tinv: Any = None) -> 
     spec = gs.spec if rows is None else gs.spec[rows]
     n = v3.shape[1]
     L = gs.L
-    fft = _fft(xp)
-    kw = _fftkw(xp, -1)
-    if v3.dtype.kind == "c":
-        def fwd(a: Any) -> Any:
-            return fft.fft(a, L, axis=-1, **kw)
+    forward, inverse = fft_pair(xp, v3.dtype.kind != "c")
 
-        def inv(a: Any) -> Any:
-            return fft.ifft(a, axis=-1, **kw)[..., :n]
-    else:
-        def fwd(a: Any) -> Any:
-            return fft.rfft(a, L, axis=-1, **kw)
+    def fwd(a: Any) -> Any:
+        return forward(a, L)
 
-        def inv(a: Any) -> Any:
-            return fft.irfft(a, L, axis=-1, **kw)[..., :n]
+    def inv(a: Any) -> Any:
+        return inverse(a, L)[..., :n]
     with np.errstate(invalid="ignore", over="ignore"):
         w = fwd(xp.ascontiguousarray(xp.swapaxes(v3, 1, 2)[:, :, ::-1]))  # (B', K, F): J v
         t = inv(spec[:, 2:4, None, :] * w[:, None])  # L(J y) J v, L(Z J x) J v
@@ -1003,7 +971,8 @@ def matmul_toeplitz(c_or_cr: Any, x: Any, check_finite: bool = False,
     check_finite : bool, optional
         Whether to check that the inputs hold only finite numbers (default False, as SciPy).
     workers : int, optional
-        Passed to :mod:`scipy.fft` (NumPy inputs): maximum number of FFT workers.
+        Passed to :mod:`structlin.fft` (NumPy inputs): maximum number of FFT threads
+        (default: the engine's, every thread for a large batch); ignored for CuPy inputs.
 
     Returns
     -------

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from structlin._backend import as_kernel_array, real_dtype
+from structlin._backend import as_kernel_array, fft_fast_length, fft_pair, real_dtype
 from structlin._validate import check_choice, check_float, check_int, check_min_ndim, prepare
 
 __all__ = ["chan_preconditioner", "strang_preconditioner"]
@@ -35,24 +35,6 @@ PRECONDITIONERS = ("strang", "chan", None)
 _MAX_CYCLES = 8
 
 
-# ---------------------------------------------------------------------------------------------
-# FFTs: scipy.fft on the host (threads over the rows of a batch), cupy.fft on the device
-
-
-def _fft_module(xp: Any) -> tuple[Any, dict]:
-    if xp is np:
-        import scipy.fft
-
-        return scipy.fft, {"workers": -1}
-    return xp.fft, {}
-
-
-def _fast_length(xp: Any, n: int, real: bool) -> int:
-    import scipy.fft
-
-    return int(scipy.fft.next_fast_len(n, real=real))
-
-
 class _Circulant:
     """The circulant matrices with first columns ``col`` (B, L) applied to vectors (B, k, L)
     by one FFT pair of length ``L``, the spectrum computed once; real data use the real FFT.
@@ -60,19 +42,14 @@ class _Circulant:
 
     def __init__(self, xp: Any, col: Any, real: bool):
         self.xp, self.real, self.L = xp, real, col.shape[-1]
-        self.fft, self.kw = _fft_module(xp)
+        self._fwd, self._inv = fft_pair(xp, real)
         self.spectrum = self.forward(col)[:, None, :]
 
     def forward(self, a: Any, length: int | None = None) -> Any:
-        L = self.L if length is None else length
-        if self.real:
-            return self.fft.rfft(a, L, axis=-1, **self.kw)
-        return self.fft.fft(a, L, axis=-1, **self.kw)
+        return self._fwd(a, self.L if length is None else length)
 
     def backward(self, a: Any) -> Any:
-        if self.real:
-            return self.fft.irfft(a, self.L, axis=-1, **self.kw)
-        return self.fft.ifft(a, self.L, axis=-1, **self.kw)
+        return self._inv(a, self.L)
 
     def apply(self, v: Any) -> Any:
         return self.backward(self.forward(v) * self.spectrum)
@@ -84,7 +61,7 @@ def _toeplitz_embedding(xp: Any, c: Any, r: Any, real: bool) -> Any:
     (B, n)."""
     B, m = c.shape
     n = r.shape[-1]
-    L = _fast_length(xp, m + n - 1, real)
+    L = fft_fast_length(xp, m + n - 1, real)
     e = xp.zeros((B, L), dtype=c.dtype)
     e[:, :m] = c
     if n > 1:

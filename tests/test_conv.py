@@ -504,6 +504,8 @@ def _class_path_calls(monkeypatch):
 
     monkeypatch.setattr(cpu_conv, "_forward_by_classes", spy)
     monkeypatch.setattr(cpu_conv, "_plan_chunks", no_chunks)
+    # real rows that fit a tile go through the fused path, which never needs the classes
+    monkeypatch.setattr(cpu_conv, "_fused_ok", lambda dt, nfft, budget: False)
     return calls
 
 

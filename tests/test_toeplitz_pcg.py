@@ -164,8 +164,10 @@ def test_cg_solves_kac_murdock_szego_systems(preconditioner):
     for i in range(2):
         np.testing.assert_allclose(x[i], scipy.linalg.solve_toeplitz(cc[i], b[i]),
                                    rtol=1e-9, atol=1e-10)
+        # the reported residual is the true one; near the rounding floor (a few eps) the FFT
+        # product and the dense one each round differently, hence the absolute slack
         np.testing.assert_allclose(relres[i], _relres(cc[i], cc[i], x[i], b[i]), rtol=1e-3,
-                                   atol=1e-15)
+                                   atol=1e-14)
 
 
 def test_cg_solves_a_decaying_random_symmetric_system():

@@ -449,3 +449,77 @@ def butterfly_spaced_block_vjp(nv: int, increasing: bool):
         return sig, codegen
 
     return _sblock_vjp
+
+
+def _strided_vectors(context, builder, aty, arr, offset, stride, lanes):
+    """Pointers to the ``lanes`` vectors of ``lanes`` elements at ``arr[offset + r * stride:]``."""
+    ary = context.make_array(aty)(context, builder, arr)
+    vty = ir.VectorType(context.get_data_type(aty.dtype), lanes)
+    ptrs = []
+    for r in range(lanes):
+        at = builder.add(offset, builder.mul(stride, ir.Constant(stride.type, r)))
+        ptrs.append(builder.bitcast(builder.gep(ary.data, [at]), vty.as_pointer()))
+    return ptrs
+
+
+def _transpose_masks(lanes):
+    """Per level ``b = 1, 2, 4, ...``: the two shuffles that swap bit ``b`` of the row index with
+    bit ``b`` of the lane index between rows ``i`` (bit clear) and ``i | b`` (bit set)."""
+    out = []
+    b = 1
+    while b < lanes:
+        lo = [c if not c & b else lanes + c - b for c in range(lanes)]
+        hi = [c + b if not c & b else lanes + c for c in range(lanes)]
+        out.append((b, _int_vec(lo), _int_vec(hi)))
+        b *= 2
+    return out
+
+
+def transpose_lanes(itemsize: int) -> int:
+    """Side of the square block :func:`transpose_block` moves: one register of the host's widest
+    vector unit (16 float32 or 8 float64 with AVX-512), so that the block stays in registers."""
+    from structlin._cpu._microkernel import VECTOR_BYTES
+
+    return max(4, VECTOR_BYTES // itemsize)
+
+
+@intrinsic
+def transpose_block(typingctx, src, soff, sstride, dst, doff, dstride):
+    """``dst[doff + c * dstride + r] = src[soff + r * sstride + c]`` for ``r, c < B`` with
+    ``B = transpose_lanes(itemsize)``: a ``B x B`` block transposed in registers (``B`` loads,
+    ``B log2 B`` two-source shuffles, ``B`` stores; ``vpermt2ps``/``vpermt2pd`` on AVX-512),
+    where scalar code would store one element at a time."""
+    if not (_real_vector(src) and _real_vector(dst) and src.dtype == dst.dtype
+            and all(isinstance(t, types.Integer) for t in (soff, sstride, doff, dstride))):
+        return None
+    sig = types.void(src, types.intp, types.intp, dst, types.intp, types.intp)
+    lanes = transpose_lanes(src.dtype.bitwidth // 8)
+
+    def codegen(context, builder, signature, args):
+        sty, _, _, dty, _, _ = signature.args
+        s_arr, so, ss, d_arr, do, ds = args
+        align = sty.dtype.bitwidth // 8
+        v = _load(builder, _strided_vectors(context, builder, sty, s_arr, so, ss, lanes), align)
+        for b, lo, hi in _transpose_masks(lanes):
+            new = list(v)
+            for i in range(lanes):
+                if i & b:
+                    continue
+                new[i] = builder.shuffle_vector(v[i], v[i | b], lo)
+                new[i | b] = builder.shuffle_vector(v[i], v[i | b], hi)
+            v = new
+        _store(builder, v, _strided_vectors(context, builder, dty, d_arr, do, ds, lanes), align)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+def transpose_side(a) -> int:
+    """:func:`transpose_lanes` of the array ``a``'s elements (callable in Numba code)."""
+    return transpose_lanes(a.itemsize)
+
+
+@overload(transpose_side)
+def _transpose_side(a):
+    side = transpose_lanes(a.dtype.bitwidth // 8)
+    return lambda a: side

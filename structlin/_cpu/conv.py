@@ -54,10 +54,10 @@ import threading
 
 import numba
 import numpy as np
-import scipy.fft
 from numba import njit, prange, types
 from numba.extending import overload
 
+from structlin._cpu import fft as _eng
 from structlin._cpu._schedule import serial_when_small
 
 __all__ = ["backward", "fft_size", "forward", "kernel_spectrum"]
@@ -88,6 +88,9 @@ MIN_CLASSES = 8
 #: scratch bytes the chunk path may use in all threads however small ``u`` is; above both this
 #: and ``u``'s size, rows go through the frequency-class path instead
 SCRATCH_MIN_BYTES = 8 * 1024 * 1024
+#: complex rows of scratch the FFT engine holds per thread for one transform (its tile: four
+#: real planes of the row's length)
+ENGINE_TILE_ROWS = 2
 #: elements per block of the fold / unfold passes of the class path (twiddles per block)
 CLASS_BLOCK = 2048
 
@@ -100,8 +103,8 @@ def fft_size(L: int, Lk: int) -> int:
     into that many frequency classes, see :func:`_forward_by_classes`)."""
     n0 = int(L) + int(Lk) - 1
     if n0 <= LONG_ROW_MIN:
-        return int(scipy.fft.next_fast_len(n0, real=True))
-    return MAX_CLASSES * int(scipy.fft.next_fast_len(-(-n0 // MAX_CLASSES), real=True))
+        return _eng.next_smooth(n0, even=True)
+    return MAX_CLASSES * _eng.next_smooth(-(-n0 // MAX_CLASSES))
 
 
 class Spectrum:
@@ -134,9 +137,7 @@ class Spectrum:
     def freq(self) -> np.ndarray:
         with self._lock:
             if self._freq is None:
-                f = scipy.fft.rfft if self.k.dtype.kind == "f" else scipy.fft.fft
-                self._freq = np.ascontiguousarray(
-                    f(self.k, n=self.nfft, axis=-1, workers=numba.get_num_threads()))
+                self._freq = _eng.rows(self.k, self.nfft, False)
             return self._freq
 
 
@@ -600,13 +601,13 @@ def _forward_by_classes(u2, k, K, pre2, has_pre, post2, has_post, D, has_D, H, n
         bx, bk = bufs[worker]
         _fold_classes(u2[row], pre2[row] if has_pre else u2[row], has_pre, rs, R, nfft,
                       fsteps, bx)
-        F = scipy.fft.fft(bx, axis=-1, overwrite_x=True)
+        F = _eng.rows(bx, M, False, serial=True, overwrite=True)
         if K is None:
             _fold_classes(k[h], k[h], False, rs, R, nfft, fsteps, bk)
-            F *= scipy.fft.fft(bk, axis=-1, overwrite_x=True)
+            F *= _eng.rows(bk, M, False, serial=True, overwrite=True)
         else:
             _times_class_spectrum(F, K[h], rs, R, real)
-        return scipy.fft.ifft(F, axis=-1, overwrite_x=True)
+        return _inverse_complex(F, M, workers=1, overwrite_x=True)
 
     def work(worker, j, _):
         row, i = items[j]
@@ -629,6 +630,120 @@ def _forward_by_classes(u2, k, K, pre2, has_pre, post2, has_post, D, has_D, H, n
                 cond.notify_all()
 
     _run_chunks(nthreads, [(j, j + 1) for j in range(len(items))], work)
+    return out2
+
+
+# ---- fused real path: one Numba pass per row around the engine's four-step transforms -------
+
+
+@njit(cache=True, fastmath={"contract"}, nogil=True)
+def _fused_rows(u2, pre2, has_pre, Kf, has_K, kmat, H, r0, r1, nfft, offset, D, has_D, post2,
+                has_post, out2, P, rtwr, rtwi):
+    """Rows ``r0 .. r1`` of the forward, each in one tile that stays in cache: the padded row
+    (gated) is transformed as ``nfft / 2`` complex pairs, split into its spectrum, multiplied by
+    the kernel's (``Kf``, or transformed here from ``kmat`` when the call holds no spectrum),
+    merged back into half-length pairs, transformed back, and written with the offset, the
+    ``D`` skip and the post-gate: the row is read once and written once."""
+    h = nfft // 2
+    L = u2.shape[1]
+    Lk = kmat.shape[1]
+    ar, ai, br, bi = _eng._scratch(h, rtwr)
+    X = np.empty(2 * (h + 1), dtype=rtwr.dtype)
+    Y = np.empty(2 * (h + 1) if not has_K else 2, dtype=rtwr.dtype)
+    scale = 1.0 / nfft
+    for r in range(r0, r1):
+        c = r % H
+        ur = u2[r]
+        if has_pre:
+            gr = pre2[r]
+            for t in range(L):
+                X[t] = ur[t] * gr[t]
+        else:
+            for t in range(L):
+                X[t] = ur[t]
+        for t in range(L, nfft):
+            X[t] = 0.0
+        _eng._load_pairs(X, ar, ai, 1.0)
+        fr, fi = _eng._long_core(ar, ai, br, bi, P)
+        _eng._store_r2c(X, fr, fi, rtwr, rtwi)
+        if has_K:
+            Kr = Kf[c]
+        else:
+            kr = kmat[c]
+            for t in range(Lk):
+                Y[t] = kr[t]
+            for t in range(Lk, nfft):
+                Y[t] = 0.0
+            _eng._load_pairs(Y, ar, ai, 1.0)
+            fr, fi = _eng._long_core(ar, ai, br, bi, P)
+            _eng._store_r2c(Y, fr, fi, rtwr, rtwi)
+            Kr = Y
+        for f in range(h + 1):
+            xr = X[2 * f]
+            xi = X[2 * f + 1]
+            kre = Kr[2 * f]
+            kim = Kr[2 * f + 1]
+            X[2 * f] = xr * kre - xi * kim
+            X[2 * f + 1] = xr * kim + xi * kre
+        _eng._load_c2r(X, ar, ai, rtwr, rtwi)
+        fr, fi = _eng._long_core(ar, ai, br, bi, P)
+        _eng._store_pairs(X, fr, fi, -1.0)
+        orow = out2[r]
+        if has_D:
+            d = D[c]
+            if has_post:
+                gr = post2[r]
+                for t in range(L):
+                    orow[t] = gr[t] * (X[t + offset] * scale + d * ur[t])
+            else:
+                for t in range(L):
+                    orow[t] = X[t + offset] * scale + d * ur[t]
+        elif has_post:
+            gr = post2[r]
+            for t in range(L):
+                orow[t] = gr[t] * (X[t + offset] * scale)
+        else:
+            for t in range(L):
+                orow[t] = X[t + offset] * scale
+
+
+@njit(cache=True, parallel=True)
+def _fused_forward(u2, pre2, has_pre, Kf, has_K, kmat, H, nfft, offset, D, has_D, post2,
+                   has_post, out2, P, rtwr, rtwi, nchunks):
+    b = u2.shape[0]
+    per = (b + nchunks - 1) // nchunks
+    for ch in prange(nchunks):
+        r0 = ch * per
+        r1 = min(b, r0 + per)
+        if r0 < r1:
+            _fused_rows(u2, pre2, has_pre, Kf, has_K, kmat, H, r0, r1, nfft, offset, D, has_D,
+                        post2, has_post, out2, P, rtwr, rtwi)
+
+
+#: the fused path's shortest transform: below, rows are too short for the four-step tile
+FUSED_MIN_NFFT = 128
+
+
+def _fused_ok(dt, nfft: int, budget: int) -> bool:
+    """Real rows whose transform the engine runs directly and whose tiles (about ``4 nfft``
+    values per thread: four planes of ``nfft / 2`` and two spectra) fit the scratch budget;
+    longer rows go through the frequency classes."""
+    tile = 4 * nfft * dt.itemsize * numba.get_num_threads()
+    return (dt.kind == "f" and nfft % 2 == 0 and nfft >= FUSED_MIN_NFFT
+            and _eng.is_smooth(nfft) and tile <= budget)
+
+
+def _forward_fused(u2, spec, nfft, offset, D, has_D, pre2, has_pre, post2, has_post, H, out2,
+                   K):
+    dt = u2.dtype
+    p = _eng.long_plan(nfft // 2, dt.str)
+    rtw = _eng.real_twiddles(nfft, dt.str)
+    has_K = K is not None
+    Kf = K.view(dt) if has_K else np.zeros((1, 2), dtype=dt)
+    nrows = u2.shape[0]
+    _fused_forward(u2, pre2, has_pre, Kf, has_K, spec.k, H, nfft, offset, D, has_D, post2,
+                   has_post, out2, p.packed, rtw[0], rtw[1],
+                   max(1, min(nrows, 4 * numba.get_num_threads())))
     return out2
 
 
@@ -695,10 +810,33 @@ def _run_chunks(nthreads: int, chunks, work) -> None:
         raise errors[0]
 
 
+def _forward_rows(x, n=None, axis=-1, overwrite_x=False, workers=None):
+    """The engine's forward transform (``rfft`` for real rows, ``fft`` for complex) of the rows
+    of ``x`` zero-padded to ``n``, in scipy.fft's call form; ``workers == 1``: on the calling
+    thread (the chunk threads each run their own rows)."""
+    x = np.ascontiguousarray(x)
+    return _eng.rows(x, x.shape[-1] if n is None else n, False, serial=workers == 1)
+
+
+def _inverse_real(F, n=None, axis=-1, overwrite_x=False, workers=None):
+    """``irfft(F, n)`` on the engine (normalized by ``1 / n`` like scipy's default)."""
+    out = _eng.real_rows(np.ascontiguousarray(F), n, serial=workers == 1)
+    out *= 1.0 / n
+    return out
+
+
+def _inverse_complex(F, n=None, axis=-1, overwrite_x=False, workers=None):
+    """``ifft(F)`` on the engine (rows of length ``n == F.shape[-1]``, normalized)."""
+    out = _eng.rows(np.ascontiguousarray(F), F.shape[-1], True, serial=workers == 1,
+                    overwrite=overwrite_x)
+    out *= 1.0 / F.shape[-1]
+    return out
+
+
 def _transforms(dtype):
     if dtype.kind == "f":
-        return scipy.fft.rfft, scipy.fft.irfft
-    return scipy.fft.fft, scipy.fft.ifft
+        return _forward_rows, _inverse_real
+    return _forward_rows, _inverse_complex
 
 
 def _use_direct(L: int, Lk: int, dtype) -> bool:
@@ -732,12 +870,17 @@ def forward(u, spec, nfft, Lk, offset, D, pregate, postgate, out, *, precision="
     # spectrum included unless a plan already holds it
     budget = max(u.nbytes, SCRATCH_MIN_BYTES)
     K = spec.freq() if spec.ready or spec.nbytes() <= KERNEL_SPECTRUM_SHARE * u.nbytes else None
+    if _fused_ok(dt, nfft, budget):
+        _forward_fused(u2, spec, nfft, offset, D, has_D, pre2, has_pre, post2, has_post, H, out2,
+                       K)
+        return out
     itemsize = _complex_of(dt).itemsize
     if K is not None and not spec.ready:
         budget -= spec.nbytes()
     plan = _plan_chunks(B * H, nfft, itemsize, budget, 2 if K is not None else 3)
+    # a class's buffers plus the engine's tile for its transform (two complex rows of M)
     R = _class_count(nfft, budget // numba.get_num_threads(),
-                     itemsize * (1 if K is not None else 2))
+                     itemsize * ((1 if K is not None else 2) + ENGINE_TILE_ROWS))
     if plan is None and R:
         return _forward_by_classes(u2, spec.k, K, pre2, has_pre, post2, has_post, D, has_D, H,
                                    nfft, R, offset, out2)
