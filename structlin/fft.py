@@ -136,6 +136,8 @@ def _engine():
     return kernels(np, "fft")
 
 
+
+
 def _complex_of(dt: np.dtype) -> np.dtype:
     return np.dtype(np.complex64) if dt in (np.float32, np.complex64) else np.dtype(np.complex128)
 
@@ -153,7 +155,8 @@ def _bluestein_plan(n: int, cdt: str, inverse: bool) -> tuple[int, np.ndarray, n
     exp(-+ i pi j^2 / n)`` and the DFT of the conjugate chirp wrapped to length ``m``, divided
     by ``m`` (so the inverse transform of the product needs no scaling). Computed in float64
     (``j^2`` reduced modulo ``2n`` first, so the angle keeps full precision) and rounded once."""
-    m = next_fast_len(2 * n - 1)
+    # a length whose transforms run on the SIMD butterflies throughout (not merely 5-smooth)
+    m = _engine().fast_length(2 * n - 1)
     j = np.arange(n, dtype=np.int64)
     angle = np.pi * ((j * j) % (2 * n)) / n
     chirp = np.exp((1j if inverse else -1j) * angle)
@@ -244,7 +247,8 @@ def _c2c_public(x, n, axis, norm, overwrite_x, workers, plan, inverse):
                          f"along axis {axis}")
     dt = np.dtype(p.dtype.type)
     cdt = _complex_of(dt)
-    a = np.moveaxis(x, axis, -1)
+    last = axis == x.ndim - 1
+    a = x if last else np.moveaxis(x, axis, -1)
     with _workers_context(workers):
         if dt.kind == "f" and n % 2 == 0 and _engine().is_smooth(n):
             # a real row: the half spectrum and its conjugate mirror, half the work
@@ -260,7 +264,8 @@ def _c2c_public(x, n, axis, norm, overwrite_x, workers, plan, inverse):
             rows, batch = _fit_rows(a, n, cdt)
             y = _c2c_rows(rows, inverse)
     _scale(y, _factor(norm, n, inverse))
-    return np.moveaxis(y.reshape(*batch, n), -1, axis)
+    y = y.reshape(*batch, n)
+    return y if last else np.moveaxis(y, -1, axis)
 
 
 def _factor(norm: str, N: int, inverse: bool) -> float:
@@ -325,9 +330,9 @@ _C2C_DOC = """Return the {what} discrete Fourier transform of ``x`` along ``axis
     -----
     ``y[k] = sum_j x[j] exp({sign}2 pi i j k / n)``{scale_note}. 5-smooth lengths run on
     the engine directly (a batch of rows in the four-step / Stockham scheme of
-    :mod:`structlin._cpu.fft`: radix-2/3/4/5 stages, the row blocked in L2, parallel over
-    rows), in about ``5 n log2(n)`` flops per row; a real input of even length runs the
-    half-length complex transform and is mirrored. Any other length runs Bluestein's
+    :mod:`structlin._cpu.fft`: radix-8/4/2/3/5 stages as explicit SIMD butterflies, the row's
+    tiles in L2, parallel over rows), in about ``5 n log2(n)`` flops per row; a real input of
+    even length runs the half-length complex transform, split in its store pass. Any other length runs Bluestein's
     algorithm [1]_: with ``jk = (j^2 + k^2 - (k - j)^2) / 2`` the transform is a circular
     convolution with the chirp ``exp(+-i pi j^2 / n)``, computed by three engine transforms
     of a 5-smooth length ``m >= 2n - 1`` (the chirp's spectrum cached per length and dtype),
@@ -445,10 +450,11 @@ def rfft(x: Any, n: int | None = None, axis: int = -1, norm: str | None = None,
                          f"along axis {axis}")
     dt = np.dtype(p.dtype.type)
     with _workers_context(workers):
-        rows, batch = _fit_rows(np.moveaxis(x, axis, -1), n, dt)
+        rows, batch = _fit_rows(x if axis == x.ndim - 1 else np.moveaxis(x, axis, -1), n, dt)
         y = _r2c_rows(rows)
     _scale(y, _factor(norm, n, False))
-    return np.moveaxis(y.reshape(*batch, n // 2 + 1), -1, axis)
+    y = y.reshape(*batch, n // 2 + 1)
+    return y if axis == x.ndim - 1 else np.moveaxis(y, -1, axis)
 
 
 def irfft(x: Any, n: int | None = None, axis: int = -1, norm: str | None = None,
@@ -524,10 +530,12 @@ def irfft(x: Any, n: int | None = None, axis: int = -1, norm: str | None = None,
                 f"for x of length m = {x.shape[axis]} along axis {axis}; pass n"
             )
     with _workers_context(workers):
-        rows, batch = _fit_rows(np.moveaxis(x, axis, -1), n // 2 + 1, np.dtype(cdt))
+        rows, batch = _fit_rows(x if axis == x.ndim - 1 else np.moveaxis(x, axis, -1),
+                                n // 2 + 1, np.dtype(cdt))
         y = _c2r_rows(rows, n)
     _scale(y, _factor(norm, n, True))
-    return np.moveaxis(y.reshape(*batch, n), -1, axis)
+    y = y.reshape(*batch, n)
+    return y if axis == x.ndim - 1 else np.moveaxis(y, -1, axis)
 
 
 # ---------------------------------------------------------------------- DCT / DST (rows)

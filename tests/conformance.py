@@ -191,8 +191,16 @@ def _scale(a) -> float:
     return float(np.max(np.abs(a), initial=0.0))
 
 
+def _read_only(a: np.ndarray) -> np.ndarray:
+    ro = a.copy()
+    ro.flags.writeable = False
+    return ro
+
+
 def _layouts(a: np.ndarray) -> dict[str, np.ndarray]:
-    """The same values as ``a`` in every memory layout a caller may hand us."""
+    """The same values as ``a`` in every memory layout a caller may hand us (read-only is
+    checked for every array at once: see
+    :meth:`OperatorConformance.test_memory_layouts_give_the_contiguous_result`)."""
     out = {}
     wide = np.empty((*a.shape[:-1], 2 * a.shape[-1]) if a.ndim else (2,), a.dtype)
     if a.ndim:
@@ -200,9 +208,6 @@ def _layouts(a: np.ndarray) -> dict[str, np.ndarray]:
         out["non-contiguous"] = wide[..., ::2]
     if a.ndim >= 2:
         out["fortran"] = np.asfortranarray(a)
-    ro = a.copy()
-    ro.flags.writeable = False
-    out["read-only"] = ro
     if a.dtype.itemsize > 1:
         out["big-endian"] = a.astype(a.dtype.newbyteorder(">"))
     return out
@@ -401,12 +406,20 @@ class OperatorConformance:
         for k, v in p.items():
             if isinstance(v, np.ndarray) and (v.dtype.kind in "fc" or k in self.structure):
                 variants += [(k, name, a) for name, a in _layouts(v).items()]
+        # read-only: every array at once, in one call (each pattern of read-only arguments is
+        # a Numba compilation of its own; all of them read-only is what JAX's callbacks pass)
+        ro = {k: _read_only(v) for k, v in p.items()
+              if isinstance(v, np.ndarray) and (v.dtype.kind in "fc" or k in self.structure)}
+        variants.append(("every array", "read-only", (_read_only(x), ro)))
         for arg, layout, v in variants:
             if gpu and layout in ("read-only", "big-endian"):
                 continue  # CuPy has neither
             q = dict(p)
             xv = x
-            if arg == "x":
+            if arg == "every array":
+                xv, ro = v
+                q.update(ro)
+            elif arg == "x":
                 xv = v
             else:
                 q[arg] = v

@@ -4,10 +4,13 @@ Each public function has one valid call below (small sizes). Every argument of t
 then replaced, one at a time, by the bad values of its kind, and the call must either work or
 raise ``TypeError``/``ValueError`` (``LinAlgError`` for singular systems) -- never an
 ``AttributeError``, ``IndexError``, a Numba typing error, a hang or a ``MemoryError`` -- and
-must leave every input unchanged. Object and string arrays must be refused with a ``TypeError``
-that names the argument, and so must a CuPy array mixed with NumPy ones (a stand-in class, no
-GPU needed). The table must cover ``structlin.__all__``: a new public function without an entry
-fails :func:`test_every_public_function_is_probed`.
+must leave every input unchanged. The call must also work with every array argument
+read-only at once (one call, not one per argument: each pattern of read-only arrays is a Numba
+compilation of its own, seconds per kernel; all read-only is the pattern JAX's callbacks hand
+over, compiled by the JAX tests anyway). Object and string arrays must be refused with a
+``TypeError`` that names the argument, and so must a CuPy array mixed with NumPy ones (a
+stand-in class, no GPU needed). The table must cover ``structlin.__all__``: a new public
+function without an entry fails :func:`test_every_public_function_is_probed`.
 """
 
 from __future__ import annotations
@@ -259,9 +262,6 @@ def _bad_values(value) -> list[tuple[str, object, tuple]]:
             ("non-contiguous", np.repeat(value, 2, axis=-1)[..., ::2] if value.ndim else value,
              ()),
         ]
-        ro = value.copy()
-        ro.flags.writeable = False
-        out.append(("read-only", ro, ()))
     elif isinstance(value, (bool, np.bool_)):
         out += [("string for a flag", "yes", ALLOWED)]
     elif isinstance(value, (int, np.integer)):
@@ -274,6 +274,14 @@ def _bad_values(value) -> list[tuple[str, object, tuple]]:
     elif isinstance(value, str):
         out += [("unknown value", "bogus", ALLOWED)]
     return out
+
+
+def _read_only(value):
+    """A read-only copy of a floating or complex array; anything else unchanged."""
+    if isinstance(value, np.ndarray) and value.dtype.kind in "fc":
+        value = value.copy()
+        value.flags.writeable = False
+    return value
 
 
 def _arguments(name):
@@ -347,6 +355,20 @@ def test_bad_arguments_raise_clear_errors_and_leave_inputs_alone(name):
                 current = np.asarray(named.get(k, bad) if k != "bad" else bad)
                 if not np.array_equal(current, v, equal_nan=current.dtype.kind in "fc"):
                     problems.append(f"{arg} as {label}: {k} was modified")
+    # every floating array argument read-only at once: the call must work (a kernel or a
+    # Python step that writes into an input fails here, and so does a Numba typing error)
+    ro = {k: _read_only(v) for k, v in named.items()}
+    a2, k2 = args, kwargs
+    for arg, value in ro.items():
+        if value is not named[arg]:
+            a2, k2 = _replace(a2, k2, params, arg, value)
+    try:
+        _call(name, a2, k2)
+    except Exception as exc:
+        problems.append(f"every array read-only: {type(exc).__name__}: {exc}"[:300])
+    for k, v in _snapshot(named).items():
+        if not np.array_equal(ro[k], v, equal_nan=v.dtype.kind in "fc"):
+            problems.append(f"every array read-only: {k} was modified")
     assert not problems, "\n".join(problems)
 
 

@@ -176,7 +176,7 @@ def long_plan(n: int, dtype_str: str) -> Plan:
 
 # ------------------------------------------------------------------ column Stockham stages
 
-@njit(cache=True, fastmath=_FM, inline="always")
+@njit(cache=True, fastmath=_FM)
 def _radix2(xr, xi, yr, yi, l, s, W, twr, twi, off):
     m = l // 2
     for p in range(m):
@@ -200,7 +200,7 @@ def _radix2(xr, xi, yr, yi, l, s, W, twr, twi, off):
                 yi[o0 + sw, c] = w1r * di + w1i * dr
 
 
-@njit(cache=True, fastmath=_FM, inline="always")
+@njit(cache=True, fastmath=_FM)
 def _radix4(xr, xi, yr, yi, l, s, W, twr, twi, off):
     m = l // 4
     sm = s * m
@@ -250,104 +250,7 @@ def _radix4(xr, xi, yr, yi, l, s, W, twr, twi, off):
                 yi[o0 + 3 * sw, c] = w3r * u3i + w3i * u3r
 
 
-@njit(cache=True, fastmath=_FM, inline="always")
-def _radix8(xr, xi, yr, yi, l, s, W, twr, twi, off):
-    m = l // 8
-    sm = s * m
-    h = 0.70710678118654752440  # 1 / sqrt(2)
-    for p in range(m):
-        t = off + 7 * p
-        for q in range(s):
-            i0 = q + s * p
-            o0 = q + s * 8 * p
-            sw = s
-            w1r = twr[t]
-            w1i = twi[t]
-            w2r = twr[t + 1]
-            w2i = twi[t + 1]
-            w3r = twr[t + 2]
-            w3i = twi[t + 2]
-            w4r = twr[t + 3]
-            w4i = twi[t + 3]
-            w5r = twr[t + 4]
-            w5i = twi[t + 4]
-            w6r = twr[t + 5]
-            w6i = twi[t + 5]
-            w7r = twr[t + 6]
-            w7i = twi[t + 6]
-            for c in range(W):
-                # b_j = a_j + a_(j+4); c_j = (a_j - a_(j+4)) w8^j
-                b0r = xr[i0, c] + xr[i0 + 4 * sm, c]
-                b0i = xi[i0, c] + xi[i0 + 4 * sm, c]
-                b1r = xr[i0 + sm, c] + xr[i0 + 5 * sm, c]
-                b1i = xi[i0 + sm, c] + xi[i0 + 5 * sm, c]
-                b2r = xr[i0 + 2 * sm, c] + xr[i0 + 6 * sm, c]
-                b2i = xi[i0 + 2 * sm, c] + xi[i0 + 6 * sm, c]
-                b3r = xr[i0 + 3 * sm, c] + xr[i0 + 7 * sm, c]
-                b3i = xi[i0 + 3 * sm, c] + xi[i0 + 7 * sm, c]
-                c0r = xr[i0, c] - xr[i0 + 4 * sm, c]
-                c0i = xi[i0, c] - xi[i0 + 4 * sm, c]
-                dr = xr[i0 + sm, c] - xr[i0 + 5 * sm, c]
-                di = xi[i0 + sm, c] - xi[i0 + 5 * sm, c]
-                c1r = h * (dr + di)
-                c1i = h * (di - dr)
-                c2r = xi[i0 + 2 * sm, c] - xi[i0 + 6 * sm, c]
-                c2i = xr[i0 + 6 * sm, c] - xr[i0 + 2 * sm, c]
-                dr = xr[i0 + 3 * sm, c] - xr[i0 + 7 * sm, c]
-                di = xi[i0 + 3 * sm, c] - xi[i0 + 7 * sm, c]
-                c3r = h * (di - dr)
-                c3i = -h * (dr + di)
-                # even outputs: DFT4 of b
-                s02r = b0r + b2r
-                s02i = b0i + b2i
-                d02r = b0r - b2r
-                d02i = b0i - b2i
-                s13r = b1r + b3r
-                s13i = b1i + b3i
-                j13r = b1i - b3i
-                j13i = b3r - b1r
-                yr[o0, c] = s02r + s13r
-                yi[o0, c] = s02i + s13i
-                ur = d02r + j13r
-                ui = d02i + j13i
-                yr[o0 + 2 * sw, c] = w2r * ur - w2i * ui
-                yi[o0 + 2 * sw, c] = w2r * ui + w2i * ur
-                ur = s02r - s13r
-                ui = s02i - s13i
-                yr[o0 + 4 * sw, c] = w4r * ur - w4i * ui
-                yi[o0 + 4 * sw, c] = w4r * ui + w4i * ur
-                ur = d02r - j13r
-                ui = d02i - j13i
-                yr[o0 + 6 * sw, c] = w6r * ur - w6i * ui
-                yi[o0 + 6 * sw, c] = w6r * ui + w6i * ur
-                # odd outputs: DFT4 of c
-                s02r = c0r + c2r
-                s02i = c0i + c2i
-                d02r = c0r - c2r
-                d02i = c0i - c2i
-                s13r = c1r + c3r
-                s13i = c1i + c3i
-                j13r = c1i - c3i
-                j13i = c3r - c1r
-                ur = s02r + s13r
-                ui = s02i + s13i
-                yr[o0 + sw, c] = w1r * ur - w1i * ui
-                yi[o0 + sw, c] = w1r * ui + w1i * ur
-                ur = d02r + j13r
-                ui = d02i + j13i
-                yr[o0 + 3 * sw, c] = w3r * ur - w3i * ui
-                yi[o0 + 3 * sw, c] = w3r * ui + w3i * ur
-                ur = s02r - s13r
-                ui = s02i - s13i
-                yr[o0 + 5 * sw, c] = w5r * ur - w5i * ui
-                yi[o0 + 5 * sw, c] = w5r * ui + w5i * ur
-                ur = d02r - j13r
-                ui = d02i - j13i
-                yr[o0 + 7 * sw, c] = w7r * ur - w7i * ui
-                yi[o0 + 7 * sw, c] = w7r * ui + w7i * ur
-
-
-@njit(cache=True, fastmath=_FM, inline="always")
+@njit(cache=True, fastmath=_FM)
 def _radix3(xr, xi, yr, yi, l, s, W, twr, twi, off):
     m = l // 3
     sm = s * m
@@ -389,7 +292,7 @@ def _radix3(xr, xi, yr, yi, l, s, W, twr, twi, off):
                 yi[o0 + 2 * sw, c] = w2r * u2i + w2i * u2r
 
 
-@njit(cache=True, fastmath=_FM, inline="always")
+@njit(cache=True, fastmath=_FM)
 def _radix5(xr, xi, yr, yi, l, s, W, twr, twi, off):
     m = l // 5
     sm = s * m
@@ -463,7 +366,7 @@ _B2 = stage_block(2, True)
 _B2_LAST = stage_block(2, False)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _simd2(xr, xi, yr, yi, l, s, W, twr, twi, off):
     m = l // 2
     ist = s * m * W
@@ -487,7 +390,7 @@ _B3 = stage_block(3, True)
 _B3_LAST = stage_block(3, False)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _simd3(xr, xi, yr, yi, l, s, W, twr, twi, off):
     m = l // 3
     ist = s * m * W
@@ -511,7 +414,7 @@ _B4 = stage_block(4, True)
 _B4_LAST = stage_block(4, False)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _simd4(xr, xi, yr, yi, l, s, W, twr, twi, off):
     m = l // 4
     ist = s * m * W
@@ -535,7 +438,7 @@ _B5 = stage_block(5, True)
 _B5_LAST = stage_block(5, False)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _simd5(xr, xi, yr, yi, l, s, W, twr, twi, off):
     m = l // 5
     ist = s * m * W
@@ -559,7 +462,7 @@ _B8 = stage_block(8, True)
 _B8_LAST = stage_block(8, False)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _simd8(xr, xi, yr, yi, l, s, W, twr, twi, off):
     m = l // 8
     ist = s * m * W
@@ -583,7 +486,8 @@ def _simd8(xr, xi, yr, yi, l, s, W, twr, twi, off):
 def _columns(ar, ai, br, bi, n, W, radices, twr, twi, offs):
     """Transform the ``W`` columns of the ``(n, W)`` split tile in ``(ar, ai)`` (flat planes);
     return 0 when the result is in ``(ar, ai)`` and 1 when it is in ``(br, bi)``. Whole vector
-    blocks go through the SIMD butterflies; other widths through the loop-vectorized ones."""
+    blocks go through the SIMD butterflies; other widths through the loop-vectorized ones (no
+    radix 8 there: :func:`factor` gives one only for whole-block widths)."""
     simd = W % vector_lanes(ar) == 0
     ar2 = ar[: n * W].reshape((n, W))
     ai2 = ai[: n * W].reshape((n, W))
@@ -611,8 +515,6 @@ def _columns(ar, ai, br, bi, n, W, radices, twr, twi, offs):
                 _simd3(xr, xi, yr, yi, l, s, W, twr, twi, offs[t])
             else:
                 _simd5(xr, xi, yr, yi, l, s, W, twr, twi, offs[t])
-        elif r == 8:
-            _radix8(xr2, xi2, yr2, yi2, l, s, W, twr, twi, offs[t])
         elif r == 4:
             _radix4(xr2, xi2, yr2, yi2, l, s, W, twr, twi, offs[t])
         elif r == 2:
@@ -974,6 +876,28 @@ def next_smooth(n: int, even: bool = False) -> int:
         if is_smooth(m) and (not even or m % 2 == 0):
             return m
         m += 1
+
+
+def is_fast(n: int) -> bool:
+    """Whether a length runs entirely on the SIMD butterflies: 5-smooth, and either short
+    (rows as lanes) or with a four-step split whose factors are whole SIMD blocks."""
+    if not is_smooth(n):
+        return False
+    if n <= SHORT:
+        return True
+    n1, n2 = _split(n)
+    return n1 % _BLOCK == 0 and n2 % _BLOCK == 0
+
+
+def fast_length(m: int) -> int:
+    """The smallest :func:`is_fast` length ``>= m`` (a power of two at most: for lengths the
+    caller may choose, e.g. Bluestein's convolution: 1080 = 24 x 45 runs the scalar
+    butterflies, 1280 = 16 x 80 the SIMD ones)."""
+    m = max(1, int(m))
+    cap = 1 << (m - 1).bit_length()
+    while m < cap and not is_fast(m):
+        m = next_smooth(m + 1)
+    return min(m, cap)
 
 
 def rows(x: np.ndarray, n: int, inverse: bool, serial: bool = False,

@@ -41,6 +41,7 @@ FAMILY = Family(
     kernels=(
         Kernel("fft", {
             "is_smooth": ("n",),
+            "fast_length": ("m",),
             "c2c": ("x", "inverse", "out"),
             "r2c": ("x",),
             "c2r": ("X", "n"),

@@ -22,12 +22,17 @@ from __future__ import annotations
 import cupy
 import numpy as np
 
-__all__ = ["c2c", "c2r", "is_smooth", "r2c"]
+__all__ = ["c2c", "c2r", "fast_length", "is_smooth", "r2c"]
 
 
 def is_smooth(n: int) -> bool:
     """Whether cuFFT runs length ``n`` directly: every ``n >= 1`` (it plans each length)."""
     return n >= 1
+
+
+def fast_length(m: int) -> int:
+    """``m`` itself: cuFFT plans every length (the CPU engine's rule picks SIMD-friendly ones)."""
+    return max(1, int(m))
 
 
 def c2c(x: cupy.ndarray, inverse: bool = False, out: cupy.ndarray | None = None) -> cupy.ndarray:
