@@ -332,10 +332,11 @@ _C2C_DOC = """Return the {what} discrete Fourier transform of ``x`` along ``axis
     the engine directly (a batch of rows in the four-step / Stockham scheme of
     :mod:`structlin._cpu.fft`: radix-8/4/2/3/5 stages as explicit SIMD butterflies, the row's
     tiles in L2, parallel over rows), in about ``5 n log2(n)`` flops per row; a real input of
-    even length runs the half-length complex transform, split in its store pass. Any other length runs Bluestein's
-    algorithm [1]_: with ``jk = (j^2 + k^2 - (k - j)^2) / 2`` the transform is a circular
-    convolution with the chirp ``exp(+-i pi j^2 / n)``, computed by three engine transforms
-    of a 5-smooth length ``m >= 2n - 1`` (the chirp's spectrum cached per length and dtype),
+    even length runs the half-length complex transform, split in its store pass. Any other
+    length runs Bluestein's algorithm [1]_: with ``jk = (j^2 + k^2 - (k - j)^2) / 2`` the
+    transform is a circular convolution with the chirp ``exp(+-i pi j^2 / n)``, computed by
+    three engine transforms of a length ``m >= 2n - 1`` that runs on the SIMD butterflies
+    throughout (the chirp's spectrum cached per length and dtype),
     about 6 times the cost of a smooth length. Accuracy: a few ulps times ``log2(n)`` relative
     to the largest output (float32 computed in float32). CuPy input runs
     ``cupyx.scipy.fft.{name}`` (cuFFT).
