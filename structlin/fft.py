@@ -170,20 +170,23 @@ def _bluestein_plan(n: int, cdt: str, inverse: bool) -> tuple[int, np.ndarray, n
     return out
 
 
-def _c2c_rows(z: np.ndarray, inverse: bool) -> np.ndarray:
+def _c2c_rows(z: np.ndarray, inverse: bool, scale: float = 1.0) -> np.ndarray:
+    """The transform of each row times ``scale`` (folded into the engine's store pass)."""
     b, n = z.shape
     if b == 0 or n == 1:
-        return z.copy()
+        y = z.copy()
+        _scale(y, scale)
+        return y
     eng = _engine()
     if eng.is_smooth(n):
-        return eng.c2c(z, inverse)
+        return eng.c2c(z, inverse, None, scale)
     # Bluestein: jk = (j^2 + k^2 - (k-j)^2) / 2 turns the DFT into a convolution with a chirp
     m, chirp, spectrum = _bluestein_plan(n, z.dtype.str, inverse)
     a = np.zeros((b, m), z.dtype)
     np.multiply(z, chirp, out=a[:, :n])
     A = eng.c2c(a)
     A *= spectrum
-    y = eng.c2c(A, True, a)
+    y = eng.c2c(A, True, a, scale)
     return np.multiply(y[:, :n], chirp)
 
 
@@ -198,20 +201,20 @@ def _r2c_rows(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(_c2c_rows(x.astype(_complex_of(x.dtype)), False)[:, :h])
 
 
-def _c2r_rows(X: np.ndarray, n: int) -> np.ndarray:
-    """``n`` times ``numpy.fft.irfft(X, n)`` of rows ``X`` of ``n // 2 + 1`` entries."""
+def _c2r_rows(X: np.ndarray, n: int, scale: float = 1.0) -> np.ndarray:
+    """``scale * n`` times ``numpy.fft.irfft(X, n)`` of rows ``X`` of ``n // 2 + 1`` entries."""
     b = X.shape[0]
     if b == 0:
         return np.empty((0, n), _real_of(X.dtype))
     eng = _engine()
     if n % 2 == 0 and eng.is_smooth(n):
-        return eng.c2r(X, n)
+        return eng.c2r(X, n, scale)
     h = n // 2
     full = np.empty((b, n), X.dtype)
     full[:, : h + 1] = X
     full[:, h + 1:] = np.conj(X[:, 1: n - h][:, ::-1])
     # the real part drops the imaginary parts of X[0] (and X[n/2]) as the engine does
-    return np.ascontiguousarray(_c2c_rows(full, True).real)
+    return np.ascontiguousarray(_c2c_rows(full, True, scale).real)
 
 
 def _fit_rows(a: Any, n: int, dtype: np.dtype, xp: Any = np) -> tuple[Any, tuple[int, ...]]:
@@ -260,10 +263,10 @@ def _c2c_public(x, n, axis, norm, overwrite_x, workers, plan, inverse):
             y[:, h + 1:] = np.conj(half[:, 1:h][:, ::-1])
             if inverse:
                 np.conjugate(y, out=y)
+            _scale(y, _factor(norm, n, inverse))
         else:
             rows, batch = _fit_rows(a, n, cdt)
-            y = _c2c_rows(rows, inverse)
-    _scale(y, _factor(norm, n, inverse))
+            y = _c2c_rows(rows, inverse, _factor(norm, n, inverse))
     y = y.reshape(*batch, n)
     return y if last else np.moveaxis(y, -1, axis)
 
@@ -533,8 +536,7 @@ def irfft(x: Any, n: int | None = None, axis: int = -1, norm: str | None = None,
     with _workers_context(workers):
         rows, batch = _fit_rows(x if axis == x.ndim - 1 else np.moveaxis(x, axis, -1),
                                 n // 2 + 1, np.dtype(cdt))
-        y = _c2r_rows(rows, n)
-    _scale(y, _factor(norm, n, True))
+        y = _c2r_rows(rows, n, _factor(norm, n, True))
     y = y.reshape(*batch, n)
     return y if axis == x.ndim - 1 else np.moveaxis(y, -1, axis)
 
@@ -621,9 +623,9 @@ def _row_ops(xp):
     if xp is np:
         return _c2c_rows, _r2c_rows, _c2r_rows
     eng = kernels(xp, "fft")
-    return (lambda z, inverse: eng.c2c(xp.ascontiguousarray(z), inverse),
+    return (lambda z, inverse: eng.c2c(xp.ascontiguousarray(z), inverse, None, 1.0),
             lambda x: eng.r2c(xp.ascontiguousarray(x)),
-            lambda X, n: eng.c2r(xp.ascontiguousarray(X), n))
+            lambda X, n: eng.c2r(xp.ascontiguousarray(X), n, 1.0))
 
 
 def _r2r_array_ops(xp, kind: str, x, type: int, fct: float, ortho: bool):

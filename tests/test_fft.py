@@ -190,9 +190,9 @@ def test_workers_one_runs_single_threaded_and_restores_the_pool():
     seen = []
     real_c2c = slfft._c2c_rows
 
-    def spy(z, inverse):
+    def spy(z, inverse, scale=1.0):
         seen.append(numba.get_num_threads())
-        return real_c2c(z, inverse)
+        return real_c2c(z, inverse, scale)
 
     with mock.patch.object(slfft, "_c2c_rows", spy):
         y1 = slfft.fft(x, workers=1)

@@ -687,24 +687,24 @@ def _fused_rows(u2, pre2, has_pre, Kf, has_K, kmat, H, r0, r1, nfft, offset, D, 
             X[2 * f + 1] = xr * kim + xi * kre
         _eng._load_c2r(X, ar, ai, rtwr, rtwi)
         fr, fi = _eng._long_core(ar, ai, br, bi, P)
-        _eng._store_pairs(X, fr, fi, -1.0)
+        _eng._store_pairs(X, fr, fi, -1.0, scale)
         orow = out2[r]
         if has_D:
             d = D[c]
             if has_post:
                 gr = post2[r]
                 for t in range(L):
-                    orow[t] = gr[t] * (X[t + offset] * scale + d * ur[t])
+                    orow[t] = gr[t] * (X[t + offset] + d * ur[t])
             else:
                 for t in range(L):
-                    orow[t] = X[t + offset] * scale + d * ur[t]
+                    orow[t] = X[t + offset] + d * ur[t]
         elif has_post:
             gr = post2[r]
             for t in range(L):
-                orow[t] = gr[t] * (X[t + offset] * scale)
+                orow[t] = gr[t] * (X[t + offset])
         else:
             for t in range(L):
-                orow[t] = X[t + offset] * scale
+                orow[t] = X[t + offset]
 
 
 @njit(cache=True, parallel=True)

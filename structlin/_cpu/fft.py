@@ -639,10 +639,13 @@ def _c2r_scalar(Xrow, pr, pi, wr, wi, k0, k1):
 
 
 @njit(cache=True, fastmath=_FM)
-def _store_pairs(orow, pr, pi, sign):
+def _store_pairs(orow, pr, pi, sign, scale):
+    """Interleave the planes into ``orow`` times ``scale`` (the imaginary parts times ``sign``:
+    the inverse's final conjugation); the normalization costs no pass of its own."""
+    si = sign * scale
     for j in range(pr.shape[0]):
-        orow[2 * j] = pr[j]
-        orow[2 * j + 1] = sign * pi[j]
+        orow[2 * j] = scale * pr[j]
+        orow[2 * j + 1] = si * pi[j]
 
 
 @njit(cache=True, fastmath=_FM)
@@ -697,7 +700,7 @@ def _long_core(ar, ai, br, bi, P):
 
 
 @njit(cache=True, fastmath=_FM, nogil=True)
-def _long_rows(x, out, r0, r1, mode, sign, P, rtwr, rtwi):
+def _long_rows(x, out, r0, r1, mode, sign, scale, P, rtwr, rtwi):
     n = P[0] * P[1]
     ar, ai, br, bi = _scratch(n, P[3])
     for row in range(r0, r1):
@@ -709,11 +712,11 @@ def _long_rows(x, out, r0, r1, mode, sign, P, rtwr, rtwi):
         if mode == R2C:
             _store_r2c(out[row], fr, fi, rtwr, rtwi)
         else:
-            _store_pairs(out[row], fr, fi, sign)
+            _store_pairs(out[row], fr, fi, sign, scale)
 
 
 @njit(cache=True, parallel=True)
-def long_rows(x, out, mode, sign, P, rtwr, rtwi, nchunks):
+def long_rows(x, out, mode, sign, scale, P, rtwr, rtwi, nchunks):
     """Rows of ``x`` (floats: complex pairs, real rows, or Hermitian half spectra by ``mode``)
     transformed by the four-step scheme into ``out`` (floats), in ``nchunks`` parallel chunks."""
     b = x.shape[0]
@@ -722,11 +725,11 @@ def long_rows(x, out, mode, sign, P, rtwr, rtwi, nchunks):
         r0 = ch * per
         r1 = min(b, r0 + per)
         if r0 < r1:
-            _long_rows(x, out, r0, r1, mode, sign, P, rtwr, rtwi)
+            _long_rows(x, out, r0, r1, mode, sign, scale, P, rtwr, rtwi)
 
 
 @njit(cache=True, fastmath=_FM, nogil=True)
-def _short_blocks(x, out, k0, k1, mode, sign, rad, twr, twi, off, rtwr, rtwi):
+def _short_blocks(x, out, k0, k1, mode, sign, scale, rad, twr, twi, off, rtwr, rtwi):
     b = x.shape[0]
     n = rad_length(rad)
     R = LANES_ROWS
@@ -758,7 +761,7 @@ def _short_blocks(x, out, k0, k1, mode, sign, rad, twr, twi, off, rtwr, rtwi):
             if mode == R2C:
                 _store_r2c(out[r0 + k], pr, pi, rtwr, rtwi)
             else:
-                _store_pairs(out[r0 + k], pr, pi, sign)
+                _store_pairs(out[r0 + k], pr, pi, sign, scale)
 
 
 @njit(cache=True, inline="always")
@@ -770,7 +773,7 @@ def rad_length(rad):
 
 
 @njit(cache=True, parallel=True)
-def short_rows(x, out, mode, sign, rad, twr, twi, off, rtwr, rtwi, nchunks):
+def short_rows(x, out, mode, sign, scale, rad, twr, twi, off, rtwr, rtwi, nchunks):
     """Rows of length ``n <= SHORT``: ``R`` rows at a time transposed into an ``(n, R)`` tile,
     one column transform for all of them (``x``, ``out`` as in :func:`long_rows`)."""
     b = x.shape[0]
@@ -781,7 +784,7 @@ def short_rows(x, out, mode, sign, rad, twr, twi, off, rtwr, rtwi, nchunks):
         k0 = ch * per
         k1 = min(nblocks, k0 + per)
         if k0 < k1:
-            _short_blocks(x, out, k0, k1, mode, sign, rad, twr, twi, off, rtwr, rtwi)
+            _short_blocks(x, out, k0, k1, mode, sign, scale, rad, twr, twi, off, rtwr, rtwi)
 
 
 # ------------------------------------------------------------------ entry points (the engine's API)
@@ -793,7 +796,7 @@ def _chunks(rows: int) -> int:
 
 
 def _run(x2: np.ndarray, out2: np.ndarray, h: int, mode: int, sign: float, n_real: int,
-         force_serial: bool = False) -> None:
+         force_serial: bool = False, scale: float = 1.0) -> None:
     """Transform the rows of the float views ``x2`` into ``out2``: complex length ``h``.
 
     Below :data:`structlin._cpu._schedule.SERIAL_ELEMENTS` elements, or with one Numba thread,
@@ -810,7 +813,7 @@ def _run(x2: np.ndarray, out2: np.ndarray, h: int, mode: int, sign: float, n_rea
     rtw = p.mid if mode == C2C else real_twiddles(n_real, x2.dtype.str)
     serial = force_serial or x2.size < SERIAL_ELEMENTS or numba.get_num_threads() == 1
     if p.short:
-        args = (mode, sign, p.rad1, p.tw1[0], p.tw1[1], p.tw1[2], rtw[0], rtw[1])
+        args = (mode, sign, scale, p.rad1, p.tw1[0], p.tw1[1], p.tw1[2], rtw[0], rtw[1])
         nblocks = (b + LANES_ROWS - 1) // LANES_ROWS
         if serial:
             _short_blocks(x2, out2, 0, nblocks, *args)
@@ -820,10 +823,10 @@ def _run(x2: np.ndarray, out2: np.ndarray, h: int, mode: int, sign: float, n_rea
         return
     P = p.packed
     if serial:
-        _long_rows(x2, out2, 0, b, mode, sign, P, rtw[0], rtw[1])
+        _long_rows(x2, out2, 0, b, mode, sign, scale, P, rtw[0], rtw[1])
         return
     with threads_for(x2.size):
-        long_rows(x2, out2, mode, sign, P, rtw[0], rtw[1], _chunks(b))
+        long_rows(x2, out2, mode, sign, scale, P, rtw[0], rtw[1], _chunks(b))
 
 
 @functools.lru_cache(maxsize=64)
@@ -834,16 +837,18 @@ def real_twiddles(n: int, dtype_str: str) -> tuple[np.ndarray, np.ndarray]:
     return w.real.astype(f), w.imag.astype(f)
 
 
-def c2c(x: np.ndarray, inverse: bool = False, out: np.ndarray | None = None) -> np.ndarray:
+def c2c(x: np.ndarray, inverse: bool = False, out: np.ndarray | None = None,
+        scale: float = 1.0) -> np.ndarray:
     """Unnormalized complex DFT of each row of ``x`` (2-D, C-contiguous, complex64/complex128,
     5-smooth length): ``sum_j x[j] e^(-+2 pi i j k / n)`` (``-`` forward, ``+`` inverse).
     ``out`` may be ``x`` itself (in place: each row is read into the tile before it is
-    written)."""
+    written). The result is multiplied by ``scale`` in the store pass (a normalization at no
+    extra pass)."""
     n = x.shape[1]
     if out is None:
         out = np.empty_like(x)
     f = x.real.dtype
-    _run(x.view(f), out.view(f), n, C2C, -1.0 if inverse else 1.0, 0)
+    _run(x.view(f), out.view(f), n, C2C, -1.0 if inverse else 1.0, 0, scale=scale)
     return out
 
 
@@ -856,13 +861,13 @@ def r2c(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def c2r(X: np.ndarray, n: int) -> np.ndarray:
+def c2r(X: np.ndarray, n: int, scale: float = 1.0) -> np.ndarray:
     """Unnormalized inverse of :func:`r2c`: ``sum_k X[k] e^(+2 pi i j k / n)`` over the full
     Hermitian spectrum (``n`` times ``numpy.fft.irfft``); the imaginary parts of ``X[:, 0]``
-    and ``X[:, n // 2]`` are ignored."""
+    and ``X[:, n // 2]`` are ignored. The result is multiplied by ``scale`` in the store pass."""
     f = X.real.dtype
     out = np.empty((X.shape[0], n), dtype=f)
-    _run(X.view(f), out, n // 2, C2R, -1.0, n)
+    _run(X.view(f), out, n // 2, C2R, -1.0, n, scale=scale)
     return out
 
 

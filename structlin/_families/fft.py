@@ -42,9 +42,9 @@ FAMILY = Family(
         Kernel("fft", {
             "is_smooth": ("n",),
             "fast_length": ("m",),
-            "c2c": ("x", "inverse", "out"),
+            "c2c": ("x", "inverse", "out", "scale"),
             "r2c": ("x",),
-            "c2r": ("X", "n"),
+            "c2r": ("X", "n", "scale"),
         }),
         # the DCT/DST passes around one engine transform; CuPy input runs the same algorithms
         # as array operations on cuFFT (structlin.fft._r2r_array_ops), so no GPU kernels

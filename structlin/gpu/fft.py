@@ -35,13 +35,14 @@ def fast_length(m: int) -> int:
     return max(1, int(m))
 
 
-def c2c(x: cupy.ndarray, inverse: bool = False, out: cupy.ndarray | None = None) -> cupy.ndarray:
+def c2c(x: cupy.ndarray, inverse: bool = False, out: cupy.ndarray | None = None,
+        scale: float = 1.0) -> cupy.ndarray:
     """Unnormalized complex DFT of each row of ``x`` (2-D, C-contiguous, complex64/complex128):
     ``sum_j x[j] e^(-+2 pi i j k / n)`` (``-`` forward, ``+`` inverse), same dtype as ``x``.
 
     ``out`` (same shape and dtype, not aliasing ``x``) receives the result, which is also
     returned; cuFFT writes a new array that is then copied into it (``cupy.fft`` takes no
-    output argument)."""
+    output argument). ``scale`` multiplies the result (an elementwise pass on the device)."""
     if x.shape[0] == 0 or x.shape[1] == 0:
         y = cupy.empty_like(x)
     elif inverse:
@@ -49,6 +50,8 @@ def c2c(x: cupy.ndarray, inverse: bool = False, out: cupy.ndarray | None = None)
         y = cupy.fft.ifft(x, axis=-1, norm="forward")
     else:
         y = cupy.fft.fft(x, axis=-1)
+    if scale != 1.0:
+        y *= scale
     if out is None:
         return y
     out[...] = y
@@ -64,11 +67,15 @@ def r2c(x: cupy.ndarray) -> cupy.ndarray:
     return cupy.fft.rfft(x, axis=-1)
 
 
-def c2r(X: cupy.ndarray, n: int) -> cupy.ndarray:
+def c2r(X: cupy.ndarray, n: int, scale: float = 1.0) -> cupy.ndarray:
     """Unnormalized inverse of :func:`r2c`: ``sum_k X[k] e^(+2 pi i j k / n)`` over the full
     Hermitian spectrum (``n`` times ``numpy.fft.irfft``) of each row of ``X`` (2-D, C-contiguous,
     ``(B, n // 2 + 1)``); float32 for complex64, float64 for complex128. The imaginary parts of
-    ``X[:, 0]`` and (``n`` even) ``X[:, n // 2]`` are ignored; ``X`` is not modified."""
+    ``X[:, 0]`` and (``n`` even) ``X[:, n // 2]`` are ignored; ``X`` is not modified.
+    ``scale`` multiplies the result."""
     if X.shape[0] == 0:
         return cupy.empty((0, n), dtype=X.real.dtype)
-    return cupy.fft.irfft(X, n=n, axis=-1, norm="forward")
+    y = cupy.fft.irfft(X, n=n, axis=-1, norm="forward")
+    if scale != 1.0:
+        y *= scale
+    return y
