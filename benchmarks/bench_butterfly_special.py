@@ -9,8 +9,9 @@ Work counts, per row of length ``n = 2**L``:
   call (a user must do it).
 - DCT/DST types 2 and 3: a complex butterfly of size ``n`` (``5 n L``) per real row; type 4 one
   of size ``n/2``. SciPy's ``dct``/``dst`` are counted ``2.5 n L`` (a real FFT).
-- circulant product: three butterflies of size ``n`` (spectrum of ``c`` and the two FFTs),
-  ``15 n L`` per row counted as for the FFT; baselines: the FFT convolution
+- circulant product: three FFTs of size ``n`` (spectrum of ``c`` and the two transforms of the
+  rows; real FFTs on structlin.fft's engine since issue 13, no longer butterflies), counted
+  ``15 n L`` per row as for complex FFTs; baselines: the FFT convolution
   ``ifft(fft(c) * fft(x))`` with ``scipy.fft`` (workers=-1) and the dense product with
   ``scipy.linalg.circulant(c)`` (``2 n^2`` flops per row, real).
 

@@ -1,8 +1,10 @@
-"""The DCT and DST (types 2, 3, 4) through the DFT butterfly, and their pieces for fine-tuning.
+"""The DCT and DST (types 2, 3, 4) and their pieces as butterflies, for fine-tuning.
 
-:func:`dct` / :func:`dst`: a gather (Makhoul's permutation with the bit reversal folded in), the
-DFT butterfly (:func:`structlin.butterfly_dft`, applied by :func:`structlin.butterfly_multiply`),
-then a diagonal and a real part; the pieces are returned by :func:`butterfly_dct` /
+:func:`dct` / :func:`dst` (and their VJPs): on NumPy input, Makhoul's algorithm on the FFT
+engine of :mod:`structlin.fft` (a reordering, one real transform, a twiddle pass); on CuPy
+input, a gather (Makhoul's permutation with the bit reversal folded in), the DFT butterfly
+(:func:`structlin.butterfly_dft`, applied by :func:`structlin.butterfly_multiply`), then a
+diagonal and a real part. The butterfly pieces are returned by :func:`butterfly_dct` /
 :func:`butterfly_dst` (a :class:`DCTButterfly`) and applied by :func:`dct_butterfly_multiply`,
 so that they can be fine-tuned. The gathers are the kernels ``butterfly_special`` (one concept:
 the fused gathers and diagonals around the butterfly).

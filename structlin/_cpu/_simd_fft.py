@@ -145,11 +145,14 @@ def _vector_ptr(context, builder, aty, arr, offset):
 
 
 @cache
-def stage_block(r: int, twiddled: bool):
+def stage_block(r: int, twiddled: bool | str):
     """Intrinsic ``(xr, xi, yr, yi, i0, istep, o0, ostep, twr, twi, t0)`` for radix ``r``: with
     ``a_j`` the lanes at ``x[i0 + j istep]`` (real and imaginary planes, flat 1-D arrays),
     store ``w_k DFT_r(a)_k`` at ``y[o0 + k ostep]`` where ``w_k = tw[t0 + k - 1]`` (``k >= 1``)
-    when ``twiddled`` and 1 otherwise (the last stage of a transform)."""
+    when ``twiddled`` and 1 otherwise (the last stage of a transform). ``twiddled="lanes"``
+    (the last stage of the four-step's first pass): every output is multiplied lane by lane by
+    the vector of ``tw`` at its own offset ``o0 + k ostep`` (the four-step twiddles
+    ``w_n^(k1 j2)``, laid out like the tile), which saves the twiddle pass."""
 
     @intrinsic
     def _stage(typingctx, xr, xi, yr, yi, i0, istep, o0, ostep, twr, twi, t0):
@@ -184,12 +187,16 @@ def stage_block(r: int, twiddled: bool):
             twi_ary = context.make_array(tys[9])(context, builder, a_twi)
             for k in range(r):
                 y = out[k]
-                if k and twiddled:
+                off = builder.add(v_o0, builder.mul(v_os, ir.Constant(v_os.type, k)))
+                if twiddled == "lanes":
+                    wr = _load_vec(context, builder, tys[8], a_twr, off, align)
+                    wi = _load_vec(context, builder, tys[9], a_twi, off, align)
+                    y = c.twiddle(y, wr, wi)
+                elif k and twiddled:
                     at = builder.add(v_t0, ir.Constant(v_t0.type, k - 1))
                     wr = builder.load(builder.gep(twr_ary.data, [at]))
                     wi = builder.load(builder.gep(twi_ary.data, [at]))
                     y = c.twiddle(y, c.splat(wr), c.splat(wi))
-                off = builder.add(v_o0, builder.mul(v_os, ir.Constant(v_os.type, k)))
                 s1 = builder.store(y[0], _vector_ptr(context, builder, tys[2], a_yr, off))
                 s2 = builder.store(y[1], _vector_ptr(context, builder, tys[3], a_yi, off))
                 s1.align = align

@@ -364,10 +364,11 @@ def _radix5(xr, xi, yr, yi, l, s, W, twr, twi, off):
 
 _B2 = stage_block(2, True)
 _B2_LAST = stage_block(2, False)
+_B2_MID = stage_block(2, "lanes")
 
 
 @njit(cache=True)
-def _simd2(xr, xi, yr, yi, l, s, W, twr, twi, off):
+def _simd2(xr, xi, yr, yi, l, s, W, twr, twi, off, midr, midi, fuse):
     m = l // 2
     ist = s * m * W
     ost = s * W
@@ -375,7 +376,10 @@ def _simd2(xr, xi, yr, yi, l, s, W, twr, twi, off):
         for q in range(s):
             base = q * W
             for c in range(0, W, vector_lanes(xr)):
-                _B2_LAST(xr, xi, yr, yi, base + c, ist, base + c, ost, twr, twi, off)
+                if fuse:
+                    _B2_MID(xr, xi, yr, yi, base + c, ist, base + c, ost, midr, midi, 0)
+                else:
+                    _B2_LAST(xr, xi, yr, yi, base + c, ist, base + c, ost, twr, twi, off)
         return
     for p in range(m):
         t = off + 1 * p
@@ -388,10 +392,11 @@ def _simd2(xr, xi, yr, yi, l, s, W, twr, twi, off):
 
 _B3 = stage_block(3, True)
 _B3_LAST = stage_block(3, False)
+_B3_MID = stage_block(3, "lanes")
 
 
 @njit(cache=True)
-def _simd3(xr, xi, yr, yi, l, s, W, twr, twi, off):
+def _simd3(xr, xi, yr, yi, l, s, W, twr, twi, off, midr, midi, fuse):
     m = l // 3
     ist = s * m * W
     ost = s * W
@@ -399,7 +404,10 @@ def _simd3(xr, xi, yr, yi, l, s, W, twr, twi, off):
         for q in range(s):
             base = q * W
             for c in range(0, W, vector_lanes(xr)):
-                _B3_LAST(xr, xi, yr, yi, base + c, ist, base + c, ost, twr, twi, off)
+                if fuse:
+                    _B3_MID(xr, xi, yr, yi, base + c, ist, base + c, ost, midr, midi, 0)
+                else:
+                    _B3_LAST(xr, xi, yr, yi, base + c, ist, base + c, ost, twr, twi, off)
         return
     for p in range(m):
         t = off + 2 * p
@@ -412,10 +420,11 @@ def _simd3(xr, xi, yr, yi, l, s, W, twr, twi, off):
 
 _B4 = stage_block(4, True)
 _B4_LAST = stage_block(4, False)
+_B4_MID = stage_block(4, "lanes")
 
 
 @njit(cache=True)
-def _simd4(xr, xi, yr, yi, l, s, W, twr, twi, off):
+def _simd4(xr, xi, yr, yi, l, s, W, twr, twi, off, midr, midi, fuse):
     m = l // 4
     ist = s * m * W
     ost = s * W
@@ -423,7 +432,10 @@ def _simd4(xr, xi, yr, yi, l, s, W, twr, twi, off):
         for q in range(s):
             base = q * W
             for c in range(0, W, vector_lanes(xr)):
-                _B4_LAST(xr, xi, yr, yi, base + c, ist, base + c, ost, twr, twi, off)
+                if fuse:
+                    _B4_MID(xr, xi, yr, yi, base + c, ist, base + c, ost, midr, midi, 0)
+                else:
+                    _B4_LAST(xr, xi, yr, yi, base + c, ist, base + c, ost, twr, twi, off)
         return
     for p in range(m):
         t = off + 3 * p
@@ -436,10 +448,11 @@ def _simd4(xr, xi, yr, yi, l, s, W, twr, twi, off):
 
 _B5 = stage_block(5, True)
 _B5_LAST = stage_block(5, False)
+_B5_MID = stage_block(5, "lanes")
 
 
 @njit(cache=True)
-def _simd5(xr, xi, yr, yi, l, s, W, twr, twi, off):
+def _simd5(xr, xi, yr, yi, l, s, W, twr, twi, off, midr, midi, fuse):
     m = l // 5
     ist = s * m * W
     ost = s * W
@@ -447,7 +460,10 @@ def _simd5(xr, xi, yr, yi, l, s, W, twr, twi, off):
         for q in range(s):
             base = q * W
             for c in range(0, W, vector_lanes(xr)):
-                _B5_LAST(xr, xi, yr, yi, base + c, ist, base + c, ost, twr, twi, off)
+                if fuse:
+                    _B5_MID(xr, xi, yr, yi, base + c, ist, base + c, ost, midr, midi, 0)
+                else:
+                    _B5_LAST(xr, xi, yr, yi, base + c, ist, base + c, ost, twr, twi, off)
         return
     for p in range(m):
         t = off + 4 * p
@@ -460,10 +476,11 @@ def _simd5(xr, xi, yr, yi, l, s, W, twr, twi, off):
 
 _B8 = stage_block(8, True)
 _B8_LAST = stage_block(8, False)
+_B8_MID = stage_block(8, "lanes")
 
 
 @njit(cache=True)
-def _simd8(xr, xi, yr, yi, l, s, W, twr, twi, off):
+def _simd8(xr, xi, yr, yi, l, s, W, twr, twi, off, midr, midi, fuse):
     m = l // 8
     ist = s * m * W
     ost = s * W
@@ -471,7 +488,10 @@ def _simd8(xr, xi, yr, yi, l, s, W, twr, twi, off):
         for q in range(s):
             base = q * W
             for c in range(0, W, vector_lanes(xr)):
-                _B8_LAST(xr, xi, yr, yi, base + c, ist, base + c, ost, twr, twi, off)
+                if fuse:
+                    _B8_MID(xr, xi, yr, yi, base + c, ist, base + c, ost, midr, midi, 0)
+                else:
+                    _B8_LAST(xr, xi, yr, yi, base + c, ist, base + c, ost, twr, twi, off)
         return
     for p in range(m):
         t = off + 7 * p
@@ -483,11 +503,12 @@ def _simd8(xr, xi, yr, yi, l, s, W, twr, twi, off):
 
 
 @njit(cache=True, fastmath=_FM)
-def _columns(ar, ai, br, bi, n, W, radices, twr, twi, offs):
+def _columns(ar, ai, br, bi, n, W, radices, twr, twi, offs, midr, midi, fuse):
     """Transform the ``W`` columns of the ``(n, W)`` split tile in ``(ar, ai)`` (flat planes);
     return 0 when the result is in ``(ar, ai)`` and 1 when it is in ``(br, bi)``. Whole vector
     blocks go through the SIMD butterflies; other widths through the loop-vectorized ones (no
-    radix 8 there: :func:`factor` gives one only for whole-block widths)."""
+    radix 8 there: :func:`factor` gives one only for whole-block widths). ``fuse`` (whole
+    blocks only): the last stage also multiplies by the tile-shaped twiddles ``midr, midi``."""
     simd = W % vector_lanes(ar) == 0
     ar2 = ar[: n * W].reshape((n, W))
     ai2 = ai[: n * W].reshape((n, W))
@@ -506,15 +527,15 @@ def _columns(ar, ai, br, bi, n, W, radices, twr, twi, offs):
             xr2, xi2, yr2, yi2 = br2, bi2, ar2, ai2
         if simd:
             if r == 8:
-                _simd8(xr, xi, yr, yi, l, s, W, twr, twi, offs[t])
+                _simd8(xr, xi, yr, yi, l, s, W, twr, twi, offs[t], midr, midi, fuse)
             elif r == 4:
-                _simd4(xr, xi, yr, yi, l, s, W, twr, twi, offs[t])
+                _simd4(xr, xi, yr, yi, l, s, W, twr, twi, offs[t], midr, midi, fuse)
             elif r == 2:
-                _simd2(xr, xi, yr, yi, l, s, W, twr, twi, offs[t])
+                _simd2(xr, xi, yr, yi, l, s, W, twr, twi, offs[t], midr, midi, fuse)
             elif r == 3:
-                _simd3(xr, xi, yr, yi, l, s, W, twr, twi, offs[t])
+                _simd3(xr, xi, yr, yi, l, s, W, twr, twi, offs[t], midr, midi, fuse)
             else:
-                _simd5(xr, xi, yr, yi, l, s, W, twr, twi, offs[t])
+                _simd5(xr, xi, yr, yi, l, s, W, twr, twi, offs[t], midr, midi, fuse)
         elif r == 4:
             _radix4(xr2, xi2, yr2, yi2, l, s, W, twr, twi, offs[t])
         elif r == 2:
@@ -685,15 +706,18 @@ def _r2c_scalar(orow, pr, pi, wr, wi, k0, k1):
 def _long_core(ar, ai, br, bi, P):
     """The four-step transform of the row in planes ``(ar, ai)``; returns the planes holding it."""
     n1, n2, rad1, tw1r, tw1i, off1, rad2, tw2r, tw2i, off2, midr, midi = P
-    side = _columns(ar, ai, br, bi, n1, n2, rad1, tw1r, tw1i, off1)
+    # whole-block columns: the four-step twiddles ride on the first pass's last stage
+    fused = n2 % vector_lanes(ar) == 0
+    side = _columns(ar, ai, br, bi, n1, n2, rad1, tw1r, tw1i, off1, midr, midi, fused)
     if side == 0:
         sr, si, dr, di = ar, ai, br, bi
     else:
         sr, si, dr, di = br, bi, ar, ai
-    _twiddle(sr, si, midr, midi)
+    if not fused:
+        _twiddle(sr, si, midr, midi)
     _transpose(sr, dr, n1, n2)
     _transpose(si, di, n1, n2)
-    side = _columns(dr, di, sr, si, n2, n1, rad2, tw2r, tw2i, off2)
+    side = _columns(dr, di, sr, si, n2, n1, rad2, tw2r, tw2i, off2, midr, midi, False)
     if side == 0:
         return dr, di
     return sr, si
@@ -748,7 +772,7 @@ def _short_blocks(x, out, k0, k1, mode, sign, scale, rad, twr, twi, off, rtwr, r
                 _load_pairs(x[r0 + k], pr, pi, sign)
         _transpose(tr, ar, R, n)
         _transpose(ti, ai, R, n)
-        side = _columns(ar, ai, br, bi, n, R, rad, twr, twi, off)
+        side = _columns(ar, ai, br, bi, n, R, rad, twr, twi, off, twr, twi, False)
         if side == 0:
             _transpose(ar, tr, n, R)
             _transpose(ai, ti, n, R)

@@ -1098,8 +1098,8 @@ def circulant_operator(c: Any) -> LinearOperator:
     ----------
     c : array_like, shape (n,)
         The first column, ``C[i, j] = c[(i - j) mod n]``; ``n`` a power of two up to ``2**24``
-        (the butterfly kernels of :func:`structlin.circulant_multiply`; for another length use
-        :func:`toeplitz_operator`, whose FFT length is free).
+        (the length rule of :func:`structlin.circulant_multiply`, which runs on the FFT engine;
+        for another length use :func:`toeplitz_operator`, whose FFT length is free).
 
     Returns
     -------
